@@ -1,0 +1,1 @@
+"""Localization from activation maps: temporal segments (video) and boxes (image)."""

@@ -1,0 +1,1 @@
+"""Evaluation metrics: temporal detection mAP, classification mAP, WSOL box accuracy."""

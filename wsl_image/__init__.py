@@ -1,0 +1,1 @@
+"""Weakly-supervised object localization: CAM with marginalized average aggregation."""

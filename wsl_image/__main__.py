@@ -1,0 +1,5 @@
+import sys
+
+from wsl_image.cli import main
+
+sys.exit(main())

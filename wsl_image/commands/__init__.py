@@ -1,0 +1,1 @@
+"""Sub-commands of ``wsl-image``; one module each."""

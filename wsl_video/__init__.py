@@ -1,0 +1,1 @@
+"""Temporal action localization with MAAN on pre-extracted I3D features."""

@@ -1,0 +1,25 @@
+"""The ``wsl-video`` command: weakly-supervised temporal action localization."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from wsl.utils.cli import run_cli
+
+COMMANDS = {
+    "train": "wsl_video.commands.train",
+    "detect": "wsl_video.commands.detect",
+    "evaluate": "wsl_video.commands.evaluate",
+    "demo": "wsl_video.commands.demo",
+    "plot": "wsl_video.commands.plot",
+    "make-sim": "wsl_video.commands.make_sim",
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_cli(
+        "wsl-video",
+        "Weakly-supervised temporal action localization (MAAN and baselines) on I3D features.",
+        COMMANDS,
+        argv,
+    )

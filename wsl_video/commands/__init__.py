@@ -1,0 +1,1 @@
+"""Sub-commands of ``wsl-video``; one module each."""
