@@ -14,7 +14,7 @@ For each test video (paper Sec. 2.4 and 3.1):
 
 from __future__ import annotations
 
-from typing import Dict, List, NamedTuple, Tuple
+from typing import Dict, List, NamedTuple, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -36,11 +36,22 @@ class VideoPrediction(NamedTuple):
 
 
 class DatasetPrediction(NamedTuple):
-    """detections: video -> [(class_id, start_s, end_s, score)]; scores (ndarray[N, K]) in video order."""
+    """detections: video -> [(class_id, start_s, end_s, score)]; scores (ndarray[N, K]) in ``names`` order."""
 
     detections: Dict[str, List[Detection]]
     scores: np.ndarray
     names: List[str]
+
+    def results(self, classes: Sequence[str]) -> Dict[str, List[dict]]:
+        """ActivityNet ``results``: video -> [{"label", "segment": [start, end], "score"}]."""
+        return {video: [{"label": classes[c], "segment": [float(s), float(e)], "score": float(score)}
+                        for c, s, e, score in rows]
+                for video, rows in self.detections.items()}
+
+    def video_scores(self, classes: Sequence[str]) -> Dict[str, Dict[str, float]]:
+        """video -> {label: probability}, for classification mAP."""
+        return {video: {label: float(p) for label, p in zip(classes, row)}
+                for video, row in zip(self.names, self.scores)}
 
 
 def shifted_uniform_snippets(num_snippets: int, num_segments: int, num_samples: int) -> np.ndarray:

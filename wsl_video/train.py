@@ -22,6 +22,7 @@ import torch
 
 from wsl.utils.io import atomic_save, atomic_write_json, atomic_write_text
 from wsl_video.config import RunConfig, config_to_dict, load_config, save_config
+from wsl_video.inference import DatasetPrediction
 from wsl_video.model import TemporalLocalizer, weak_label_loss
 
 __all__ = ["resolve_device", "open_data", "build_model", "train", "load_run", "evaluate_run",
@@ -149,10 +150,12 @@ def _checkpoint(model, optimizer, rng, iteration: int, config: RunConfig, classe
 
 
 def train(config: RunConfig, out_dir: str | Path, *, resume: bool = False, evaluate: bool = True,
-          progress: bool = True, echo: Callable[[str], None] | None = None) -> Dict[str, Any]:
+          progress: bool = True, echo: Callable[[str], None] | None = None, train_set=None,
+          test_set=None) -> Dict[str, Any]:
     """Train (or resume) a run in ``out_dir``; evaluate it on the test subset unless ``evaluate`` is False.
 
-    Returns the metrics (empty when not evaluated).
+    ``train_set`` / ``test_set`` are already opened datasets matching ``config.data`` (opened from the
+    config when None). Returns the metrics (empty when not evaluated).
     """
     from tqdm import tqdm
 
@@ -166,7 +169,7 @@ def train(config: RunConfig, out_dir: str | Path, *, resume: bool = False, evalu
         if not checkpoint_path.is_file():
             raise FileNotFoundError(f"cannot resume: no checkpoint at {checkpoint_path}")
         state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
-    train_set = open_data(config, "train")
+    train_set = train_set if train_set is not None else open_data(config, "train")
     out_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, out_dir / CONFIG_FILE)
     log = _Log(out_dir / LOG_FILE, echo)
@@ -225,7 +228,7 @@ def train(config: RunConfig, out_dir: str | Path, *, resume: bool = False, evalu
         log(f"nothing to train: checkpoint is at iteration {start} of {iterations}")
     if not evaluate:
         return {}
-    metrics = evaluate_run(model, config, out_dir, progress=progress)
+    metrics = evaluate_run(model, config, out_dir, dataset=test_set, progress=progress)
     summary = ", ".join(f"{k} {100 * metrics[k]:.1f}" for k in ("average_mAP", "cls_mAP") if k in metrics)
     log(f"test: {summary}")
     return metrics
@@ -251,34 +254,33 @@ def load_run(run_dir: str | Path,
     return config, model.to(device).eval(), state
 
 
-def evaluate_predictions(dataset, prediction, tiou_thresholds) -> Dict[str, Any]:
-    """Detection mAP (official ActivityNet protocol) and classification mAP of a dataset prediction."""
+def evaluate_predictions(dataset, prediction: DatasetPrediction, tiou_thresholds) -> Dict[str, Any]:
+    """Detection mAP (ActivityNet protocol, THUMOS14 ambiguous segments ignored) and classification mAP."""
     from wsl.metrics import classification_map, detection_map
-    from wsl_video.detections import to_predictions
 
-    predictions = to_predictions(prediction.detections, dataset.classes)
+    predictions = {"results": prediction.results(dataset.classes)}
     metrics = dict(detection_map(dataset.ground_truth(), predictions, list(tiou_thresholds),
-                                 ambiguous=getattr(dataset, "ambiguous", None)))
+                                 ambiguous=getattr(dataset, "ambiguous", None) or None))
     metrics["cls_mAP"] = float(classification_map(prediction.scores, dataset.label_matrix()))
     metrics["num_videos"] = len(dataset)
     return metrics
 
 
-def write_prediction(path: str | Path, dataset, prediction) -> None:
-    """ActivityNet-format detections JSON with the video-level class scores."""
+def write_prediction(path: str | Path, dataset, prediction: DatasetPrediction) -> None:
+    """ActivityNet-format detections JSON with the video-level class probabilities."""
     from wsl_video.detections import write_detections
 
-    video_scores = {name: prediction.scores[i].tolist() for i, name in enumerate(prediction.names)}
-    write_detections(path, prediction.detections, classes=dataset.classes, video_scores=video_scores)
+    write_detections(path, prediction.results(dataset.classes),
+                     video_scores=prediction.video_scores(dataset.classes))
 
 
 def evaluate_run(model: TemporalLocalizer, config: RunConfig, out_dir: str | Path, *, subset: str = "test",
-                 data_root: str | None = None, progress: bool = True) -> Dict[str, Any]:
-    """Predict ``subset`` and write ``detections.json`` and ``metrics.json`` into ``out_dir``."""
+                 dataset=None, data_root: str | None = None, progress: bool = True) -> Dict[str, Any]:
+    """Predict ``subset`` (or the given ``dataset``) and write ``detections.json`` and ``metrics.json``."""
     from wsl_video.inference import predict_dataset
 
     out_dir = Path(out_dir)
-    dataset = open_data(config, subset, data_root)
+    dataset = dataset if dataset is not None else open_data(config, subset, data_root)
     prediction = predict_dataset(model, dataset, config.inference, config.train.num_segments,
                                  progress=progress)
     write_prediction(out_dir / DETECTIONS_FILE, dataset, prediction)
