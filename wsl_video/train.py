@@ -255,11 +255,19 @@ def load_run(run_dir: str | Path,
 
 
 def evaluate_predictions(dataset, prediction: DatasetPrediction, tiou_thresholds) -> Dict[str, Any]:
-    """Detection mAP (ActivityNet protocol, THUMOS14 ambiguous segments ignored) and classification mAP."""
+    """Detection mAP (ActivityNet protocol, THUMOS14 ambiguous segments ignored) and classification mAP.
+
+    As in the official evaluation, only classes with ground truth in ``dataset`` are averaged, so
+    detections of classes absent from it (possible on a small subset) are left out.
+    """
     from wsl.metrics import classification_map, detection_map
 
-    predictions = {"results": prediction.results(dataset.classes)}
-    metrics = dict(detection_map(dataset.ground_truth(), predictions, list(tiou_thresholds),
+    ground_truth = dataset.ground_truth()
+    database = ground_truth["database"]
+    present = {a["label"] for entry in database.values() for a in entry.get("annotations", [])}
+    results = {video: [d for d in rows if d["label"] in present]
+               for video, rows in prediction.results(dataset.classes).items()}
+    metrics = dict(detection_map(ground_truth, {"results": results}, list(tiou_thresholds),
                                  ambiguous=getattr(dataset, "ambiguous", None) or None))
     metrics["cls_mAP"] = float(classification_map(prediction.scores, dataset.label_matrix()))
     metrics["num_videos"] = len(dataset)
