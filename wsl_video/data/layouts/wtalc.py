@@ -57,7 +57,7 @@ def _read_annotations(folder: Path) -> tuple[list[str], dict[str, Entry]]:
             if not (np.isfinite(start) and np.isfinite(end)) or end < start:
                 raise ValueError(f"{where}: invalid segment [{start}, {end}]")
             annotations.append((start, end, label))
-        duration = None if duration is None else float(duration)
+        duration = None if duration is None or not np.isfinite(float(duration)) else float(duration)
         entries[name] = Entry(name, subset, duration, annotations, [])
     return classes, entries
 
