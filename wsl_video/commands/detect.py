@@ -17,6 +17,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    if not Path(args.run).is_dir():
+        raise FileNotFoundError(f"run directory not found: {args.run}")
     from wsl_video.inference import predict_dataset
     from wsl_video.train import load_run, open_data, write_prediction
 
