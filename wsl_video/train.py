@@ -229,7 +229,8 @@ def train(config: RunConfig, out_dir: str | Path, *, resume: bool = False, evalu
     if not evaluate:
         return {}
     metrics = evaluate_run(model, config, out_dir, dataset=test_set, progress=progress)
-    summary = ", ".join(f"{k} {100 * metrics[k]:.1f}" for k in ("average_mAP", "cls_mAP") if k in metrics)
+    average = "average_mAP_0.1_0.7" if "average_mAP_0.1_0.7" in metrics else "average_mAP"
+    summary = ", ".join(f"{key} {100 * metrics[key]:.1f}" for key in (average, "cls_mAP"))
     log(f"test: {summary}")
     return metrics
 

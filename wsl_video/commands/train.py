@@ -13,8 +13,8 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", choices=("thumos14", "activitynet", "thumos14-sim"), default=None,
                         help="dataset (default thumos14)")
     parser.add_argument("--data-root", default=None, help="folder with the features and annotations")
-    parser.add_argument("--layout", choices=("auto", "wtalc", "bas", "acm"), default=None,
-                        help="THUMOS14 feature layout (default auto-detect)")
+    parser.add_argument("--layout", choices=("auto", "wtalc", "bas", "acm", "activitynet"), default=None,
+                        help="feature layout on disk (default auto-detect)")
     parser.add_argument("--streams", choices=("two", "joint"), default=None,
                         help="separate RGB and flow models fused 0.5/0.5 (two), or one on the joint vector")
     parser.add_argument("--test-videos", type=int, choices=(212, 210), default=None,
