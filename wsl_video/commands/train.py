@@ -34,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 5e-4)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     parser.add_argument("--device", default=None, help="auto (cuda if available), cpu, cuda, cuda:1, ...")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="read training features from disk every time instead of keeping them in memory")
     parser.add_argument("--config", default=None, help="YAML config (same format as DIR/config.yaml)")
     parser.add_argument("--out", required=True, help="run directory")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
@@ -81,6 +83,8 @@ def config_from_args(args: argparse.Namespace):
         value = getattr(args, key)
         if value is not None:
             setattr(config.train, key, value)
+    if args.no_cache:
+        config.train.cache_features = False
     return config.resolved()
 
 
