@@ -118,11 +118,11 @@ def _sample_batch(features: _Features, videos: np.ndarray, num_segments: int, rn
 
 
 class _Log:
-    """``train.log``, rewritten atomically on every line (it is small)."""
+    """``train.log``, rewritten atomically on every line (it is small); ``append`` keeps earlier lines."""
 
-    def __init__(self, path: Path, echo: Callable[[str], None] | None) -> None:
+    def __init__(self, path: Path, echo: Callable[[str], None] | None, append: bool) -> None:
         self.path = path
-        self.lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+        self.lines = path.read_text(encoding="utf-8").splitlines() if append and path.is_file() else []
         self.echo = echo
 
     def __call__(self, message: str) -> None:
@@ -172,7 +172,7 @@ def train(config: RunConfig, out_dir: str | Path, *, resume: bool = False, evalu
     train_set = train_set if train_set is not None else open_data(config, "train")
     out_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, out_dir / CONFIG_FILE)
-    log = _Log(out_dir / LOG_FILE, echo)
+    log = _Log(out_dir / LOG_FILE, echo, append=resume)
 
     feature_dims = dict(train_set.feature_dims)
     torch.manual_seed(config.train.seed)
