@@ -229,3 +229,14 @@ def test_validation_can_be_switched_off():
         maa_weights(p)  # no check, no error
     with pytest.raises(ValueError):
         maa_weights(p)
+
+
+def test_torch_compile_fullgraph():
+    """No graph break: no Python loop over positions, no data-dependent branch while tracing."""
+    x = torch.randn(2, 4, 10, requires_grad=True)
+    p = torch.rand(2, 10, requires_grad=True)
+    compiled = torch.compile(marginalized_average, backend="aot_eager", fullgraph=True)
+    out = compiled(x, p)
+    torch.testing.assert_close(out, marginalized_average(x, p))
+    out.sum().backward()
+    assert torch.isfinite(p.grad).all()
