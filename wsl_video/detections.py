@@ -43,9 +43,13 @@ def _number(value: Any, where: str) -> float:
 
 
 def _segment(value: Any, where: str) -> list[float]:
-    if not isinstance(value, (list, tuple)) or len(value) != 2:
-        raise ValueError(f"{where}: 'segment' must be [start, end], got {value!r}")
-    start, end = _number(value[0], where), _number(value[1], where)
+    try:
+        if isinstance(value, (str, bytes, Mapping)) or len(value) != 2:
+            raise TypeError
+        start, end = value[0], value[1]
+    except (TypeError, KeyError, IndexError):
+        raise ValueError(f"{where}: 'segment' must be [start, end], got {value!r}") from None
+    start, end = _number(start, where), _number(end, where)
     if end < start:
         raise ValueError(f"{where}: segment end {end} is before its start {start}")
     return [start, end]
