@@ -55,24 +55,43 @@ def _segment(value: Any, where: str) -> list[float]:
     return [start, end]
 
 
+def _check_detection(entry: Any, where: str) -> dict:
+    """Validate one detection with precise messages (slow path)."""
+    if not isinstance(entry, Mapping) or not {"label", "segment", "score"} <= set(entry):
+        raise ValueError(f"{where}: each detection needs 'label', 'segment' and 'score'")
+    return {
+        "label": str(entry["label"]),
+        "segment": _segment(entry["segment"], where),
+        "score": _number(entry["score"], f"{where}: score"),
+    }
+
+
 def _clean_results(results: Any, where: str) -> dict[str, list[dict]]:
     if not isinstance(results, Mapping):
         raise ValueError(f"{where}: 'results' must be an object mapping video ids to lists of detections")
     clean = {}
+    infinity = math.inf
     for video, entries in results.items():
         at = f"{where}: video {video}"
         if not isinstance(entries, (list, tuple)):
             raise ValueError(f"{at}: detections must be a list")
         rows = []
         for entry in entries:
-            if not isinstance(entry, Mapping) or not {"label", "segment", "score"} <= set(entry):
-                raise ValueError(f"{at}: each detection needs 'label', 'segment' and 'score'")
+            # Fast path for well-formed entries; the slow path explains what is wrong.
+            try:
+                label, segment, score = entry["label"], entry["segment"], entry["score"]
+                if len(segment) != 2 or isinstance(segment, (str, bytes, dict)) or score.__class__ is bool:
+                    raise ValueError
+                score = float(score)
+                start, end = float(segment[0]), float(segment[1])
+            except (TypeError, KeyError, ValueError, IndexError):
+                rows.append(_check_detection(entry, at))
+                continue
+            if not (-infinity < start <= end < infinity and -infinity < score < infinity):
+                rows.append(_check_detection(entry, at))
+                continue
             rows.append(
-                {
-                    "label": str(entry["label"]),
-                    "segment": _segment(entry["segment"], at),
-                    "score": _number(entry["score"], f"{at}: score"),
-                }
+                {"label": label if label.__class__ is str else str(label), "segment": [start, end], "score": score}
             )
         clean[str(video)] = rows
     return clean
@@ -86,8 +105,7 @@ def _clean_video_scores(video_scores: Any, where: str) -> dict[str, dict[str, fl
         if not isinstance(scores, Mapping):
             raise ValueError(f"{where}: video {video}: video scores must map labels to numbers")
         clean[str(video)] = {
-            str(label): _number(score, f"{where}: video {video}: score of {label}")
-            for label, score in scores.items()
+            str(label): _number(score, f"{where}: video {video}: score of {label}") for label, score in scores.items()
         }
     return clean
 
