@@ -116,9 +116,7 @@ class TestDetectionFiles:
         with pytest.raises(ValueError, match="gt.json.*database"):
             load_ground_truth(write_json(tmp_path / "gt.json", {"results": {}}))
         with pytest.raises(ValueError, match="p.json.*video v9"):
-            load_detections(
-                write_json(tmp_path / "p.json", {"results": {"v9": [{"label": "a", "segment": [1]}]}})
-            )
+            load_detections(write_json(tmp_path / "p.json", {"results": {"v9": [{"label": "a", "segment": [1]}]}}))
         with pytest.raises(ValueError, match="g.json.*video v1.*number"):
             load_ground_truth(
                 write_json(
@@ -152,9 +150,7 @@ class TestEvaluateCommand:
         # Non-THUMOS names: ActivityNet thresholds; no "test" subset: validation.
         np.testing.assert_allclose(metrics["tiou_thresholds"], np.linspace(0.5, 0.95, 10))
         assert metrics["subset"] == "validation"
-        expected = detection_map(
-            GROUND_TRUTH, {"results": RESULTS}, np.linspace(0.5, 0.95, 10), subset="validation"
-        )
+        expected = detection_map(GROUND_TRUTH, {"results": RESULTS}, np.linspace(0.5, 0.95, 10), subset="validation")
         np.testing.assert_allclose(metrics["mAP"], expected["mAP"])
         assert metrics["average_mAP"] == pytest.approx(expected["average_mAP"])
         assert set(metrics["per_class_ap"]) == {"run", "jump"}
@@ -171,12 +167,7 @@ class TestEvaluateCommand:
         amb.write_text("v1 45.0 46.0\n")
         out = tmp_path / "m.json"
         args = ["evaluate", "--ground-truth", gt, "--predictions", pred, "--output", str(out)]
-        assert (
-            main(
-                args + ["--tiou-thresholds", "0.1:0.1:0.7", "--ambiguous", str(amb), "--subset", "validation"]
-            )
-            == 0
-        )
+        assert main(args + ["--tiou-thresholds", "0.1:0.1:0.7", "--ambiguous", str(amb), "--subset", "validation"]) == 0
         metrics = json.loads(out.read_text())
         assert metrics["tiou_thresholds"] == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
         assert "classification_mAP" not in metrics
@@ -254,6 +245,26 @@ class TestEvaluateCommand:
                 ],
                 "'fly'",
             ),
+            (
+                [
+                    "--ground-truth",
+                    gt,
+                    "--predictions",
+                    write_json(
+                        tmp_path / "seg.json", {"results": {"v2": [{"label": "run", "segment": [3, 1], "score": 1}]}}
+                    ),
+                ],
+                "seg.json: prediction in video v2: segment end",
+            ),
+            (
+                [
+                    "--ground-truth",
+                    gt,
+                    "--predictions",
+                    write_json(tmp_path / "key.json", {"results": {"v1": [{"label": "run", "segment": [0, 1]}]}}),
+                ],
+                "key.json: prediction in video v1 needs",
+            ),
             (["--ground-truth", gt, "--predictions", pred, "--subset", "test"], "no subset 'test'"),
             (
                 ["--ground-truth", gt, "--predictions", pred, "--tiou-thresholds", "0.5,abc"],
@@ -283,7 +294,5 @@ class TestEvaluateCommand:
             "assert 'torch' not in sys.modules, 'torch was imported'\n"
         )
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
-        completed = subprocess.run(
-            [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
-        )
+        completed = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
         assert completed.returncode == 0, completed.stderr

@@ -18,8 +18,9 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, Union
+from typing import Any, Union
 
 from wsl.utils.io import atomic_write_json
 
@@ -149,17 +150,29 @@ def _read_json(path: PathLike, what: str) -> Any:
         raise ValueError(f"{path}: not a UTF-8 text file") from None
 
 
-def load_detections(path: PathLike) -> tuple[dict[str, list[dict]], dict[str, dict[str, float]] | None]:
+def load_detections(
+    path: PathLike, *, validate: bool = True
+) -> tuple[dict[str, list[dict]], dict[str, dict[str, float]] | None]:
     """Read an ActivityNet-format detection file.
+
+    Args:
+        path: JSON file with ``results`` (and optionally ``video_scores``).
+        validate: check and normalise every detection (float numbers, string labels). With False
+            only the top-level structure is checked and ``results`` is returned as read, for callers
+            that validate it themselves (:func:`wsl.metrics.detection_map` does).
 
     Returns:
         ``(results, video_scores)``: results ``{video: [{"label", "segment": [start, end],
-        "score"}]}`` with float numbers, and the optional ``video_scores`` (None when absent).
+        "score"}]}`` and the optional ``video_scores`` (None when absent).
     """
     data = _read_json(path, "detections")
-    if not isinstance(data, Mapping) or "results" not in data:
+    if not isinstance(data, dict) or "results" not in data:
         raise ValueError(f"{path}: not a detection file (missing 'results')")
-    results = _clean_results(data["results"], str(path))
+    results = data["results"]
+    if validate:
+        results = _clean_results(results, str(path))
+    elif not isinstance(results, dict) or not all(isinstance(entries, list) for entries in results.values()):
+        raise ValueError(f"{path}: 'results' must be an object mapping video ids to lists of detections")
     video_scores = data.get("video_scores")
     if video_scores is not None:
         video_scores = _clean_video_scores(video_scores, str(path))

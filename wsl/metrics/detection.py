@@ -26,7 +26,8 @@ sequential part only runs over the rank of a prediction inside its (class, video
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
