@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -72,9 +74,7 @@ class TestDetectionMap:
         # kept. In b, [0,10] only touches [10,12] (zero intersection): still a FP.
         # X at 0.5: TP TP FP -> AP 1. X at 0.6: TP FP FP -> AP 1/2.
         np.testing.assert_allclose(metrics["per_class_ap"]["X"], [1.0, 0.5])
-        reference = detection_map_reference(
-            HAND_GT, HAND_PRED, [0.5, 0.6], subset="test", ambiguous=ambiguous
-        )
+        reference = detection_map_reference(HAND_GT, HAND_PRED, [0.5, 0.6], subset="test", ambiguous=ambiguous)
         np.testing.assert_allclose(metrics["mAP"], reference["mAP"])
 
     def test_tie_rule(self):
@@ -145,25 +145,19 @@ class TestDetectionMap:
         # Every label is known from a "train" video; L3 never appears in the evaluated subsets.
         videos_known = gt_db({"extra": ("train", [(0.0, 1.0, label) for label in labels])})
         gt["database"].update(videos_known["database"])
-        thresholds = list(
-            rng.choice([0.1, 0.3, 0.5, 0.7, 0.9, 1.0], size=int(rng.integers(1, 5)), replace=False)
-        )
+        thresholds = list(rng.choice([0.1, 0.3, 0.5, 0.7, 0.9, 1.0], size=int(rng.integers(1, 5)), replace=False))
         ambiguous = None
         if seed % 2:
             ambiguous = {}
             for _ in range(int(rng.integers(1, 6))):
                 start = float(rng.integers(0, 30))
-                ambiguous.setdefault(str(rng.choice(names)), []).append(
-                    (start, start + float(rng.integers(0, 4)))
-                )
+                ambiguous.setdefault(str(rng.choice(names)), []).append((start, start + float(rng.integers(0, 4))))
         subset = "test" if seed % 3 else None
         got = detection_map(gt, preds(entries), thresholds, subset=subset, ambiguous=ambiguous)
         expected = detection_map_reference(gt, preds(entries), thresholds, subset=subset, ambiguous=ambiguous)
         assert list(got["per_class_ap"]) == list(expected["per_class_ap"])
         for label in got["per_class_ap"]:
-            np.testing.assert_allclose(
-                got["per_class_ap"][label], expected["per_class_ap"][label], atol=1e-12
-            )
+            np.testing.assert_allclose(got["per_class_ap"][label], expected["per_class_ap"][label], atol=1e-12)
         np.testing.assert_allclose(got["mAP"], expected["mAP"], atol=1e-12)
 
     def test_many_per_group(self):
@@ -293,3 +287,34 @@ class TestClassificationMap:
             classification_map(np.array([[np.nan]]), np.array([[1]]))
         with pytest.raises(ValueError, match="no class"):
             classification_map(np.zeros((2, 1)), np.zeros((2, 1)))
+
+
+THUMOS_GT = Path("/work/shared/data/thumos14/gt.json")
+THUMOS_AMBIGUOUS = Path("/work/shared/data/thumos14/wtalc/Thumos14reduced-Annotations/Ambiguous_test.txt")
+
+
+@pytest.mark.skipif(not (THUMOS_GT.is_file() and THUMOS_AMBIGUOUS.is_file()), reason="THUMOS14 files not available")
+def test_thumos14_against_reference():
+    from wsl_video.detections import load_ambiguous, load_ground_truth
+
+    gt = load_ground_truth(THUMOS_GT)
+    ambiguous = load_ambiguous(THUMOS_AMBIGUOUS)
+    rng = np.random.default_rng(0)
+    labels = sorted({a["label"] for entry in gt["database"].values() for a in entry["annotations"]})
+    entries = []
+    for video, entry in gt["database"].items():
+        if entry["subset"] != "test":
+            continue
+        for annotation in entry["annotations"][:8]:
+            start, end = annotation["segment"]
+            start, end = sorted((start + rng.normal(0, 1), end + rng.normal(0, 1)))
+            label = annotation["label"] if rng.random() < 0.8 else labels[rng.integers(len(labels))]
+            entries.append((video, start, end, label, float(np.round(rng.random(), 2))))
+        for start, end in ambiguous.get(video, [])[:2]:
+            entries.append((video, start, end + 1.0, labels[rng.integers(len(labels))], float(rng.random())))
+    thresholds = [0.1, 0.5, 0.7]
+    for amb in (None, ambiguous):
+        got = detection_map(gt, preds(entries), thresholds, subset="test", ambiguous=amb)
+        expected = detection_map_reference(gt, preds(entries), thresholds, subset="test", ambiguous=amb)
+        assert got["num_classes"] == 20
+        np.testing.assert_allclose(got["mAP"], expected["mAP"], atol=1e-12)

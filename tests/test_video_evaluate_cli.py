@@ -296,3 +296,23 @@ class TestEvaluateCommand:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         completed = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
         assert completed.returncode == 0, completed.stderr
+
+
+class TestDefaults:
+    def test_parse_thresholds(self):
+        from wsl_video.commands.evaluate import parse_thresholds
+
+        np.testing.assert_allclose(parse_thresholds("0.5:0.05:0.95"), np.linspace(0.5, 0.95, 10))
+        assert parse_thresholds("0.3, 0.5,0.7") == [0.3, 0.5, 0.7]
+        for bad in ("", "0.5:0:1", "0:0.1", "0.0,0.5", "1.5", "a,b"):
+            with pytest.raises(ValueError, match="--tiou-thresholds"):
+                parse_thresholds(bad)
+
+    def test_dataset_defaults(self):
+        from wsl_video.commands.evaluate import default_subset, is_thumos14
+
+        assert not is_thumos14(GROUND_TRUTH) and default_subset(GROUND_TRUTH) == "validation"
+        thumos = {"version": "", "database": {"video_test_0000004": {"subset": "test", "annotations": []}}}
+        assert is_thumos14(thumos) and default_subset(thumos) == "test"
+        assert is_thumos14({"version": "TH14", "database": {}})
+        assert default_subset({"database": {"a": {"annotations": []}}}) is None
