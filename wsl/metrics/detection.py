@@ -294,8 +294,10 @@ def _interpolated_ap(
     precision = np.zeros_like(tp_cum)
     np.divide(tp_cum, denominator, out=precision, where=included[order] & (denominator > 0))
     # Interpolated precision: maximum precision at this rank or any later rank of the same class.
-    offset = 2.0 * segment_id[:, None]
-    envelope = np.maximum.accumulate((precision - offset)[::-1], axis=0)[::-1] + offset
+    envelope = np.empty_like(precision)
+    segment_end = np.append(segment_start[1:], len(cls))
+    for first, last in zip(segment_start, segment_end):
+        envelope[first:last] = np.maximum.accumulate(precision[first:last][::-1], axis=0)[::-1]
     recall = tp_cum / num_positive[cls][:, None]
     previous = np.vstack([np.zeros((1, num_thr)), recall[:-1]])
     previous[segment_start] = 0.0
