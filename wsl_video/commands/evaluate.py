@@ -69,8 +69,9 @@ def default_subset(ground_truth: dict) -> str | None:
 def _table(metrics: dict, subset: str | None, per_class: bool) -> str:
     thresholds = metrics["tiou_thresholds"]
     width = 7
+    scope = "all videos" if subset is None else f"subset {subset!r}"
     lines = [
-        f"Detection on subset {subset!r}: {metrics['num_classes']} classes, "
+        f"Detection on {scope}: {metrics['num_classes']} classes, "
         f"{metrics['num_ground_truth']} ground-truth segments, {metrics['num_predictions']} predictions",
         "tIoU      " + "".join(f"{t:>{width}.2f}" for t in thresholds),
         "mAP (%)   " + "".join(f"{100 * v:>{width}.2f}" for v in metrics["mAP"]),
