@@ -58,6 +58,11 @@ class TestSegmentsFromCas:
         ]
         np.testing.assert_allclose(proposals, expected)
 
+    def test_past_the_end(self):
+        # Features may cover a little more than the video: a run after the end is dropped.
+        cas = np.array([1.0, 0.0, 0.0, 0.9])
+        np.testing.assert_allclose(segments_from_cas(cas, [0.5], 1.0, duration=3.0), [[0.0, 1.0, 1.0]])
+
     def test_outer_inner(self):
         cas = np.array([0.1, 0.2, 1.0, 1.0, 1.0, 1.0, 0.4, 0.0, 0.0, 0.0])
         # run 2-5 (4 snippets): margin ceil(0.25 * 4) = 1 snippet each side -> outer = {1, 6}
