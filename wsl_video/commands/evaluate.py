@@ -95,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
     from wsl.utils.io import atomic_write_json
     from wsl_video.detections import load_ambiguous, load_detections, load_ground_truth
 
+    thresholds = parse_thresholds(args.tiou_thresholds) if args.tiou_thresholds is not None else None
     ground_truth = load_ground_truth(args.ground_truth)
     # detection_map validates every detection (messages name the video), so skip a second pass.
     results, video_scores = load_detections(args.predictions, validate=False)
@@ -105,9 +106,7 @@ def run(args: argparse.Namespace) -> int:
         subsets = sorted({str(e.get("subset")) for e in ground_truth["database"].values()})
         if args.subset not in subsets:
             raise ValueError(f"{args.ground_truth}: no subset {args.subset!r} (subsets: {', '.join(subsets)})")
-    if args.tiou_thresholds is not None:
-        thresholds = parse_thresholds(args.tiou_thresholds)
-    else:
+    if thresholds is None:
         thresholds = list(THUMOS14_TIOU_THRESHOLDS if is_thumos14(ground_truth) else ACTIVITYNET_TIOU_THRESHOLDS)
 
     try:
