@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import Any
 
 __version__ = "0.1.0"
@@ -18,8 +16,8 @@ _LAZY = {
     "register_aggregator": "wsl.aggregators",
     "refresh_plugins": "wsl.aggregators",
     "class_activation": "wsl.cam",
-    "set_validation": "wsl.validation",
-    "validation": "wsl.validation",
+    "set_validation": "wsl._validation",
+    "validation": "wsl._validation",
 }
 _SUBMODULES = {"functional"}
 
@@ -48,15 +46,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
-
-
-class _LazyModule(types.ModuleType):
-    """Keeps ``wsl.validation`` the context manager when the submodule of the same name is imported."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _LAZY and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _LazyModule

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from wsl.validation import validation_enabled
+from wsl._validation import validation_enabled
 
 
 def check_floating(tensor: torch.Tensor, name: str) -> None:
