@@ -194,8 +194,8 @@ class SimFeatures:
     def generate(self, video: Video) -> dict[str, np.ndarray]:
         """Features of one video: ``{"rgb": ndarray[T, D] float32, "flow": ndarray[T, D] float32}``."""
         cached = self._cache.get(video.name)
-        if cached is not None:
-            return cached
+        if cached is not None:  # copies, so that callers may modify what they get
+            return {stream: array.copy() for stream, array in cached.items()}
         cfg = self.config
         t, d = video.num_snippets, cfg.feature_dim
         # instance layout is shared by both streams (the same action is seen by RGB and flow)
@@ -221,7 +221,7 @@ class SimFeatures:
             draws = pre[None] + cfg.draw_noise * rng.standard_normal((cfg.pooled_draws, t, d))
             out[stream] = np.maximum(draws, 0.0).mean(axis=0).astype(np.float32)
         if cfg.cache:
-            self._cache[video.name] = out
+            self._cache[video.name] = {stream: array.copy() for stream, array in out.items()}
         return out
 
 
