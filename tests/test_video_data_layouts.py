@@ -322,3 +322,16 @@ def test_unknown_video(acm_root):
     ds = open_dataset("thumos14", "test", data_root=acm_root)
     with pytest.raises(KeyError, match="video_test_0000001"):
         ds.features("video_test_0000001")
+
+
+def test_preload(acm_root):
+    ds = open_dataset("thumos14", "train", data_root=acm_root)
+    before = {v.name: ds.features(v.name) for v in ds.videos}
+    assert ds.preload() is ds
+    for path in (acm_root / "train").glob("*.npy"):
+        path.unlink()  # served from memory from now on
+    for name, feats in before.items():
+        after = ds.features(name)
+        assert all(np.array_equal(after[s], feats[s]) for s in ("rgb", "flow"))
+        after["rgb"][:] = -1  # callers get copies
+        assert np.array_equal(ds.features(name)["rgb"], feats["rgb"])

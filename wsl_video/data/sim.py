@@ -197,8 +197,8 @@ class SimFeatures:
     def generate(self, video: Video) -> dict[str, np.ndarray]:
         """Features of one video: ``{"rgb": ndarray[T, D] float32, "flow": ndarray[T, D] float32}``."""
         cached = self._cache.get(video.name)
-        if cached is not None:  # copies, so that callers may modify what they get
-            return {stream: array.copy() for stream, array in cached.items()}
+        if cached is not None:  # FeatureDataset.features hands out copies
+            return cached
         cfg = self.config
         t, d = video.num_snippets, cfg.feature_dim
         strength = self.action_strength(video)
@@ -222,7 +222,7 @@ class SimFeatures:
             draws = pre[None] + cfg.draw_noise * rng.standard_normal((cfg.pooled_draws, t, d))
             out[stream] = np.maximum(draws, 0.0).mean(axis=0).astype(np.float32)
         if cfg.cache:
-            self._cache[video.name] = {stream: array.copy() for stream, array in out.items()}
+            self._cache[video.name] = out
         return out
 
 
