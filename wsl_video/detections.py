@@ -18,8 +18,9 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, Union
+from typing import Any, Union
 
 from wsl.utils.io import atomic_write_json
 
@@ -43,32 +44,55 @@ def _number(value: Any, where: str) -> float:
 
 
 def _segment(value: Any, where: str) -> list[float]:
-    if not isinstance(value, (list, tuple)) or len(value) != 2:
-        raise ValueError(f"{where}: 'segment' must be [start, end], got {value!r}")
-    start, end = _number(value[0], where), _number(value[1], where)
+    try:
+        if isinstance(value, (str, bytes, Mapping)) or len(value) != 2:
+            raise TypeError
+        start, end = value[0], value[1]
+    except (TypeError, KeyError, IndexError):
+        raise ValueError(f"{where}: 'segment' must be [start, end], got {value!r}") from None
+    start, end = _number(start, where), _number(end, where)
     if end < start:
         raise ValueError(f"{where}: segment end {end} is before its start {start}")
     return [start, end]
+
+
+def _check_detection(entry: Any, where: str) -> dict:
+    """Validate one detection with precise messages (slow path)."""
+    if not isinstance(entry, Mapping) or not {"label", "segment", "score"} <= set(entry):
+        raise ValueError(f"{where}: each detection needs 'label', 'segment' and 'score'")
+    return {
+        "label": str(entry["label"]),
+        "segment": _segment(entry["segment"], where),
+        "score": _number(entry["score"], f"{where}: score"),
+    }
 
 
 def _clean_results(results: Any, where: str) -> dict[str, list[dict]]:
     if not isinstance(results, Mapping):
         raise ValueError(f"{where}: 'results' must be an object mapping video ids to lists of detections")
     clean = {}
+    infinity = math.inf
     for video, entries in results.items():
         at = f"{where}: video {video}"
         if not isinstance(entries, (list, tuple)):
             raise ValueError(f"{at}: detections must be a list")
         rows = []
         for entry in entries:
-            if not isinstance(entry, Mapping) or not {"label", "segment", "score"} <= set(entry):
-                raise ValueError(f"{at}: each detection needs 'label', 'segment' and 'score'")
+            # Fast path for well-formed entries; the slow path explains what is wrong.
+            try:
+                label, segment, score = entry["label"], entry["segment"], entry["score"]
+                if len(segment) != 2 or isinstance(segment, (str, bytes, dict)) or score.__class__ is bool:
+                    raise ValueError
+                score = float(score)
+                start, end = float(segment[0]), float(segment[1])
+            except (TypeError, KeyError, ValueError, IndexError):
+                rows.append(_check_detection(entry, at))
+                continue
+            if not (-infinity < start <= end < infinity and -infinity < score < infinity):
+                rows.append(_check_detection(entry, at))
+                continue
             rows.append(
-                {
-                    "label": str(entry["label"]),
-                    "segment": _segment(entry["segment"], at),
-                    "score": _number(entry["score"], f"{at}: score"),
-                }
+                {"label": label if label.__class__ is str else str(label), "segment": [start, end], "score": score}
             )
         clean[str(video)] = rows
     return clean
@@ -82,8 +106,7 @@ def _clean_video_scores(video_scores: Any, where: str) -> dict[str, dict[str, fl
         if not isinstance(scores, Mapping):
             raise ValueError(f"{where}: video {video}: video scores must map labels to numbers")
         clean[str(video)] = {
-            str(label): _number(score, f"{where}: video {video}: score of {label}")
-            for label, score in scores.items()
+            str(label): _number(score, f"{where}: video {video}: score of {label}") for label, score in scores.items()
         }
     return clean
 
@@ -127,17 +150,29 @@ def _read_json(path: PathLike, what: str) -> Any:
         raise ValueError(f"{path}: not a UTF-8 text file") from None
 
 
-def load_detections(path: PathLike) -> tuple[dict[str, list[dict]], dict[str, dict[str, float]] | None]:
+def load_detections(
+    path: PathLike, *, validate: bool = True
+) -> tuple[dict[str, list[dict]], dict[str, dict[str, float]] | None]:
     """Read an ActivityNet-format detection file.
+
+    Args:
+        path: JSON file with ``results`` (and optionally ``video_scores``).
+        validate: check and normalise every detection (float numbers, string labels). With False
+            only the top-level structure is checked and ``results`` is returned as read, for callers
+            that validate it themselves (:func:`wsl.metrics.detection_map` does).
 
     Returns:
         ``(results, video_scores)``: results ``{video: [{"label", "segment": [start, end],
-        "score"}]}`` with float numbers, and the optional ``video_scores`` (None when absent).
+        "score"}]}`` and the optional ``video_scores`` (None when absent).
     """
     data = _read_json(path, "detections")
-    if not isinstance(data, Mapping) or "results" not in data:
+    if not isinstance(data, dict) or "results" not in data:
         raise ValueError(f"{path}: not a detection file (missing 'results')")
-    results = _clean_results(data["results"], str(path))
+    results = data["results"]
+    if validate:
+        results = _clean_results(results, str(path))
+    elif not isinstance(results, dict) or not all(isinstance(entries, list) for entries in results.values()):
+        raise ValueError(f"{path}: 'results' must be an object mapping video ids to lists of detections")
     video_scores = data.get("video_scores")
     if video_scores is not None:
         video_scores = _clean_video_scores(video_scores, str(path))

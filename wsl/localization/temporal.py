@@ -93,7 +93,7 @@ def segments_from_cas(
         thresholds: fractions of the maximum, each in [0, 1].
         seconds_per_snippet: duration covered by one snippet.
         scoring: ``"mean"`` or ``"outer_inner"``.
-        duration: video duration in seconds; segment ends are clipped to it.
+        duration: video duration in seconds; segments are clipped to it (and dropped when empty).
 
     Returns:
         ndarray[P, 3] of (start, end, score), threshold by threshold, runs in temporal order.
@@ -141,10 +141,11 @@ def segments_from_cas(
             score = inner
         start = first * seconds_per_snippet
         end = (last + 1) * seconds_per_snippet
-        if duration is not None:
+        if duration is not None:  # runs that start at or after the end of the video are dropped
             start = np.minimum(start, duration)
             end = np.minimum(end, duration)
-        proposals.append(np.stack([start, end, score], axis=1))
+        proposal = np.stack([start, end, score], axis=1)
+        proposals.append(proposal[end > start])
     if not proposals:
         return np.zeros((0, 3))
     return np.concatenate(proposals, axis=0)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -47,8 +47,7 @@ def _check(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarr
     labels = np.asarray(labels)
     if scores.ndim != 2 or labels.shape != scores.shape:
         raise ValueError(
-            "scores and labels must both have shape (N, K); "
-            f"got {tuple(scores.shape)} and {tuple(labels.shape)}"
+            f"scores and labels must both have shape (N, K); got {tuple(scores.shape)} and {tuple(labels.shape)}"
         )
     if scores.shape[0] == 0:
         raise ValueError("scores and labels are empty (no items)")
@@ -106,9 +105,7 @@ def video_classification_map(
             raise ValueError(f"video_scores of video {video} must map labels to scores")
         for label, score in per_label.items():
             if label not in known:
-                raise ValueError(
-                    f"video_scores of video {video} has label {label!r} unknown to the ground truth"
-                )
+                raise ValueError(f"video_scores of video {video} has label {label!r} unknown to the ground truth")
             if video in row_of and label in column:
                 try:
                     scores[row_of[video], column[label]] = float(score)

@@ -26,7 +26,8 @@ sequential part only runs over the rank of a prediction inside its (class, video
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -96,23 +97,51 @@ def _parse_ground_truth(ground_truth: Mapping, subset: str | None):
     return subset_videos, videos, labels, np.asarray(starts), np.asarray(ends), known_labels
 
 
+def _check_prediction(entry: Any, video: str) -> None:
+    """Raise the precise ValueError for a malformed prediction (slow path)."""
+    entry = _mapping(entry, f"prediction in video {video}")
+    if "label" not in entry or "segment" not in entry or "score" not in entry:
+        raise ValueError(f"prediction in video {video} needs 'label', 'segment' and 'score'")
+    _segment(entry["segment"], f"prediction in video {video}")
+    _float(entry["score"], f"prediction score in video {video}")
+
+
 def _parse_predictions(predictions: Mapping):
+    """Flatten ``{"results": {video: [entry]}}`` into per-prediction lists and arrays."""
     results = _mapping(_mapping(predictions, "predictions").get("results"), "predictions 'results'")
-    videos, labels, starts, ends, scores = [], [], [], [], []
+    video_names, counts, labels, starts, ends, scores = [], [], [], [], [], []
+    infinity = math.inf
     for video, entries in results.items():
         if not isinstance(entries, list):
             raise ValueError(f"predictions for video {video} must be a list")
         for entry in entries:
-            entry = _mapping(entry, f"prediction in video {video}")
-            if "label" not in entry or "segment" not in entry or "score" not in entry:
-                raise ValueError(f"prediction in video {video} needs 'label', 'segment' and 'score'")
-            start, end = _segment(entry["segment"], f"prediction in video {video}")
-            videos.append(video)
-            labels.append(str(entry["label"]))
+            # Fast path; anything unusual is re-checked by _check_prediction for a precise message.
+            try:
+                segment = entry["segment"]
+                if len(segment) != 2:
+                    raise ValueError
+                start, end, score = float(segment[0]), float(segment[1]), float(entry["score"])
+                label = entry["label"]
+            except (TypeError, KeyError, ValueError, IndexError):
+                _check_prediction(entry, video)
+                raise
+            if not (-infinity < start <= end < infinity and -infinity < score < infinity):
+                _check_prediction(entry, video)
+            labels.append(label if label.__class__ is str else str(label))
             starts.append(start)
             ends.append(end)
-            scores.append(_float(entry["score"], f"prediction score in video {video}"))
-    return videos, labels, np.asarray(starts), np.asarray(ends), np.asarray(scores, dtype=np.float64)
+            scores.append(score)
+        video_names.append(video)
+        counts.append(len(entries))
+    videos = np.repeat(np.arange(len(video_names)), counts)
+    return (
+        video_names,
+        videos,
+        labels,
+        np.asarray(starts, dtype=np.float64),
+        np.asarray(ends, dtype=np.float64),
+        np.asarray(scores, dtype=np.float64),
+    )
 
 
 def _overlaps_ambiguous(
@@ -180,9 +209,7 @@ def _match(
     first_pair = np.concatenate([[0], np.cumsum(counts)[:-1]])
     pair_gt = group_first[group[ranked]][pair_owner] + (np.arange(counts.sum()) - first_pair[pair_owner])
     pair_pred = ranked[pair_owner]
-    inter = np.minimum(pred_end[pair_pred], gt_end[pair_gt]) - np.maximum(
-        pred_start[pair_pred], gt_start[pair_gt]
-    )
+    inter = np.minimum(pred_end[pair_pred], gt_end[pair_gt]) - np.maximum(pred_start[pair_pred], gt_start[pair_gt])
     inter = np.clip(inter, 0.0, None)
     union = (pred_end[pair_pred] - pred_start[pair_pred]) + (gt_end[pair_gt] - gt_start[pair_gt]) - inter
     pair_iou = np.zeros_like(inter)
@@ -267,8 +294,10 @@ def _interpolated_ap(
     precision = np.zeros_like(tp_cum)
     np.divide(tp_cum, denominator, out=precision, where=included[order] & (denominator > 0))
     # Interpolated precision: maximum precision at this rank or any later rank of the same class.
-    offset = 2.0 * segment_id[:, None]
-    envelope = np.maximum.accumulate((precision - offset)[::-1], axis=0)[::-1] + offset
+    envelope = np.empty_like(precision)
+    segment_end = np.append(segment_start[1:], len(cls))
+    for first, last in zip(segment_start, segment_end):
+        envelope[first:last] = np.maximum.accumulate(precision[first:last][::-1], axis=0)[::-1]
     recall = tp_cum / num_positive[cls][:, None]
     previous = np.vstack([np.zeros((1, num_thr)), recall[:-1]])
     previous[segment_start] = 0.0
@@ -320,33 +349,33 @@ def detection_map(
     if not ((thresholds > 0) & (thresholds <= 1)).all():
         raise ValueError(f"tiou_thresholds must lie in (0, 1], got {thresholds.tolist()}")
 
-    subset_videos, gt_videos, gt_labels, gt_start, gt_end, known_labels = _parse_ground_truth(
-        ground_truth, subset
-    )
+    subset_videos, gt_videos, gt_labels, gt_start, gt_end, known_labels = _parse_ground_truth(ground_truth, subset)
     if not gt_labels:
         where = f"subset {subset!r}" if subset is not None else "the ground truth"
         raise ValueError(f"no ground-truth annotations in {where}")
     classes = sorted(set(gt_labels))
     class_ids = {label: i for i, label in enumerate(classes)}
-    pred_videos, pred_labels, pred_start, pred_end, pred_score = _parse_predictions(predictions)
-    for video, label in zip(pred_videos, pred_labels):
-        if label not in known_labels:
-            raise ValueError(f"prediction in video {video} has label {label!r} unknown to the ground truth")
+    pred_names, pred_video_pos, pred_labels, pred_start, pred_end, pred_score = _parse_predictions(predictions)
+    unknown = set(pred_labels) - known_labels
+    if unknown:
+        first = next(i for i, label in enumerate(pred_labels) if label in unknown)
+        video, label = pred_names[pred_video_pos[first]], pred_labels[first]
+        raise ValueError(f"prediction in video {video} has label {label!r} unknown to the ground truth")
 
     video_ids: dict[str, int] = {}
     for video in subset_videos:
         video_ids.setdefault(video, len(video_ids))
-    for video in pred_videos:
+    for video in pred_names:
         video_ids.setdefault(video, len(video_ids))
     num_videos = max(len(video_ids), 1)
 
     gt_class = np.asarray([class_ids[label] for label in gt_labels], dtype=np.int64)
     gt_video = np.asarray([video_ids[video] for video in gt_videos], dtype=np.int64)
     # Labels known to the ground truth but absent from the evaluated subset have no class: dropped.
-    evaluated = np.asarray([label in class_ids for label in pred_labels], dtype=bool)
     pred_class = np.asarray([class_ids.get(label, -1) for label in pred_labels], dtype=np.int64)
-    pred_video = np.asarray([video_ids[video] for video in pred_videos], dtype=np.int64)
-    keep = np.flatnonzero(evaluated)
+    name_ids = np.asarray([video_ids[video] for video in pred_names], dtype=np.int64)
+    pred_video = name_ids[pred_video_pos] if len(pred_video_pos) else np.zeros(0, dtype=np.int64)
+    keep = np.flatnonzero(pred_class >= 0)
     pred_class, pred_video = pred_class[keep], pred_video[keep]
     pred_start, pred_end, pred_score = pred_start[keep], pred_end[keep], pred_score[keep]
 
@@ -355,9 +384,7 @@ def detection_map(
     pred_key = pred_class * num_videos + pred_video
     # Ranking of each class: decreasing score, ties in input order (lexsort is stable).
     order = np.lexsort((-pred_score, pred_class))
-    tp = _match(
-        pred_key, order, pred_start, pred_end, gt_key, gt_start[gt_order], gt_end[gt_order], thresholds
-    )
+    tp = _match(pred_key, order, pred_start, pred_end, gt_key, gt_start[gt_order], gt_end[gt_order], thresholds)
     included = np.ones_like(tp)
     if ambiguous:
         overlap = _overlaps_ambiguous(pred_video, pred_start, pred_end, video_ids, ambiguous)

@@ -147,8 +147,7 @@ def detection_map_reference(
             aps.append(interpolated_ap_reference(ranked_hits, num_positive))
         per_class_ap[label] = aps
     mean_ap = [
-        sum(per_class_ap[label][t] for label in per_class_ap) / len(per_class_ap)
-        for t in range(len(tiou_thresholds))
+        sum(per_class_ap[label][t] for label in per_class_ap) / len(per_class_ap) for t in range(len(tiou_thresholds))
     ]
     return {"mAP": mean_ap, "per_class_ap": per_class_ap}
 

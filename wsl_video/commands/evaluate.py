@@ -8,12 +8,8 @@ HELP = "Evaluate detections (ActivityNet format) against ground truth: detection
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--ground-truth", required=True, metavar="GT.json", help="ActivityNet-style annotations"
-    )
-    parser.add_argument(
-        "--predictions", required=True, metavar="PRED.json", help="detections (ActivityNet format)"
-    )
+    parser.add_argument("--ground-truth", required=True, metavar="GT.json", help="ActivityNet-style annotations")
+    parser.add_argument("--predictions", required=True, metavar="PRED.json", help="detections (ActivityNet format)")
     parser.add_argument(
         "--subset", default=None, help="subset to evaluate (default: 'test' if present, else 'validation')"
     )
@@ -30,9 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="THUMOS14 Ambiguous_test.txt: false positives overlapping these segments are ignored",
     )
-    parser.add_argument(
-        "--output", default=None, metavar="METRICS.json", help="write the metrics here (fractions)"
-    )
+    parser.add_argument("--output", default=None, metavar="METRICS.json", help="write the metrics here (fractions)")
     parser.add_argument("--per-class", action="store_true", help="also print the AP of every class")
 
 
@@ -51,9 +45,7 @@ def parse_thresholds(text: str) -> list[float]:
         else:
             values = [float(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise ValueError(
-            f"--tiou-thresholds: cannot parse {text!r} (use 0.1,0.2,... or start:step:stop)"
-        ) from None
+        raise ValueError(f"--tiou-thresholds: cannot parse {text!r} (use 0.1,0.2,... or start:step:stop)") from None
     if not values or not all(0.0 < v <= 1.0 for v in values):
         raise ValueError(f"--tiou-thresholds: thresholds must lie in (0, 1], got {text!r}")
     return [float(v) for v in values]
@@ -64,9 +56,7 @@ def is_thumos14(ground_truth: dict) -> bool:
     version = str(ground_truth.get("version") or "").lower()
     if "th14" in version or "thumos" in version:
         return True
-    return any(
-        str(video).startswith(("video_test_", "video_validation_")) for video in ground_truth["database"]
-    )
+    return any(str(video).startswith(("video_test_", "video_validation_")) for video in ground_truth["database"])
 
 
 def default_subset(ground_truth: dict) -> str | None:
@@ -79,8 +69,9 @@ def default_subset(ground_truth: dict) -> str | None:
 def _table(metrics: dict, subset: str | None, per_class: bool) -> str:
     thresholds = metrics["tiou_thresholds"]
     width = 7
+    scope = "all videos" if subset is None else f"subset {subset!r}"
     lines = [
-        f"Detection on subset {subset!r}: {metrics['num_classes']} classes, "
+        f"Detection on {scope}: {metrics['num_classes']} classes, "
         f"{metrics['num_ground_truth']} ground-truth segments, {metrics['num_predictions']} predictions",
         "tIoU      " + "".join(f"{t:>{width}.2f}" for t in thresholds),
         "mAP (%)   " + "".join(f"{100 * v:>{width}.2f}" for v in metrics["mAP"]),
@@ -89,9 +80,7 @@ def _table(metrics: dict, subset: str | None, per_class: bool) -> str:
         for label, ap in metrics["per_class_ap"].items():
             name = label if len(label) <= 9 else label[:8] + "."
             lines.append(f"{name:<10}" + "".join(f"{100 * v:>{width}.2f}" for v in ap))
-    lines.append(
-        f"average mAP ({thresholds[0]:.2f}-{thresholds[-1]:.2f}): {100 * metrics['average_mAP']:.2f}"
-    )
+    lines.append(f"average mAP ({thresholds[0]:.2f}-{thresholds[-1]:.2f}): {100 * metrics['average_mAP']:.2f}")
     if "average_mAP_0.1_0.7" in metrics:
         lines.append(f"average mAP (0.10-0.70): {100 * metrics['average_mAP_0.1_0.7']:.2f}")
     if "classification_mAP" in metrics:
@@ -106,36 +95,28 @@ def run(args: argparse.Namespace) -> int:
     from wsl.utils.io import atomic_write_json
     from wsl_video.detections import load_ambiguous, load_detections, load_ground_truth
 
+    thresholds = parse_thresholds(args.tiou_thresholds) if args.tiou_thresholds is not None else None
     ground_truth = load_ground_truth(args.ground_truth)
-    results, video_scores = load_detections(args.predictions)
+    # detection_map validates every detection (messages name the video), so skip a second pass.
+    results, video_scores = load_detections(args.predictions, validate=False)
     ambiguous = load_ambiguous(args.ambiguous) if args.ambiguous else None
 
     subset = args.subset if args.subset is not None else default_subset(ground_truth)
     if args.subset is not None:
         subsets = sorted({str(e.get("subset")) for e in ground_truth["database"].values()})
         if args.subset not in subsets:
-            raise ValueError(
-                f"{args.ground_truth}: no subset {args.subset!r} (subsets: {', '.join(subsets)})"
-            )
-    if args.tiou_thresholds is not None:
-        thresholds = parse_thresholds(args.tiou_thresholds)
-    else:
-        thresholds = list(
-            THUMOS14_TIOU_THRESHOLDS if is_thumos14(ground_truth) else ACTIVITYNET_TIOU_THRESHOLDS
-        )
+            raise ValueError(f"{args.ground_truth}: no subset {args.subset!r} (subsets: {', '.join(subsets)})")
+    if thresholds is None:
+        thresholds = list(THUMOS14_TIOU_THRESHOLDS if is_thumos14(ground_truth) else ACTIVITYNET_TIOU_THRESHOLDS)
 
     try:
-        metrics = detection_map(
-            ground_truth, {"results": results}, thresholds, subset=subset, ambiguous=ambiguous
-        )
+        metrics = detection_map(ground_truth, {"results": results}, thresholds, subset=subset, ambiguous=ambiguous)
     except ValueError as error:
         source = args.ground_truth if str(error).startswith("no ground-truth") else args.predictions
         raise ValueError(f"{source}: {error}") from None
     if video_scores is not None:
         try:
-            metrics["classification_mAP"] = video_classification_map(
-                ground_truth, video_scores, subset=subset
-            )
+            metrics["classification_mAP"] = video_classification_map(ground_truth, video_scores, subset=subset)
         except ValueError as error:
             raise ValueError(f"{args.predictions}: {error}") from None
     metrics = {

@@ -92,6 +92,7 @@ class FeatureDataset:
         self.videos = list(videos)
         self.version = version
         self._loader = loader
+        self._preloaded: dict[str, Mapping[str, np.ndarray]] = {}
         self._native_dims = dict(native_dims)
         self._mode = streams
         self._index = {video.name: i for i, video in enumerate(self.videos)}
@@ -146,7 +147,7 @@ class FeatureDataset:
     def features(self, i_or_name: int | str) -> dict[str, np.ndarray]:
         """Features of one video: ``{stream: ndarray[T, D_stream] float32}``; all streams share ``T``."""
         video = self.video(i_or_name)
-        native = self._loader(video)
+        native = self._preloaded.get(video.name) or self._loader(video)
         t = video.num_snippets
         arrays = {}
         for stream, dim in self._native_dims.items():
@@ -155,7 +156,7 @@ class FeatureDataset:
                 raise ValueError(
                     f"{video.name}: {stream} features have shape {array.shape}, expected ({t}, {dim})"
                 )
-            arrays[stream] = array[:t].astype(np.float32, copy=False)
+            arrays[stream] = np.array(array[:t], dtype=np.float32)  # a copy: callers may modify it
         if self._mode == "two":
             if "joint" in arrays:
                 half = self._native_dims["joint"] // 2
@@ -168,6 +169,22 @@ class FeatureDataset:
         if "joint" in arrays:
             return arrays
         return {"joint": np.concatenate([arrays["rgb"], arrays["flow"]], axis=1)}
+
+    def preload(self, progress: Callable | None = None) -> FeatureDataset:
+        """Read every video's features into memory once (later :meth:`features` calls read no file).
+
+        Args:
+            progress: optional wrapper of the loop over videos, e.g. ``tqdm``.
+        """
+        wrap = progress or (lambda iterable, **_: iterable)
+        for video in wrap(self.videos, desc=f"loading {self.name} {self.subset}", unit="video"):
+            if video.name not in self._preloaded:
+                native = self._loader(video)
+                self._preloaded[video.name] = {
+                    stream: np.array(native[stream][: video.num_snippets], dtype=np.float32)
+                    for stream in self._native_dims
+                }
+        return self
 
     # ------------------------------------------------------------------ labels
     def label_matrix(self) -> np.ndarray:

@@ -152,9 +152,12 @@ class SimFeatures:
             "actionness": sparse(cfg.actionness_dims),  # (D,)
         }
 
-    def action_strength(self, video: Video, rng: np.random.Generator) -> np.ndarray:
-        """Per-snippet action amplitude ``ndarray[T, K]`` (strong run + weak rest in each instance)."""
+    def action_strength(self, video: Video) -> np.ndarray:
+        """Per-snippet action amplitude ``ndarray[T, K]``: in each instance one highly discriminative run
+        (``strong_level``) and a weakly discriminative rest; Ambiguous segments at ``ambiguous_level``.
+        Shared by both streams (RGB and flow see the same action)."""
         cfg = self.config
+        rng = np.random.default_rng(_stable_seed(self.seed, video.name, "layout"))
         t = video.num_snippets
         strength = np.zeros((t, len(self.classes)))
         for start, end, label in video.annotations:
@@ -194,13 +197,11 @@ class SimFeatures:
     def generate(self, video: Video) -> dict[str, np.ndarray]:
         """Features of one video: ``{"rgb": ndarray[T, D] float32, "flow": ndarray[T, D] float32}``."""
         cached = self._cache.get(video.name)
-        if cached is not None:
+        if cached is not None:  # FeatureDataset.features hands out copies
             return cached
         cfg = self.config
         t, d = video.num_snippets, cfg.feature_dim
-        # instance layout is shared by both streams (the same action is seen by RGB and flow)
-        layout_rng = np.random.default_rng(_stable_seed(self.seed, video.name, "layout"))
-        strength = self.action_strength(video, layout_rng)
+        strength = self.action_strength(video)
         active = np.minimum(strength.max(axis=1, keepdims=True), 1.0)
         present = np.zeros(len(self.classes))
         for label in video.labels:
@@ -246,5 +247,7 @@ def open_sim(subset: str = "train", *, streams: str = "two", test_videos: int = 
               for entry in chosen]
     generator = SimFeatures(THUMOS14_CLASSES, config, seed, ambiguous)
     dims = {stream: config.feature_dim for stream in STREAMS}
-    return FeatureDataset("thumos14-sim", subset, THUMOS14_CLASSES, videos, generator.generate, dims,
-                          streams=streams, ambiguous=ambiguous, version="thumos14-sim")
+    ds = FeatureDataset("thumos14-sim", subset, THUMOS14_CLASSES, videos, generator.generate, dims,
+                        streams=streams, ambiguous=ambiguous, version="thumos14-sim")
+    ds.simulator = generator  # exposes the class patterns and action layout (for analysis and tests)
+    return ds
