@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import wsl
+from wsl.cam import class_activation
 
 __all__ = ["StreamOutput", "StreamClassifier", "TemporalLocalizer", "weak_label_loss"]
 
@@ -59,7 +60,7 @@ class StreamClassifier(nn.Module):
         """
         x = features.transpose(1, 2)
         attention = self.aggregator(x, mask=mask).attention
-        cas = wsl.cam.class_activation(x, self.classifier.weight, self.classifier.bias, attention=attention)
+        cas = class_activation(x, self.classifier.weight, self.classifier.bias, attention=attention)
         return cas.transpose(1, 2)
 
 
