@@ -159,3 +159,19 @@ def test_end_to_end(tmp_path):
             assert 0.0 <= start < end <= video.duration + 1e-6
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert saved["model"]["aggregator"] == "maa" and saved["data"]["sim"] == SIM
+
+
+def test_summarize_runs_and_table():
+    from wsl_video.plot import format_metrics_table, summarize_runs
+
+    runs = [{"tiou_thresholds": [0.1, 0.5], "mAP": [0.5, 0.1], "average_mAP": 0.3, "cls_mAP": 0.9},
+            {"tiou_thresholds": [0.1, 0.5], "mAP": [0.7, 0.3], "average_mAP": 0.5, "cls_mAP": 0.8}]
+    summary = summarize_runs(runs)
+    assert summary["seeds"] == 2
+    assert summary["mAP"] == pytest.approx([0.6, 0.2])
+    assert summary["mAP_std"] == pytest.approx([0.1 * np.sqrt(2)] * 2)
+    assert summary["cls_mAP_std"] == pytest.approx(0.05 * np.sqrt(2))
+    table = format_metrics_table({"MAAN": summary, "single": runs[0]}).splitlines()
+    assert table[0] == "| Aggregator | 0.1 | 0.5 | avg | Cls mAP |"
+    assert table[2] == "| MAAN | 60.0 ± 14.1 | 20.0 ± 14.1 | 40.0 ± 14.1 | 85.0 ± 7.1 |"
+    assert table[3] == "| single | 50.0 | 10.0 | 30.0 | 90.0 |"

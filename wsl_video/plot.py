@@ -76,7 +76,7 @@ def plot_cas(path: str | Path, sequences: Sequence[Tuple[str, np.ndarray]],
 
 
 def summarize_runs(runs: Sequence[Mapping]) -> dict:
-    """Mean and population std over seeds of the AP per tIoU, the averages and the Cls mAP.
+    """Mean and sample standard deviation (ddof=1) over seeds of the AP per tIoU, the averages and Cls mAP.
 
     runs: metrics dicts (``tiou_thresholds``, ``mAP``, ``average_mAP``, ``cls_mAP``, ...).
     """
@@ -87,7 +87,7 @@ def summarize_runs(runs: Sequence[Mapping]) -> dict:
         if all(key in run for run in runs):
             values = np.array([run[key] for run in runs], dtype=np.float64)
             summary[key] = values.mean(axis=0).tolist()
-            summary[f"{key}_std"] = values.std(axis=0).tolist()
+            summary[f"{key}_std"] = values.std(axis=0, ddof=1 if len(runs) > 1 else 0).tolist()
     return summary
 
 
