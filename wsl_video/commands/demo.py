@@ -10,7 +10,7 @@ HELP = "train MAAN and the paper's baselines on thumos14-sim and print a Table-1
 AGGREGATORS = ("maa", "weighted_sum", "dropout", "norm", "softmax_norm")
 LABELS = {"maa": "MAAN", "weighted_sum": "STPN", "dropout": "Dropout", "norm": "Norm",
           "softmax_norm": "SoftMaxNorm"}
-DEMO_ITERATIONS = 1500
+DEMO_ITERATIONS = 3000
 DEMO_BATCH_SIZE = 16
 DEMO_PLOTS = 3
 # L1 weight on the attention of the unnormalised sums (STPN's sparsity term). STPN's own 1e-4 leaves
