@@ -26,7 +26,7 @@ from wsl_video.inference import DatasetPrediction
 from wsl_video.model import TemporalLocalizer, weak_label_loss
 
 __all__ = ["resolve_device", "open_data", "build_model", "train", "load_run", "evaluate_run",
-           "evaluate_predictions", "CONFIG_FILE", "CHECKPOINT_FILE", "LOG_FILE", "DETECTIONS_FILE",
+           "evaluate_predictions", "jsonable", "CONFIG_FILE", "CHECKPOINT_FILE", "LOG_FILE", "DETECTIONS_FILE",
            "METRICS_FILE"]
 
 CONFIG_FILE = "config.yaml"
@@ -296,15 +296,15 @@ def evaluate_run(model: TemporalLocalizer, config: RunConfig, out_dir: str | Pat
     metrics = evaluate_predictions(dataset, prediction, config.inference.tiou_thresholds)
     metrics = {"dataset": config.data.dataset, "subset": subset, "aggregator": config.model.aggregator,
                **metrics}
-    atomic_write_json(out_dir / METRICS_FILE, _jsonable(metrics))
+    atomic_write_json(out_dir / METRICS_FILE, jsonable(metrics))
     return metrics
 
 
-def _jsonable(value):
+def jsonable(value):
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, np.generic):

@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     import wsl
     from wsl.utils.io import atomic_write_json, atomic_write_text
     from wsl_video.plot import format_metrics_table, plot_runs, summarize_runs
-    from wsl_video.train import _jsonable, open_data, train
+    from wsl_video.train import jsonable, open_data, train
 
     known = set(wsl.list_aggregators())
     for name in args.aggregators:
@@ -76,13 +76,15 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--iterations and --batch-size must be positive")
     out = Path(args.out)
     tic = time.time()
+    data_config = demo_config(args.aggregators[0], args.seeds[0], args)  # the same data for every run
+    train_set, test_set = open_data(data_config, "train"), open_data(data_config, "test")
     per_aggregator = {}
     for aggregator in args.aggregators:
         runs = {}
         for seed in args.seeds:
             config = demo_config(aggregator, seed, args)
             run_dir = out / "runs" / aggregator / f"seed{seed}"
-            runs[seed] = train(config, run_dir, progress=not args.quiet)
+            runs[seed] = train(config, run_dir, progress=not args.quiet, train_set=train_set, test_set=test_set)
             print(f"{LABELS.get(aggregator, aggregator):>12} seed {seed}: "
                   f"avg mAP(0.1:0.7) {100 * runs[seed].get('average_mAP_0.1_0.7', float('nan')):.1f}, "
                   f"Cls mAP {100 * runs[seed]['cls_mAP']:.1f} ({time.time() - tic:.0f} s)", flush=True)
@@ -94,14 +96,13 @@ def run(args: argparse.Namespace) -> int:
             name: {**summarize_runs(list(runs.values())), "per_seed": {str(s): m for s, m in runs.items()}}
             for name, runs in per_aggregator.items()
         }
-    atomic_write_json(out / "summary.json", _jsonable(summary))
+    atomic_write_json(out / "summary.json", jsonable(summary))
     table = format_metrics_table({LABELS.get(name, name): metrics for name, metrics in summary.items()})
     atomic_write_text(out / "table.md", table + "\n")
 
     if args.plots > 0:
         seed = args.seeds[0]
         run_dirs = [out / "runs" / name / f"seed{seed}" for name in args.aggregators]
-        test_set = open_data(demo_config(args.aggregators[0], seed, args), "test")
         videos = [video.name for video in test_set.videos if video.annotations][: args.plots]
         labels = [LABELS.get(name, name) for name in args.aggregators]
         for video in videos:
