@@ -18,11 +18,11 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--streams", choices=("two", "joint"), default=None,
                         help="separate RGB and flow models fused 0.5/0.5 (two), or one on the joint vector")
     parser.add_argument("--test-videos", type=int, choices=(212, 210), default=None,
-                        help="THUMOS14 test set: 212 videos, or 210 without the two mislabelled ones")
+                        help="THUMOS14 test set: all 212 videos, or the 210 without two wrongly annotated ones")
     parser.add_argument("--skip-missing", action="store_true", default=None,
                         help="skip videos whose features are missing instead of failing")
     parser.add_argument("--sim", action="append", default=[], metavar="KEY=VALUE",
-                        help="thumos14-sim simulator override (repeatable), e.g. --sim train_videos=50")
+                        help="thumos14-sim simulator override (repeatable), e.g. --sim videos=50")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
