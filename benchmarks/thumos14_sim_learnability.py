@@ -161,7 +161,8 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--segments", type=int, default=20)
-    parser.add_argument("--sparsity", type=float, default=0.0, help="L1 attention loss weight (STPN)")
+    parser.add_argument("--sparsity", type=float, default=0.01,
+                        help="STPN's L1 attention loss weight, for weighted_sum and dropout only")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--test-videos", type=int, default=None, help="evaluate on the first N test videos")
     parser.add_argument("--sim", type=json.loads, default={}, help="SimConfig overrides as JSON")
@@ -175,7 +176,7 @@ def main() -> None:
         for seed in args.seeds:
             start = time.time()
             models = {s: train(train_ds, s, name, args.iterations, args.batch, args.segments, seed,
-                            args.sparsity)
+                            args.sparsity if name in ("weighted_sum", "dropout") else 0.0)
                       for s in ("rgb", "flow")}
             result = evaluate(models, test_ds, args.segments)
             result["seconds"] = round(time.time() - start, 1)

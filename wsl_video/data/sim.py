@@ -53,7 +53,7 @@ class SimConfig:
     """Fraction of each action instance (one contiguous run) that is highly discriminative."""
     strong_level: float = 1.6
     """Action-pattern amplitude in the highly discriminative run."""
-    weak_level: float = 0.55
+    weak_level: float = 0.65
     """Mean action-pattern amplitude in the rest of the instance (drawn in [0.5, 1.5] x this)."""
     actionness_level: float = 0.5
     """Amplitude of the class-agnostic action pattern inside instances."""
