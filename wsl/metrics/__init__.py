@@ -1,1 +1,4 @@
 """Evaluation metrics: temporal detection mAP, classification mAP, WSOL box accuracy."""
+
+from .classification import average_precision, classification_map, video_classification_map  # noqa: F401
+from .detection import detection_map  # noqa: F401
