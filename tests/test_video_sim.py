@@ -190,3 +190,15 @@ def test_learnability_benchmark_smoke():
     # the benchmark's AP: one detection matching the only ground truth is perfect, a miss scores 0
     assert module.average_precision([("v", 1.0, 2.0, 0.9)], {"v": [(1.0, 2.0)]}, 0.5) == 1.0
     assert module.average_precision([("v", 5.0, 6.0, 0.9)], {"v": [(1.0, 2.0)]}, 0.5) == 0.0
+
+
+def test_make_sim_through_wsl_video_cli(tmp_path):
+    import importlib.util
+
+    from wsl_video import cli
+
+    if any(importlib.util.find_spec(module) is None for module in cli.COMMANDS.values()):
+        pytest.skip("not every wsl-video command is installed yet")
+    out = tmp_path / "sim"
+    assert cli.main(["make-sim", "--layout", "bas", "--out", str(out), "--videos", "1", "--feature-dim", "8"]) == 0
+    assert len(open_dataset("thumos14", "test", data_root=out)) == 1

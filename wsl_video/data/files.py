@@ -31,10 +31,16 @@ def read_json(path: Path) -> Any:
 
 
 def read_npy(path: Path, *, allow_pickle: bool = False, mmap_mode: str | None = None) -> np.ndarray:
-    """Load a ``.npy`` file; a missing file raises ``FileNotFoundError``, a corrupt one ``ValueError``."""
+    """Load a ``.npy`` file; a missing file raises ``FileNotFoundError``, a corrupt one ``ValueError``.
+
+    Pickled object arrays are read with ``encoding="latin1"``, which also opens files written by
+    Python 2 (such as the original W-TALC feature file) without altering numeric data.
+    """
     require_file(path, "feature file")
     try:
-        return np.load(path, allow_pickle=allow_pickle, mmap_mode=mmap_mode)
+        if allow_pickle:
+            return np.load(path, allow_pickle=True, mmap_mode=mmap_mode, encoding="latin1")
+        return np.load(path, allow_pickle=False, mmap_mode=mmap_mode)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, TypeError) as error:
         if isinstance(error, FileNotFoundError):
             raise
