@@ -170,9 +170,8 @@ class SimFeatures:
             run = max(1, int(round(cfg.strong_fraction * length)))
             at = int(rng.integers(0, length - run + 1))
             profile[at:at + run] = cfg.strong_level
-            column = strength[first:stop, self._index[label]]
+            column = strength[first:stop, self._index[label]]  # a view: updated in place
             np.maximum(column, visibility * profile, out=column)
-            strength[first:stop, self._index[label]] = column
         if video.labels:  # Ambiguous segments: weak, partial actions of the video's class
             column = self._index[video.labels[0]]
             for start, end in self.ambiguous.get(video.name, []):
