@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 import wsl
+from wsl.cam import class_activation
 from wsl_video.data import open_dataset, sample_snippets, uniform_snippets
 
 IOUS = np.round(np.arange(0.1, 0.75, 0.1), 2)
@@ -48,7 +49,7 @@ def train(ds, stream: str, aggregator: str, iterations: int, batch: int, segment
     optimizer = torch.optim.Adam(model.parameters(), lr=5e-4, weight_decay=5e-4)
     loss_fn = nn.BCEWithLogitsLoss()
     for _ in range(iterations):
-        chosen = rng.choice(len(feats), size=batch, replace=False)
+        chosen = rng.choice(len(feats), size=min(batch, len(feats)), replace=False)
         x = np.stack([feats[i][sample_snippets(len(feats[i]), segments, rng)] for i in chosen])
         logits, attention = model.classify(torch.from_numpy(x).transpose(1, 2))
         loss = loss_fn(logits, labels[chosen])
@@ -67,7 +68,7 @@ def infer(model: Model, x: np.ndarray, segments: int) -> tuple[np.ndarray, np.nd
     sub = full[..., torch.from_numpy(uniform_snippets(x.shape[0], segments))]
     scores = torch.sigmoid(model(sub))[0].numpy()
     attention = model.aggregator(full).attention
-    cas = wsl.cam.class_activation(full, model.classifier.weight, model.classifier.bias, attention)[0].numpy()
+    cas = class_activation(full, model.classifier.weight, model.classifier.bias, attention)[0].numpy()
     return scores, cas
 
 
@@ -155,35 +156,41 @@ def evaluate(models: dict, test, segments: int) -> dict:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--aggregators", nargs="+", default=["maa", "weighted_sum", "dropout", "norm", "softmax_norm"])
     parser.add_argument("--iterations", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--segments", type=int, default=20)
-    parser.add_argument("--sparsity", type=float, default=0.0, help="L1 attention loss weight (STPN)")
+    parser.add_argument("--sparsity", type=float, default=0.01,
+                        help="STPN's L1 attention loss weight, for weighted_sum and dropout only")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--train-videos", type=int, default=None, help="train on the first N training videos")
     parser.add_argument("--test-videos", type=int, default=None, help="evaluate on the first N test videos")
     parser.add_argument("--sim", type=json.loads, default={}, help="SimConfig overrides as JSON")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    train_ds = open_dataset("thumos14-sim", "train", sim=args.sim)
+    train_sim = dict(args.sim, videos=args.train_videos) if args.train_videos else args.sim
+    train_ds = open_dataset("thumos14-sim", "train", sim=train_sim)
     test_sim = dict(args.sim, videos=args.test_videos) if args.test_videos else args.sim
     test_ds = open_dataset("thumos14-sim", "test", sim=test_sim)
+    summary = {}
     for name in args.aggregators:
         results = []
         for seed in args.seeds:
             start = time.time()
             models = {s: train(train_ds, s, name, args.iterations, args.batch, args.segments, seed,
-                            args.sparsity)
+                            args.sparsity if name in ("weighted_sum", "dropout") else 0.0)
                       for s in ("rgb", "flow")}
             result = evaluate(models, test_ds, args.segments)
             result["seconds"] = round(time.time() - start, 1)
             results.append(result)
             print(name, seed, json.dumps(result), flush=True)
         avg = [r["avg_mAP"] for r in results]
+        summary[name] = results
         print(f"== {name}: avg mAP(0.1:0.7) {np.mean(avg):.2f} +- {np.std(avg):.2f} over {len(avg)} seed(s)",
               flush=True)
+    return summary
 
 
 if __name__ == "__main__":

@@ -335,3 +335,33 @@ def test_preload(acm_root):
         assert all(np.array_equal(after[s], feats[s]) for s in ("rgb", "flow"))
         after["rgb"][:] = -1  # callers get copies
         assert np.array_equal(ds.features(name)["rgb"], feats["rgb"])
+
+
+def test_activitynet_without_duration(anet_root):
+    path = anet_root / "activity_net.v1-3.min.json"
+    data = json.loads(path.read_text())
+    del data["database"]["qqq"]["duration"]
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="video qqq has no duration"):
+        open_dataset("activitynet", "test", data_root=anet_root)
+
+
+def test_wtalc_inconsistent_annotations(wtalc_root):
+    folder = wtalc_root / "Thumos14reduced-Annotations"
+    np.save(folder / "subset.npy", np.load(folder / "subset.npy")[:3])
+    with pytest.raises(ValueError, match=r"subset.npy: 3 entries but videoname.npy has 4"):
+        open_dataset("thumos14", "train", data_root=wtalc_root)
+
+
+def test_odd_joint_features(acm_root):
+    for path in (acm_root / "train").glob("*.npy"):
+        np.save(path, np.zeros((5, 2 * DIM + 1), np.float32))
+    with pytest.raises(ValueError, match="odd size 9"):
+        open_dataset("thumos14", "train", data_root=acm_root)
+    assert open_dataset("thumos14", "train", data_root=acm_root, streams="joint").feature_dims == {"joint": 9}
+
+
+def test_non_numeric_features(bas_root):
+    np.save(bas_root / "features" / "test" / "rgb" / "video_test_0000004.npy", np.array([["a", "b"]]))
+    with pytest.raises(ValueError, match="video_test_0000004.npy: expected numeric features"):
+        open_dataset("thumos14", "test", data_root=bas_root)

@@ -173,3 +173,32 @@ def test_make_sim_arguments():
     args = parser.parse_args(["--layout", "bas", "--out", "x"])
     assert (args.seed, args.feature_dim, args.videos, args.test_videos) == (0, None, None, 212)
     assert isinstance(make_sim.HELP, str) and "\n" not in make_sim.HELP
+
+
+def test_learnability_benchmark_smoke():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "thumos14_sim_learnability.py"
+    spec = importlib.util.spec_from_file_location("thumos14_sim_learnability", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    summary = module.main(["--aggregators", "maa", "--iterations", "3", "--batch", "4", "--train-videos", "6",
+                           "--test-videos", "2", "--sim", '{"feature_dim": 16}'])
+    result = summary["maa"][0]
+    assert 0 <= result["avg_mAP"] <= 100 and len(result["mAP@IoU"]) == 7
+    # the benchmark's AP: one detection matching the only ground truth is perfect, a miss scores 0
+    assert module.average_precision([("v", 1.0, 2.0, 0.9)], {"v": [(1.0, 2.0)]}, 0.5) == 1.0
+    assert module.average_precision([("v", 5.0, 6.0, 0.9)], {"v": [(1.0, 2.0)]}, 0.5) == 0.0
+
+
+def test_make_sim_through_wsl_video_cli(tmp_path):
+    import importlib.util
+
+    from wsl_video import cli
+
+    if any(importlib.util.find_spec(module) is None for module in cli.COMMANDS.values()):
+        pytest.skip("not every wsl-video command is installed yet")
+    out = tmp_path / "sim"
+    assert cli.main(["make-sim", "--layout", "bas", "--out", str(out), "--videos", "1", "--feature-dim", "8"]) == 0
+    assert len(open_dataset("thumos14", "test", data_root=out)) == 1

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +29,19 @@ def read_json(path: Path) -> Any:
 
 
 def read_npy(path: Path, *, allow_pickle: bool = False, mmap_mode: str | None = None) -> np.ndarray:
-    """Load a ``.npy`` file; a missing file raises ``FileNotFoundError``, a corrupt one ``ValueError``."""
+    """Load a ``.npy`` file; a missing file raises ``FileNotFoundError``, a corrupt one ``ValueError``.
+
+    Pickled object arrays are read with ``encoding="latin1"``, which also opens files written by
+    Python 2 (such as the original W-TALC feature file) without altering numeric data.
+    """
     require_file(path, "feature file")
     try:
-        return np.load(path, allow_pickle=allow_pickle, mmap_mode=mmap_mode)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, TypeError) as error:
-        if isinstance(error, FileNotFoundError):
-            raise
-        raise ValueError(f"{path}: corrupt or unreadable .npy file ({error})") from None
-    except Exception as error:  # unpickling errors of object arrays come in many types
+        if allow_pickle:
+            return np.load(path, allow_pickle=True, mmap_mode=mmap_mode, encoding="latin1")
+        return np.load(path, allow_pickle=False, mmap_mode=mmap_mode)
+    except FileNotFoundError:
+        raise
+    except Exception as error:  # bad headers, truncated data and unpickling errors come in many types
         reason = f"{type(error).__name__}: {error}"
         raise ValueError(f"{path}: corrupt or unreadable .npy file ({reason})") from None
 
@@ -63,6 +65,3 @@ def read_lines(path: Path) -> list[str]:
         raise ValueError(f"{path}: not a text file ({error})") from None
     return [line.strip() for line in text.splitlines() if line.strip()]
 
-
-def is_dir(path: Path) -> bool:
-    return os.path.isdir(path)

@@ -53,7 +53,7 @@ class SimConfig:
     """Fraction of each action instance (one contiguous run) that is highly discriminative."""
     strong_level: float = 1.6
     """Action-pattern amplitude in the highly discriminative run."""
-    weak_level: float = 0.55
+    weak_level: float = 0.65
     """Mean action-pattern amplitude in the rest of the instance (drawn in [0.5, 1.5] x this)."""
     actionness_level: float = 0.5
     """Amplitude of the class-agnostic action pattern inside instances."""
@@ -170,9 +170,8 @@ class SimFeatures:
             run = max(1, int(round(cfg.strong_fraction * length)))
             at = int(rng.integers(0, length - run + 1))
             profile[at:at + run] = cfg.strong_level
-            column = strength[first:stop, self._index[label]]
+            column = strength[first:stop, self._index[label]]  # a view: updated in place
             np.maximum(column, visibility * profile, out=column)
-            strength[first:stop, self._index[label]] = column
         if video.labels:  # Ambiguous segments: weak, partial actions of the video's class
             column = self._index[video.labels[0]]
             for start, end in self.ambiguous.get(video.name, []):
