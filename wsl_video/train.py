@@ -25,7 +25,7 @@ from wsl_video.config import RunConfig, config_to_dict, load_config, save_config
 from wsl_video.inference import DatasetPrediction
 from wsl_video.model import TemporalLocalizer, weak_label_loss
 
-__all__ = ["resolve_device", "open_data", "build_model", "train", "load_run", "evaluate_run",
+__all__ = ["resolve_device", "open_data", "split_held_out", "build_model", "train", "load_run", "evaluate_run",
            "evaluate_predictions", "jsonable", "CONFIG_FILE", "CHECKPOINT_FILE", "LOG_FILE", "DETECTIONS_FILE",
            "METRICS_FILE"]
 
@@ -78,6 +78,32 @@ def open_data(config: RunConfig, subset: str, data_root: str | None = None):
     if len(dataset) == 0:
         raise ValueError(f"{data.dataset} {subset} subset has no videos")
     return dataset
+
+
+def split_held_out(dataset, num_held_out: int, seed: int = 0):
+    """Split a training subset into (fit, held-out) views for hyperparameter selection.
+
+    ``num_held_out`` videos, drawn at random with ``seed`` among those with temporal annotations, form
+    the held-out view (their annotations serve only to score settings); the other videos form the fit
+    view. Both views share the parent's feature loader and keep its video order. Returns
+    ``(fit, held_out)`` :class:`~wsl_video.data.records.FeatureDataset` objects.
+    """
+    from wsl_video.data.records import FeatureDataset
+
+    annotated = [i for i, video in enumerate(dataset.videos) if video.annotations]
+    if not 0 < num_held_out < len(dataset) or num_held_out > len(annotated):
+        raise ValueError(f"cannot hold out {num_held_out} of the {len(dataset)} videos of {dataset.name} "
+                         f"({dataset.subset}), {len(annotated)} of which are annotated")
+    chosen = set(np.random.default_rng(seed).choice(annotated, size=num_held_out, replace=False).tolist())
+
+    def view(keep: bool, subset: str):
+        videos = [video for i, video in enumerate(dataset.videos) if (i in chosen) == keep]
+        return FeatureDataset(dataset.name, subset, dataset.classes, videos,
+                              lambda video: dataset._preloaded.get(video.name) or dataset._loader(video),
+                              dataset._native_dims, streams=dataset._mode, ambiguous=dataset.ambiguous,
+                              version=dataset.version)
+
+    return view(False, dataset.subset), view(True, "held-out")
 
 
 def build_model(config: RunConfig, feature_dims: Dict[str, int], num_classes: int) -> TemporalLocalizer:
