@@ -123,3 +123,21 @@ def test_exception(capsys, tmp_path, trained_run):
     _bad(capsys, ["plot", "--run", str(trained_run), "--video", "video_test_9999999", "--out",
                   str(tmp_path / "p.png")], "video_test_9999999")
     _bad(capsys, ["demo", "--aggregators", "nope", "--out", str(tmp_path / "demo")], "nope")
+
+
+def test_demo_settings():
+    import argparse
+
+    from wsl_video.commands import demo
+
+    parser = argparse.ArgumentParser()
+    demo.add_arguments(parser)
+    defaults = parser.parse_args([])
+    for name, selected in demo.SELECTED.items():
+        assert demo.demo_settings(name, defaults) == selected
+        config = demo.demo_config(name, 0, defaults)
+        assert (config.train.iterations, config.train.weight_decay, config.train.sparsity_weight) == (
+            selected["iterations"], selected["weight_decay"], selected["sparsity"])
+    assert demo.demo_settings("mean", defaults) == demo.FALLBACK
+    given = parser.parse_args(["--iterations", "7", "--sparsity", "0.5", "--weight-decay", "0.1"])
+    assert demo.demo_settings("maa", given) == {"iterations": 7, "weight_decay": 0.1, "sparsity": 0.5}

@@ -175,3 +175,31 @@ def test_summarize_runs_and_table():
     assert table[0] == "| Aggregator | 0.1 | 0.5 | avg | Cls mAP |"
     assert table[2] == "| MAAN | 60.0 ± 14.1 | 20.0 ± 14.1 | 40.0 ± 14.1 | 85.0 ± 7.1 |"
     assert table[3] == "| single | 50.0 | 10.0 | 30.0 | 90.0 |"
+
+
+def test_split_held_out():
+    from wsl_video.train import split_held_out
+
+    dataset = open_data(tiny_config().resolved(), "train")
+    fit, held_out = split_held_out(dataset, 3, seed=1)
+    fit_names, held_names = [v.name for v in fit.videos], [v.name for v in held_out.videos]
+    assert len(held_names) == 3 and len(fit_names) == len(dataset) - 3
+    assert not set(fit_names) & set(held_names)
+    assert sorted(fit_names + held_names) == sorted(v.name for v in dataset.videos)
+    assert fit_names == [v.name for v in dataset.videos if v.name in set(fit_names)]  # order kept
+    again = split_held_out(dataset, 3, seed=1)[1]
+    assert [v.name for v in again.videos] == held_names
+    assert {tuple(v.name for v in split_held_out(dataset, 3, seed=s)[1].videos) for s in range(6)} != {
+        tuple(held_names)}
+    # the views read the parent's features and labels, and score only their own videos
+    for view in (fit, held_out):
+        assert view.streams == dataset.streams and view.feature_dims == dataset.feature_dims
+        for i, video in enumerate(view.videos):
+            for name, array in view.features(i).items():
+                np.testing.assert_array_equal(array, dataset.features(video.name)[name])
+            np.testing.assert_array_equal(view.label_matrix()[i], dataset.label_matrix()[dataset.index(video.name)])
+    assert set(held_out.ground_truth()["database"]) == set(held_names)
+    assert all(v.annotations for v in held_out.videos)
+    for bad in (0, len(dataset)):
+        with pytest.raises(ValueError, match="hold out"):
+            split_held_out(dataset, bad)
