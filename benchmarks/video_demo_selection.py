@@ -49,26 +49,46 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def held_out_statistics(model, dataset, prediction) -> Dict[str, float]:
-    """Attention inside / outside the annotated actions and proposal lengths (seconds) on ``dataset``."""
+def held_out_statistics(model, dataset, prediction, cut: float = 0.2) -> Dict[str, float]:
+    """Attention inside / outside the annotated actions, proposal lengths (seconds) and coverage.
+
+    Coverage: the fraction of an annotated class's snippets where a sequence reaches ``cut`` x its
+    maximum over the video, for the CAS and for its two factors, the attention ``a_t`` and the class
+    score ``sigmoid(w_c . x_t + b_c)`` (fused over streams), averaged over (video, class) pairs.
+    """
     import torch
 
+    from wsl.cam import class_activation
+
     inside, outside = [], []
-    if model.uses_attention:
-        with torch.no_grad():
-            for i, video in enumerate(dataset.videos):
-                features = dataset.features(i)
-                attention = np.mean([
-                    model.streams[name].aggregator(torch.from_numpy(features[name]).T[None]).attention[0].numpy()
-                    for name in model.stream_names], axis=0)
-                action = video.snippet_mask(dataset.classes).any(axis=1)
-                inside.append(attention[action])
-                outside.append(attention[~action])
+    coverage: Dict[str, List[float]] = {"cas": [], "attention": [], "class_score": []}
+    with torch.no_grad():
+        for i, video in enumerate(dataset.videos):
+            features = dataset.features(i)
+            x = {name: torch.from_numpy(features[name]).T[None] for name in model.stream_names}
+            attention = model.fuse({name: model.streams[name].aggregator(x[name]).attention[0]
+                                    for name in model.stream_names}) if model.uses_attention else None
+            class_score = model.fuse({name: class_activation(x[name], model.streams[name].classifier.weight,
+                                                             model.streams[name].classifier.bias)[0].T
+                                      for name in model.stream_names}).numpy()
+            cas = model.cas({name: torch.from_numpy(features[name])[None] for name in model.stream_names})[0]
+            mask = video.snippet_mask(dataset.classes)
+            if attention is not None:
+                attention = attention.numpy()
+                inside.append(attention[mask.any(axis=1)])
+                outside.append(attention[~mask.any(axis=1)])
+            for k in np.flatnonzero(mask.any(axis=0)):
+                sequences = {"cas": cas[:, k].numpy(), "class_score": class_score[:, k]}
+                if attention is not None:
+                    sequences["attention"] = attention
+                for key, sequence in sequences.items():
+                    coverage[key].append(float(np.mean(sequence[mask[:, k]] >= cut * sequence.max())))
     lengths = [end - start for rows in prediction.detections.values() for _, start, end, _ in rows]
     truth = [end - start for video in dataset.videos for start, end, _ in video.annotations]
     stats = {"proposal_length_s": float(np.mean(lengths)) if lengths else 0.0,
              "proposals_per_video": len(lengths) / len(dataset),
              "ground_truth_length_s": float(np.mean(truth))}
+    stats.update({f"coverage_{key}": float(np.mean(values)) for key, values in coverage.items() if values})
     if inside:
         inside_all, outside_all = np.concatenate(inside), np.concatenate(outside)
         stats.update(attention_inside_median=float(np.median(inside_all)),

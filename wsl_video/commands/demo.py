@@ -17,12 +17,12 @@ DEMO_PLOTS = 3
 # every aggregator: weight decay {0, 1e-3, 1e-2} x attention L1 weight {0, 0.02, 0.2} x iterations
 # {500, 1000, 2000, 3000}; best average mAP@0.1:0.7 on the 40 held-out videos):
 #     OMP_NUM_THREADS=1 python benchmarks/video_demo_selection.py --out demo_selection --jobs 2
-SELECTED = {
-    "maa": {"iterations": 3000, "weight_decay": 0.0, "sparsity": 0.0},
-    "weighted_sum": {"iterations": 3000, "weight_decay": 0.0, "sparsity": 0.2},
-    "dropout": {"iterations": 3000, "weight_decay": 0.0, "sparsity": 0.2},
-    "norm": {"iterations": 3000, "weight_decay": 0.0, "sparsity": 0.0},
-    "softmax_norm": {"iterations": 3000, "weight_decay": 0.0, "sparsity": 0.0},
+SELECTED = {  # held-out avg mAP@0.1:0.7 of the selected setting in the trailing comment
+    "maa": {"iterations": 1000, "weight_decay": 1e-2, "sparsity": 0.0},  # 26.4
+    "weighted_sum": {"iterations": 2000, "weight_decay": 1e-2, "sparsity": 0.2},  # 39.3
+    "dropout": {"iterations": 3000, "weight_decay": 1e-2, "sparsity": 0.2},  # 42.8
+    "norm": {"iterations": 1000, "weight_decay": 1e-2, "sparsity": 0.0},  # 13.9
+    "softmax_norm": {"iterations": 2000, "weight_decay": 1e-2, "sparsity": 0.0},  # 30.1
 }
 FALLBACK = {"iterations": 3000, "weight_decay": 0.0, "sparsity": 0.0}  # aggregators outside the selection
 
