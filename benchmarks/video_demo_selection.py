@@ -163,14 +163,17 @@ def main(argv=None) -> int:
             for a, wd, sp, seed in itertools.product(args.aggregators, args.weight_decays, args.sparsities,
                                                      args.seeds)]
     tic, rows = time.time(), []
-    with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        for job, result in zip(jobs, pool.map(run_setting, jobs)):
-            rows.extend(result)
-            print(f"{job['aggregator']:>12} wd {job['weight_decay']:g} l1 {job['sparsity']:g} "
-                  f"seed {job['seed']}: " + ", ".join(
-                      f"{r['iterations']}: {100 * r['average_mAP_0.1_0.7']:.1f}" for r in result)
-                  + f" ({time.time() - tic:.0f} s)", flush=True)
-            atomic_write_json(out / "grid.json", rows)
+    pool = ProcessPoolExecutor(max_workers=args.jobs) if args.jobs > 1 else None
+    results = pool.map(run_setting, jobs) if pool is not None else map(run_setting, jobs)
+    for job, result in zip(jobs, results):
+        rows.extend(result)
+        print(f"{job['aggregator']:>12} wd {job['weight_decay']:g} l1 {job['sparsity']:g} "
+              f"seed {job['seed']}: " + ", ".join(
+                  f"{r['iterations']}: {100 * r['average_mAP_0.1_0.7']:.1f}" for r in result)
+              + f" ({time.time() - tic:.0f} s)", flush=True)
+        atomic_write_json(out / "grid.json", rows)
+    if pool is not None:
+        pool.shutdown()
     selection = select(rows)
     atomic_write_json(out / "selection.json", {"protocol": {k: v for k, v in vars(args).items() if k != "jobs"},
                                                "selected": selection})
