@@ -1,4 +1,8 @@
-"""``wsl-video demo``: MAAN against the paper's baseline aggregators on simulated THUMOS14 (Table 1)."""
+"""``wsl-video demo``: MAAN against the paper's baseline aggregators on simulated THUMOS14 (Table 1).
+
+Each aggregator trains with its own iterations, weight decay and attention L1 weight, selected on
+videos held out from the training subset (never on the test split); see ``docs/video-demo.md``.
+"""
 
 from __future__ import annotations
 
