@@ -1,0 +1,59 @@
+"""Gauss–Legendre quadrature on [0, 1], computed once per size and cached."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+
+__all__ = ["gauss_legendre_01", "gauss_legendre_01_torch"]
+
+
+@functools.lru_cache(maxsize=64)
+def gauss_legendre_01(num_nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Nodes and weights of the ``num_nodes``-point Gauss–Legendre rule on [0, 1] (float64).
+
+    The rule integrates polynomials of degree ``2 * num_nodes - 1`` exactly. Nodes come from Newton's
+    method on the Legendre polynomial, started at Tricomi's asymptotic approximation, vectorised over
+    all nodes (O(n^2) time, O(n) memory), so it stays fast and accurate for thousands of nodes.
+
+    Returns:
+        nodes (ndarray[n]) in (0, 1), increasing; weights (ndarray[n]) summing to 1.
+    """
+    n = int(num_nodes)
+    if n < 1:
+        raise ValueError(f"num_nodes must be >= 1, got {num_nodes}")
+    k = np.arange(1, n + 1, dtype=np.float64)
+    theta = np.pi * (4.0 * k - 1.0) / (4.0 * n + 2.0)
+    x = np.cos(theta) * (1.0 - (n - 1.0) / (8.0 * n**3))  # roots of P_n in (-1, 1), decreasing
+    for _ in range(100):
+        p_prev, p = np.ones_like(x), x.copy()
+        for m in range(2, n + 1):
+            p_prev, p = p, ((2.0 * m - 1.0) * x * p - (m - 1.0) * p_prev) / m
+        derivative = n * (x * p - p_prev) / (x * x - 1.0)
+        step = p / derivative
+        x = x - step
+        if np.max(np.abs(step)) < 1e-15:
+            break
+    p_prev, p = np.ones_like(x), x.copy()
+    for m in range(2, n + 1):
+        p_prev, p = p, ((2.0 * m - 1.0) * x * p - (m - 1.0) * p_prev) / m
+    derivative = n * (x * p - p_prev) / (x * x - 1.0)
+    weights = 2.0 / ((1.0 - x * x) * derivative * derivative)
+    nodes01 = (1.0 - x) / 2.0  # map (-1, 1) -> (0, 1); x decreasing gives nodes increasing
+    weights01 = weights / 2.0
+    return nodes01, weights01
+
+
+@functools.lru_cache(maxsize=256)
+def gauss_legendre_01_torch(
+    num_nodes: int, dtype: torch.dtype, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(1 - nodes, nodes, weights)`` of :func:`gauss_legendre_01` as tensors on ``device``.
+
+    ``1 - nodes`` is computed in float64 before the cast so that it keeps full relative precision.
+    """
+    nodes, weights = gauss_legendre_01(num_nodes)
+    as_tensor = functools.partial(torch.as_tensor, dtype=dtype, device=device)
+    return as_tensor(1.0 - nodes), as_tensor(nodes), as_tensor(weights)

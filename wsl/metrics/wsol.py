@@ -1,0 +1,275 @@
+"""Weakly-supervised object localization metrics: box IoU, MaxBoxAcc(V2), top-k localization.
+
+* :func:`max_box_acc` / :class:`BoxAccuracy`: the threshold-free box accuracy of Choe et al.
+  (CVPR 2020). For every CAM threshold ``tau`` the fraction of images whose estimated box has
+  IoU >= delta with some ground-truth box is computed; the score is the maximum over ``tau``.
+  ``multi_contour=False`` is MaxBoxAcc (box of the largest contour, usually reported at delta = 0.5);
+  ``multi_contour=True`` is MaxBoxAccV2 (best box over all contours, mean over delta in {0.3, 0.5, 0.7}).
+* :func:`localization_accuracy`: the classic CAM protocol at one fixed threshold (0.2 of the maximum
+  by default, or the ``tau`` chosen on a validation split): top-1 / top-5 localization, GT-known
+  localization and top-1 / top-5 classification.
+
+Boxes are ``(x0, y0, x1, y1)`` in pixels of the map; IoU uses the +1-pixel convention
+(``width = x1 - x0 + 1``), as in the reference evaluation code.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from wsl.localization.boxes import boxes_from_map_thresholds
+
+__all__ = ["box_iou", "max_box_acc", "BoxAccuracy", "localization_accuracy", "best_ious_per_threshold"]
+
+DEFAULT_CAM_THRESHOLDS = np.arange(0, 1, 0.01)
+DEFAULT_IOU_THRESHOLDS = (0.3, 0.5, 0.7)
+
+
+def _as_boxes(boxes: Any, name: str) -> np.ndarray:
+    array = np.asarray(boxes, dtype=np.float64)
+    if array.ndim == 1 and array.size == 4:
+        array = array.reshape(1, 4)
+    if array.ndim != 2 or array.shape[1] != 4:
+        raise ValueError(f"{name} must have shape (N, 4) as (x0, y0, x1, y1), got {array.shape}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} contains NaN or infinite coordinates")
+    if (array[:, 2] < array[:, 0]).any() or (array[:, 3] < array[:, 1]).any():
+        bad = int(np.nonzero((array[:, 2] < array[:, 0]) | (array[:, 3] < array[:, 1]))[0][0])
+        raise ValueError(
+            f"{name}[{bad}] = {array[bad].tolist()} is not (x0, y0, x1, y1) with x1 >= x0 and y1 >= y0"
+        )
+    return array
+
+
+def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU with the +1-pixel convention.
+
+    Args:
+        boxes_a (ndarray[N, 4]): ``(x0, y0, x1, y1)``.
+        boxes_b (ndarray[M, 4]): ``(x0, y0, x1, y1)``.
+
+    Returns:
+        ndarray[N, M] float64; 0 where the union is not positive.
+    """
+    a = _as_boxes(boxes_a, "boxes_a")
+    b = _as_boxes(boxes_b, "boxes_b")
+    inter_w = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]) + 1
+    inter_h = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]) + 1
+    intersection = np.clip(inter_w, 0, None) * np.clip(inter_h, 0, None)
+    area_a = (a[:, 2] - a[:, 0] + 1) * (a[:, 3] - a[:, 1] + 1)
+    area_b = (b[:, 2] - b[:, 0] + 1) * (b[:, 3] - b[:, 1] + 1)
+    union = area_a[:, None] + area_b[None, :] - intersection
+    valid = union > 0
+    return np.where(valid, intersection / np.where(valid, union, 1.0), 0.0)
+
+
+def best_ious_per_threshold(
+    cam: np.ndarray,
+    gt_boxes: np.ndarray,
+    cam_thresholds: Sequence[float] | np.ndarray,
+    *,
+    multi_contour: bool,
+    name: str = "cam",
+) -> np.ndarray:
+    """Best IoU between the boxes estimated at each threshold and any ground-truth box.
+
+    Args:
+        cam (ndarray[H, W]): map in ``[0, 1]``.
+        gt_boxes (ndarray[M, 4]): ground-truth boxes in the map's pixels, ``M >= 1``.
+        cam_thresholds (ndarray[T]): relative thresholds.
+
+    Returns:
+        ndarray[T] float64.
+    """
+    gt = _as_boxes(gt_boxes, f"ground-truth boxes of {name}")
+    if len(gt) == 0:
+        raise ValueError(f"{name} has no ground-truth box")
+    boxes_per_threshold = boxes_from_map_thresholds(
+        cam, cam_thresholds, multi_contour=multi_contour, name=name
+    )
+    counts = np.array([len(boxes) for boxes in boxes_per_threshold])
+    ious = box_iou(np.concatenate(boxes_per_threshold, axis=0), gt).max(axis=1)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    return np.maximum.reduceat(ious, starts)
+
+
+def _to_numpy(value: Any) -> np.ndarray:
+    if hasattr(value, "detach"):  # torch tensor
+        value = value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def _iter_cams(cams: Any) -> list[np.ndarray]:
+    if isinstance(cams, np.ndarray):
+        if cams.ndim == 2:
+            return [cams]
+        if cams.ndim != 3:
+            raise ValueError(f"cams must be (N, H, W) or a sequence of (H, W) maps, got shape {cams.shape}")
+        return list(cams)
+    if hasattr(cams, "detach"):
+        return _iter_cams(_to_numpy(cams))
+    return [_to_numpy(cam) for cam in cams]
+
+
+def _iter_boxes(gt_boxes: Any, count: int) -> list[np.ndarray]:
+    boxes = [_to_numpy(b) for b in gt_boxes]
+    if len(boxes) != count:
+        raise ValueError(f"got {count} cams but {len(boxes)} ground-truth box lists")
+    return boxes
+
+
+class BoxAccuracy:
+    """Streaming MaxBoxAcc / MaxBoxAccV2: call :meth:`update` batch by batch, then :meth:`compute`.
+
+    Args:
+        cam_thresholds: relative CAM thresholds ``tau`` (default ``0, 0.01, ..., 0.99``).
+        iou_thresholds: IoU thresholds ``delta`` (default ``0.3, 0.5, 0.7``).
+        multi_contour: True for MaxBoxAccV2 (all contours), False for MaxBoxAcc (largest contour).
+    """
+
+    def __init__(
+        self,
+        cam_thresholds: Sequence[float] | np.ndarray = DEFAULT_CAM_THRESHOLDS,
+        iou_thresholds: Sequence[float] = DEFAULT_IOU_THRESHOLDS,
+        *,
+        multi_contour: bool = True,
+    ) -> None:
+        self.cam_thresholds = np.asarray(cam_thresholds, dtype=np.float64).reshape(-1)
+        self.iou_thresholds = tuple(float(t) for t in iou_thresholds)
+        if self.cam_thresholds.size == 0:
+            raise ValueError("cam_thresholds is empty")
+        if not self.iou_thresholds:
+            raise ValueError("iou_thresholds is empty")
+        if any(not 0.0 <= t <= 1.0 for t in self.iou_thresholds):
+            raise ValueError(f"iou_thresholds must lie in [0, 1], got {self.iou_thresholds}")
+        self.multi_contour = bool(multi_contour)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every image seen so far."""
+        self.num_images = 0
+        self.num_correct = np.zeros((len(self.iou_thresholds), len(self.cam_thresholds)), dtype=np.int64)
+
+    def update(self, cams: Any, gt_boxes: Sequence[np.ndarray]) -> BoxAccuracy:
+        """Add a batch.
+
+        Args:
+            cams (ndarray[N, H, W] | sequence of ndarray[H, W]): maps in ``[0, 1]``.
+            gt_boxes (sequence of ndarray[M_i, 4]): ground-truth boxes in each map's pixels.
+        """
+        cam_list = _iter_cams(cams)
+        box_list = _iter_boxes(gt_boxes, len(cam_list))
+        iou_limits = np.asarray(self.iou_thresholds)[:, None]
+        for index, (cam, boxes) in enumerate(zip(cam_list, box_list)):
+            best = best_ious_per_threshold(
+                cam, boxes, self.cam_thresholds, multi_contour=self.multi_contour,
+                name=f"cam {self.num_images + index}",
+            )
+            self.num_correct += best[None, :] >= iou_limits
+        self.num_images += len(cam_list)
+        return self
+
+    def curves(self) -> np.ndarray:
+        """Box accuracy (percent) at every CAM threshold: ndarray[len(iou_thresholds), T]."""
+        if self.num_images == 0:
+            raise ValueError("no image was added: call update() before compute()")
+        return self.num_correct * 100.0 / self.num_images
+
+    def compute(self) -> dict:
+        """``{delta: max accuracy (percent), ..., "mean": mean over deltas, "best_threshold": {delta: tau}}``.
+
+        ``best_threshold`` is the first CAM threshold reaching the maximum.
+        """
+        curves = self.curves()
+        best_index = curves.argmax(axis=1)
+        result: dict = {}
+        for row, delta in enumerate(self.iou_thresholds):
+            result[delta] = float(curves[row, best_index[row]])
+        result["mean"] = float(np.mean([result[delta] for delta in self.iou_thresholds]))
+        result["best_threshold"] = {
+            delta: float(self.cam_thresholds[best_index[row]])
+            for row, delta in enumerate(self.iou_thresholds)
+        }
+        return result
+
+
+def max_box_acc(
+    cams: Any,
+    gt_boxes: Sequence[np.ndarray],
+    *,
+    cam_thresholds: Sequence[float] | np.ndarray = DEFAULT_CAM_THRESHOLDS,
+    iou_thresholds: Sequence[float] = DEFAULT_IOU_THRESHOLDS,
+    multi_contour: bool = True,
+) -> dict:
+    """MaxBoxAcc (``multi_contour=False``) or MaxBoxAccV2 (``multi_contour=True``) in percent.
+
+    Args:
+        cams (ndarray[N, H, W] | sequence of ndarray[H, W]): maps in ``[0, 1]`` of the ground-truth class.
+        gt_boxes (sequence of ndarray[M_i, 4]): ground-truth boxes in each map's pixels.
+
+    Returns:
+        ``{0.3: pct, 0.5: pct, 0.7: pct, "mean": pct, "best_threshold": {0.3: tau, ...}}``.
+    """
+    metric = BoxAccuracy(cam_thresholds, iou_thresholds, multi_contour=multi_contour)
+    return metric.update(cams, gt_boxes).compute()
+
+
+def localization_accuracy(
+    cams: Any,
+    gt_boxes: Sequence[np.ndarray],
+    class_scores: np.ndarray,
+    labels: np.ndarray,
+    *,
+    cam_threshold: float = 0.2,
+    iou_threshold: float = 0.5,
+    multi_contour: bool = False,
+) -> dict:
+    """Classic CAM localization accuracy at one threshold, in percent.
+
+    An image is GT-known correct when the box estimated from the ground-truth class's map overlaps a
+    ground-truth box with IoU >= ``iou_threshold``; top-1 (top-5) localization also needs the label to be
+    the top-1 (among the top-5) predicted class. Since only the prediction of the true class can be
+    correct, the ground-truth class's map is the only one needed.
+
+    Args:
+        cams (ndarray[N, H, W] | sequence of ndarray[H, W]): maps of the ground-truth class, in ``[0, 1]``.
+        gt_boxes (sequence of ndarray[M_i, 4]): ground-truth boxes in each map's pixels.
+        class_scores (ndarray[N, K]): classification scores (logits or probabilities).
+        labels (ndarray[N]): ground-truth classes in ``[0, K)``.
+        cam_threshold: relative CAM threshold (0.2 is the classic CAM rule).
+
+    Returns:
+        ``{"top1_loc", "top5_loc", "gt_known_loc", "top1_cls", "top5_cls"}`` in percent.
+    """
+    cam_list = _iter_cams(cams)
+    box_list = _iter_boxes(gt_boxes, len(cam_list))
+    scores = _to_numpy(class_scores)
+    labels = _to_numpy(labels).reshape(-1)
+    if scores.ndim != 2 or scores.shape[0] != len(cam_list):
+        raise ValueError(f"class_scores must have shape ({len(cam_list)}, K), got {scores.shape}")
+    if labels.shape[0] != len(cam_list):
+        raise ValueError(f"labels must have {len(cam_list)} entries, got {labels.shape[0]}")
+    if not np.isfinite(scores).all():
+        raise ValueError("class_scores contains NaN or infinite values")
+    num_classes = scores.shape[1]
+    if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"labels must lie in [0, {num_classes}), got range [{labels.min()}, {labels.max()}]")
+    if len(cam_list) == 0:
+        raise ValueError("no image given")
+    gt_known = np.array([
+        best_ious_per_threshold(cam, boxes, [cam_threshold], multi_contour=multi_contour, name=f"cam {i}")[0]
+        >= iou_threshold
+        for i, (cam, boxes) in enumerate(zip(cam_list, box_list))
+    ])
+    ranking = np.argsort(-scores, axis=1, kind="stable")
+    top1 = ranking[:, 0] == labels
+    top5 = (ranking[:, : min(5, num_classes)] == labels[:, None]).any(axis=1)
+    return {
+        "top1_loc": float(np.mean(gt_known & top1) * 100.0),
+        "top5_loc": float(np.mean(gt_known & top5) * 100.0),
+        "gt_known_loc": float(np.mean(gt_known) * 100.0),
+        "top1_cls": float(np.mean(top1) * 100.0),
+        "top5_cls": float(np.mean(top5) * 100.0),
+    }

@@ -1,0 +1,19 @@
+"""CUB-200-2011 data: both metadata layouts, the dataset and its transforms."""
+
+from wsl_image.data.cub import load_cub
+from wsl_image.data.dataset import CubDataset, collate_boxes, load_rgb
+from wsl_image.data.metadata import SPLITS, CubMetadata
+from wsl_image.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    build_transforms,
+    denormalize,
+    resize_boxes,
+)
+from wsl_image.data.wsol_metadata import load_wsol_metadata, write_wsol_metadata
+
+__all__ = [
+    "CubDataset", "CubMetadata", "IMAGENET_MEAN", "IMAGENET_STD", "SPLITS", "build_transforms",
+    "collate_boxes", "denormalize", "load_cub", "load_rgb", "load_wsol_metadata", "resize_boxes",
+    "write_wsol_metadata",
+]
