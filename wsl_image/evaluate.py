@@ -10,12 +10,12 @@ Under ``torch.distributed`` every rank evaluates its shard and the counts are su
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import torch
 
-__all__ = ["evaluate_model", "LocalizationMeter", "ShardSampler", "collate_items"]
+__all__ = ["evaluate_model", "LocalizationMeter", "ShardSampler"]
 
 _LOC_KEYS = ("top1_loc", "top5_loc", "gt_known_loc", "top1_cls", "top5_cls")
 
@@ -31,18 +31,6 @@ class ShardSampler(torch.utils.data.Sampler):
 
     def __len__(self) -> int:
         return len(self.indices)
-
-
-def collate_items(items: Sequence[dict]) -> dict:
-    """Batch dataset items: ``image`` stacked (B, 3, S, S), ``label`` (B,), the rest as lists."""
-    batch: dict[str, Any] = {
-        "image": torch.stack([item["image"] for item in items]),
-        "label": torch.as_tensor([int(item["label"]) for item in items], dtype=torch.long),
-    }
-    for key in items[0]:
-        if key not in batch:
-            batch[key] = [item[key] for item in items]
-    return batch
 
 
 class LocalizationMeter:
@@ -63,8 +51,10 @@ class LocalizationMeter:
         self.loc_counts = np.zeros((len(self.cam_thresholds), len(_LOC_KEYS)), dtype=np.float64)
         self.num_images = 0
 
-    def update(self, cams: np.ndarray, gt_boxes: Sequence[np.ndarray], scores: np.ndarray, labels: np.ndarray) -> None:
-        """cams (N, H, W) maps of the true class in [0, 1]; gt_boxes N x (M_i, 4); scores (N, K); labels (N,)."""
+    def update(
+        self, cams: np.ndarray, gt_boxes: Sequence[np.ndarray], scores: np.ndarray, labels: np.ndarray
+    ) -> None:
+        """cams (N, H, W) true-class maps in [0, 1]; gt_boxes N x (M_i, 4); scores (N, K); labels (N,)."""
         from wsl.metrics import localization_accuracy
 
         count = len(cams)
@@ -84,15 +74,22 @@ class LocalizationMeter:
         if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
             return
         for holder, name in (
-            (self, "loc_counts"), (self, "num_images"),
-            (self.box_acc, "num_correct"), (self.box_acc, "num_images"),
-            (self.box_acc_v2, "num_correct"), (self.box_acc_v2, "num_images"),
+            (self, "loc_counts"),
+            (self, "num_images"),
+            (self.box_acc, "num_correct"),
+            (self.box_acc, "num_images"),
+            (self.box_acc_v2, "num_correct"),
+            (self.box_acc_v2, "num_images"),
         ):
             value = getattr(holder, name)
             array = np.asarray(value)
             tensor = torch.from_numpy(np.array(array, dtype=np.float64))
             backend = torch.distributed.get_backend()
-            device = torch.device("cuda", torch.cuda.current_device()) if backend == "nccl" else torch.device("cpu")
+            device = (
+                torch.device("cuda", torch.cuda.current_device())
+                if backend == "nccl"
+                else torch.device("cpu")
+            )
             tensor = tensor.to(device)
             torch.distributed.all_reduce(tensor)
             reduced = tensor.cpu().numpy().astype(array.dtype)
@@ -103,8 +100,10 @@ class LocalizationMeter:
         if self.num_images == 0:
             raise ValueError("no image was evaluated")
         per_threshold = {
-            threshold: {key: float(self.loc_counts[row, col] * 100.0 / self.num_images)
-                        for col, key in enumerate(_LOC_KEYS)}
+            threshold: {
+                key: float(self.loc_counts[row, col] * 100.0 / self.num_images)
+                for col, key in enumerate(_LOC_KEYS)
+            }
             for row, threshold in enumerate(self.cam_thresholds)
         }
         v1 = self.box_acc.compute()
@@ -131,7 +130,7 @@ def evaluate_model(
     progress: bool = False,
     description: str = "evaluate",
 ) -> dict:
-    """Evaluate ``model`` (a CamModel, possibly DDP-wrapped) on ``batches`` from :func:`collate_items`.
+    """Evaluate ``model`` (a CamModel, possibly DDP-wrapped) on batches of ``wsl_image.data.collate_boxes``.
 
     Returns the dict of :meth:`LocalizationMeter.compute` (summed over ranks under torch.distributed).
     """

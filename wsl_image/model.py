@@ -79,7 +79,7 @@ class CamModel(nn.Module):
     """CAM classifier with a registry aggregator; see the module docstring.
 
     Args:
-        backbone: timm model name (``resnet50``, ``resnet10t``, ``convnext_atto``, ``vit_small_patch16_224``...).
+        backbone: timm model name (``resnet50``, ``resnet10t``, ``convnext_atto``, ``vit_small_patch16_224``).
         num_classes: number of classes K.
         aggregator: registry name (``maa``, ``weighted_sum``, ``mean``, ...).
         grid: side of the pooled grid the aggregator sees (4, 7) or None for the native resolution.
@@ -116,7 +116,9 @@ class CamModel(nn.Module):
         )
         self.num_prefix_tokens = int(getattr(self.backbone, "num_prefix_tokens", 0) or 0)
         self.num_features = self._probe_channels(image_size)
-        self.aggregator = wsl.build_aggregator(aggregator, channels=self.num_features, **(aggregator_kwargs or {}))
+        self.aggregator = wsl.build_aggregator(
+            aggregator, channels=self.num_features, **(aggregator_kwargs or {})
+        )
         self.aggregator_name = aggregator
         self.classifier = nn.Linear(self.num_features, num_classes)
 
@@ -188,8 +190,8 @@ class CamModel(nn.Module):
     ) -> torch.Tensor:
         """Localization maps at the feature resolution.
 
-        features (B, C, h, w), attention (B, g, g) or None, classes (B,) or (B, k) -> (B, h, w) or (B, k, h, w),
-        each map in [0, 1].
+        features (B, C, h, w), attention (B, g, g) or None, classes (B,) or (B, k)
+        -> maps (B, h, w) or (B, k, h, w), each in [0, 1].
         """
         squeeze = classes.dim() == 1
         classes = classes.view(classes.shape[0], -1)
@@ -199,7 +201,9 @@ class CamModel(nn.Module):
         if attention is not None and self.uses_attention:
             attention = attention.to(cams.dtype).unsqueeze(1)
             if attention.shape[-2:] != cams.shape[-2:]:
-                attention = F.interpolate(attention, size=cams.shape[-2:], mode="bilinear", align_corners=False)
+                attention = F.interpolate(
+                    attention, size=cams.shape[-2:], mode="bilinear", align_corners=False
+                )
             cams = cams * attention
         return cams[:, 0] if squeeze else cams
 
@@ -215,8 +219,10 @@ class CamModel(nn.Module):
         output = self(images)
         if classes is None:
             classes = output.logits.topk(min(topk, self.num_classes), dim=1).indices
-        maps = self.upsample_maps(self.class_activation_maps(output.features, output.attention, classes.view(
-            classes.shape[0], -1)), images.shape[-2:])
+        maps = self.upsample_maps(
+            self.class_activation_maps(output.features, output.attention, classes.view(classes.shape[0], -1)),
+            images.shape[-2:],
+        )
         return output.logits, maps
 
     @staticmethod
@@ -226,5 +232,9 @@ class CamModel(nn.Module):
         return minmax_normalize(maps.flatten(0, 1)).view_as(maps)
 
     def config(self) -> dict:
-        return dict(backbone=self.backbone_name, grid=self.grid, aggregator=self.aggregator_name,
-                    num_classes=self.num_classes)
+        return dict(
+            backbone=self.backbone_name,
+            grid=self.grid,
+            aggregator=self.aggregator_name,
+            num_classes=self.num_classes,
+        )

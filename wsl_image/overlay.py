@@ -22,7 +22,9 @@ def denormalize_image(
     image, mean: Sequence[float] = (0.485, 0.456, 0.406), std: Sequence[float] = (0.229, 0.224, 0.225)
 ) -> np.ndarray:
     """Normalised tensor / array (3, H, W) -> uint8 RGB ndarray[H, W, 3]."""
-    array = image.detach().cpu().float().numpy() if hasattr(image, "detach") else np.asarray(image, np.float32)
+    array = (
+        image.detach().cpu().float().numpy() if hasattr(image, "detach") else np.asarray(image, np.float32)
+    )
     if array.ndim != 3 or array.shape[0] != 3:
         raise ValueError(f"image must have shape (3, H, W), got {array.shape}")
     array = array * np.asarray(std, np.float32)[:, None, None] + np.asarray(mean, np.float32)[:, None, None]
@@ -50,12 +52,19 @@ def draw_boxes(image: np.ndarray, boxes, color: tuple[int, int, int], thickness:
 
     canvas = _check_image(image).copy()
     for x0, y0, x1, y1 in np.asarray(boxes, dtype=np.float64).reshape(-1, 4):
-        cv2.rectangle(canvas, (int(round(x0)), int(round(y0))), (int(round(x1)), int(round(y1))), color, thickness)
+        cv2.rectangle(
+            canvas, (int(round(x0)), int(round(y0))), (int(round(x1)), int(round(y1))), color, thickness
+        )
     return canvas
 
 
-def make_grid(tiles: Sequence[np.ndarray], labels: Sequence[str] | None = None, columns: int = 4,
-              title: str | None = None, pad: int = 4) -> np.ndarray:
+def make_grid(
+    tiles: Sequence[np.ndarray],
+    labels: Sequence[str] | None = None,
+    columns: int = 4,
+    title: str | None = None,
+    pad: int = 4,
+) -> np.ndarray:
     """Tile equally sized RGB images (H, W, 3) into a grid with an optional caption under each."""
     import cv2
 
@@ -68,7 +77,9 @@ def make_grid(tiles: Sequence[np.ndarray], labels: Sequence[str] | None = None, 
     header = 26 if title else 0
     columns = max(1, min(columns, len(tiles)))
     rows = (len(tiles) + columns - 1) // columns
-    grid = np.full((header + rows * (height + caption + pad) + pad, columns * (width + pad) + pad, 3), 255, np.uint8)
+    grid = np.full(
+        (header + rows * (height + caption + pad) + pad, columns * (width + pad) + pad, 3), 255, np.uint8
+    )
     if title:
         cv2.putText(grid, title, (pad, 19), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
     for index, tile in enumerate(tiles):
@@ -77,8 +88,16 @@ def make_grid(tiles: Sequence[np.ndarray], labels: Sequence[str] | None = None, 
         x = pad + col * (width + pad)
         grid[y : y + height, x : x + width] = tile
         if labels:
-            cv2.putText(grid, str(labels[index])[:40], (x, y + height + 13), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
-                        (0, 0, 0), 1, cv2.LINE_AA)
+            cv2.putText(
+                grid,
+                str(labels[index])[:40],
+                (x, y + height + 13),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.4,
+                (0, 0, 0),
+                1,
+                cv2.LINE_AA,
+            )
     return grid
 
 
@@ -96,7 +115,9 @@ def save_png(path: str | Path, image: np.ndarray) -> Path:
     return Path(path)
 
 
-def figure6_tile(image: np.ndarray, heatmap: np.ndarray, gt_boxes, pred_boxes, alpha: float = 0.5) -> np.ndarray:
+def figure6_tile(
+    image: np.ndarray, heatmap: np.ndarray, gt_boxes, pred_boxes, alpha: float = 0.5
+) -> np.ndarray:
     """Heat map on the image, ground-truth boxes red, predicted boxes green (paper's Figure 6)."""
     canvas = overlay_heatmap(image, heatmap, alpha)
     if gt_boxes is not None and len(gt_boxes):
@@ -111,4 +132,3 @@ def _check_image(image: np.ndarray) -> np.ndarray:
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"image must be uint8 (H, W, 3), got {image.dtype} {image.shape}")
     return np.ascontiguousarray(image)
-

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from wsl_image.config import TrainConfig, load_config, save_config
-from wsl_image.evaluate import ShardSampler, collate_items, evaluate_model
+from wsl_image.evaluate import ShardSampler, evaluate_model
 from wsl_image.model import CamModel
 
 __all__ = ["train", "build_model", "load_run", "resolve_device", "build_splits", "DistributedContext"]
@@ -118,34 +118,22 @@ def build_splits(config: TrainConfig) -> dict:
             val_note = f"metadata {config.metadata} has no val split: the fixed CAM threshold is used"
         else:
             val_note = "CAM threshold chosen on the val split (best MaxBoxAcc at IoU 0.5)"
-    num_classes = config.num_classes or _count_classes(meta, train_meta)
+    num_classes = meta.num_classes
     size = config.image_size
     return {
         "train": CubDataset(train_meta, train=True, image_size=size),
         "test": CubDataset(test_meta, train=False, image_size=size),
         "val": None if val_meta is None else CubDataset(val_meta, train=False, image_size=size),
         "num_classes": num_classes,
+        "class_names": list(meta.class_names),
         "val_note": val_note,
     }
 
 
-def _count_classes(meta: Any, train_meta: Any) -> int:
-    for holder in (meta, train_meta):
-        for attribute in ("num_classes",):
-            value = getattr(holder, attribute, None)
-            if value:
-                return int(value)
-        names = getattr(holder, "class_names", None)
-        if names:
-            return len(names)
-    labels = getattr(train_meta, "labels", None)
-    if labels is None:
-        raise ValueError("cannot infer the number of classes from the metadata; set num_classes")
-    return int(np.max(np.asarray(list(labels.values()) if isinstance(labels, dict) else labels))) + 1
-
-
-def build_model(config: TrainConfig, num_classes: int | None = None, *, pretrained: bool | None = None) -> CamModel:
-    """The CamModel described by ``config`` (``pretrained`` overrides the config, e.g. False to load a checkpoint)."""
+def build_model(
+    config: TrainConfig, num_classes: int | None = None, *, pretrained: bool | None = None
+) -> CamModel:
+    """The CamModel of ``config``; ``pretrained`` overrides the config (False before loading a checkpoint)."""
     if pretrained is None:
         pretrained = config.pretrained or bool(config.pretrained_path)
     return CamModel(
@@ -170,6 +158,7 @@ def load_run(run_dir: str | Path, device: torch.device | str = "cpu") -> tuple[C
     checkpoint = _load_checkpoint(checkpoint_path)
     model = build_model(config, config.num_classes, pretrained=False)
     model.load_state_dict(checkpoint["model"])
+    model.class_names = checkpoint.get("class_names")
     return model.to(device).eval(), config
 
 
@@ -189,7 +178,9 @@ def _build_optimizer(model: CamModel, config: TrainConfig) -> torch.optim.Optimi
     ]
     groups = [group for group in groups if group["params"]]
     if config.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+        return torch.optim.SGD(
+            groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        )
     return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
 
 
@@ -275,7 +266,9 @@ def train(
     config = _resolve_config(config, resume)
     context = _init_distributed(config.device)
     try:
-        return _train(config, context, resume=resume, progress=progress, epoch_callback=epoch_callback, log=log)
+        return _train(
+            config, context, resume=resume, progress=progress, epoch_callback=epoch_callback, log=log
+        )
     finally:
         context.close()
 
@@ -284,6 +277,7 @@ def _train(config, context, *, resume, progress, epoch_callback, log) -> dict | 
     from tqdm import tqdm
 
     from wsl.utils.io import atomic_save, atomic_write_json
+    from wsl_image.data import collate_boxes
 
     device = resolve_device(config.device, context.local_rank)
     out = Path(config.out)
@@ -309,7 +303,9 @@ def _train(config, context, *, resume, progress, epoch_callback, log) -> dict | 
         splits["train"], num_replicas=context.world_size, rank=context.rank, shuffle=True, seed=config.seed
     )
     loader_kwargs = dict(
-        num_workers=config.workers, collate_fn=collate_items, pin_memory=device.type == "cuda",
+        num_workers=config.workers,
+        collate_fn=collate_boxes,
+        pin_memory=device.type == "cuda",
         persistent_workers=False,
     )
     train_loader = torch.utils.data.DataLoader(
@@ -331,8 +327,10 @@ def _train(config, context, *, resume, progress, epoch_callback, log) -> dict | 
         history = list(checkpoint.get("history", []))
         rng_states = checkpoint["rng"]
         if len(rng_states) != context.world_size:
-            main_log(f"resuming with {context.world_size} process(es) from a {len(rng_states)}-process run: "
-                     "data order continues, random augmentations differ")
+            main_log(
+                f"resuming with {context.world_size} process(es) from a {len(rng_states)}-process run: "
+                "data order continues, random augmentations differ"
+            )
             _seed_everything(config.seed + context.rank + 7919 * start_epoch)
         else:
             _set_rng_state(rng_states[context.rank])
@@ -349,8 +347,12 @@ def _train(config, context, *, resume, progress, epoch_callback, log) -> dict | 
         train_model.train()
         started = time.time()
         loss_sum, correct, seen = 0.0, 0.0, 0.0
-        bar = tqdm(train_loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not (progress and context.is_main),
-                   leave=False)
+        bar = tqdm(
+            train_loader,
+            desc=f"epoch {epoch + 1}/{config.epochs}",
+            disable=not (progress and context.is_main),
+            leave=False,
+        )
         for batch in bar:
             images = batch["image"].to(device, non_blocking=True)
             labels = batch["label"].to(device, non_blocking=True)
@@ -358,7 +360,9 @@ def _train(config, context, *, resume, progress, epoch_callback, log) -> dict | 
                 logits = train_model(images).logits
                 loss = F.cross_entropy(logits.float(), labels)
             if not torch.isfinite(loss):
-                raise ValueError(f"training diverged: loss is {loss.item()} at epoch {epoch + 1} (lower --lr)")
+                raise ValueError(
+                    f"training diverged: loss is {loss.item()} at epoch {epoch + 1} (lower --lr)"
+                )
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -390,12 +394,14 @@ def _train(config, context, *, resume, progress, epoch_callback, log) -> dict | 
                     "rng": rng_states,
                     "history": history,
                     "config": config.to_dict(),
+                    "class_names": splits["class_names"],
                 },
                 out / CHECKPOINT_NAME,
             )
             atomic_write_json(out / HISTORY_NAME, history)
             main_log(
-                f"epoch {epoch + 1}/{config.epochs}  loss {record['loss']:.4f}  train acc {record['train_acc']:.2f}%  "
+                f"epoch {epoch + 1}/{config.epochs}  loss {record['loss']:.4f}  "
+                f"train acc {record['train_acc']:.2f}%  "
                 f"lr {record['lr']:.2e}  ({record['seconds']:.1f}s)"
             )
         context.barrier()
@@ -403,8 +409,17 @@ def _train(config, context, *, resume, progress, epoch_callback, log) -> dict | 
             epoch_callback(epoch, record)
 
     if start_epoch >= config.epochs and context.is_main and not (out / CHECKPOINT_NAME).is_file():
-        atomic_save({"model": model.state_dict(), "epoch": 0, "rng": [], "history": [],
-                     "config": config.to_dict()}, out / CHECKPOINT_NAME)
+        atomic_save(
+            {
+                "model": model.state_dict(),
+                "epoch": 0,
+                "rng": [],
+                "history": [],
+                "config": config.to_dict(),
+                "class_names": splits["class_names"],
+            },
+            out / CHECKPOINT_NAME,
+        )
     metrics = evaluate_run(model, config, splits, device=device, context=context, progress=progress)
     if context.is_main:
         metrics["history"] = history
@@ -432,22 +447,42 @@ def evaluate_run(
     batch_size = config.eval_batch_size or config.batch_size
     use_amp = config.amp and device.type == "cuda"
 
+    from wsl_image.data import collate_boxes
+
     def loader(dataset):
         sampler = ShardSampler(len(dataset), context.rank, context.world_size)
         return torch.utils.data.DataLoader(
-            dataset, batch_size=batch_size, sampler=sampler, num_workers=config.workers, collate_fn=collate_items
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            num_workers=config.workers,
+            collate_fn=collate_boxes,
         )
 
     val_threshold = None
     if splits.get("val") is not None and split != "val":
-        val_metrics = evaluate_model(model, loader(splits["val"]), device=device, cam_thresholds=(config.cam_threshold,),
-                                     iou_threshold=config.iou_threshold, amp=use_amp,
-                                     progress=progress and context.is_main, description="val")
+        val_metrics = evaluate_model(
+            model,
+            loader(splits["val"]),
+            device=device,
+            cam_thresholds=(config.cam_threshold,),
+            iou_threshold=config.iou_threshold,
+            amp=use_amp,
+            progress=progress and context.is_main,
+            description="val",
+        )
         val_threshold = float(val_metrics["max_box_acc_threshold"])
     thresholds = (config.cam_threshold,) if val_threshold is None else (config.cam_threshold, val_threshold)
-    metrics = evaluate_model(model, loader(splits[split]), device=device, cam_thresholds=thresholds,
-                             iou_threshold=config.iou_threshold, amp=use_amp,
-                             progress=progress and context.is_main, description=split)
+    metrics = evaluate_model(
+        model,
+        loader(splits[split]),
+        device=device,
+        cam_thresholds=thresholds,
+        iou_threshold=config.iou_threshold,
+        amp=use_amp,
+        progress=progress and context.is_main,
+        description=split,
+    )
     at_val = metrics["at_threshold"][f"{val_threshold:g}"] if val_threshold is not None else None
     metrics.update(
         split=split,
@@ -465,8 +500,18 @@ def evaluate_run(
 
 def format_metrics(metrics: dict) -> str:
     """One-line summary of the main metrics."""
-    parts = [f"{key} {metrics[key]:.2f}" for key in (
-        "top1_loc", "top5_loc", "gt_known_loc", "max_box_acc", "max_box_acc_v2", "top1_cls", "top5_cls")]
+    parts = [
+        f"{key} {metrics[key]:.2f}"
+        for key in (
+            "top1_loc",
+            "top5_loc",
+            "gt_known_loc",
+            "max_box_acc",
+            "max_box_acc_v2",
+            "top1_cls",
+            "top5_cls",
+        )
+    ]
     return f"{metrics.get('split', 'test')}: " + "  ".join(parts)
 
 

@@ -11,17 +11,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", required=True, help="run folder written by `wsl-image train`")
     parser.add_argument("--data-root", help="CUB_200_2011 folder (default: the one the run was trained on)")
     parser.add_argument("--metadata", help="wsolevaluation metadata folder (default: the run's)")
-    parser.add_argument("--split", default="test", choices=["train", "val", "test"], help="split to evaluate (test)")
+    parser.add_argument(
+        "--split", default="test", choices=["train", "val", "test"], help="split to evaluate (test)"
+    )
     parser.add_argument("--cam-threshold", type=float, help="fixed CAM threshold (default: the run's, 0.2)")
     parser.add_argument("--batch-size", type=int, help="batch size (default: the run's)")
     parser.add_argument("--workers", type=int, help="data-loading worker processes (default: the run's)")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="device (default auto)")
+    parser.add_argument(
+        "--device", choices=["auto", "cpu", "cuda"], default="auto", help="device (default auto)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
-
 
     from wsl.utils.io import atomic_write_json
     from wsl_image.train import build_splits, evaluate_run, format_metrics, load_run, resolve_device
@@ -31,8 +34,14 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"run folder not found: {run_dir}")
     device = resolve_device(args.device)
     model, config = load_run(run_dir, device)
-    config = config.replace(data_root=args.data_root, metadata=args.metadata, cam_threshold=args.cam_threshold,
-                            batch_size=args.batch_size, eval_batch_size=args.batch_size, workers=args.workers)
+    config = config.replace(
+        data_root=args.data_root,
+        metadata=args.metadata,
+        cam_threshold=args.cam_threshold,
+        batch_size=args.batch_size,
+        eval_batch_size=args.batch_size,
+        workers=args.workers,
+    )
     splits = build_splits(config)
     splits["train"] = _as_eval(splits["train"], config)
     if splits.get(args.split) is None:

@@ -10,11 +10,21 @@ HELP = "predict the class and the object box of your own images with a trained r
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", required=True, help="run folder written by `wsl-image train`")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, ...)")
-    parser.add_argument("--out", required=True, help="output folder: boxes.json and one overlay PNG per image")
-    parser.add_argument("--cam-threshold", type=float, help="CAM threshold (default: the run's val-chosen one, else 0.2)")
-    parser.add_argument("--topk", type=int, default=1, help="localize the top-k predicted classes (default 1)")
-    parser.add_argument("--multi-contour", action="store_true", help="one box per contour instead of the largest")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="device (default auto)")
+    parser.add_argument(
+        "--out", required=True, help="output folder: boxes.json and one overlay PNG per image"
+    )
+    parser.add_argument(
+        "--cam-threshold", type=float, help="CAM threshold (default: the run's val-chosen one, else 0.2)"
+    )
+    parser.add_argument(
+        "--topk", type=int, default=1, help="localize the top-k predicted classes (default 1)"
+    )
+    parser.add_argument(
+        "--multi-contour", action="store_true", help="one box per contour instead of the largest"
+    )
+    parser.add_argument(
+        "--device", choices=["auto", "cpu", "cuda"], default="auto", help="device (default auto)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,9 +54,17 @@ def run(args: argparse.Namespace) -> int:
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"--cam-threshold must be in [0, 1], got {threshold}")
     out = Path(args.out)
-    results = localize_images(model, args.images, out, image_size=config.image_size, cam_threshold=threshold,
-                              topk=args.topk, multi_contour=args.multi_contour, device=device,
-                              class_names=getattr(model, "class_names", None))
+    results = localize_images(
+        model,
+        args.images,
+        out,
+        image_size=config.image_size,
+        cam_threshold=threshold,
+        topk=args.topk,
+        multi_contour=args.multi_contour,
+        device=device,
+        class_names=getattr(model, "class_names", None),
+    )
     atomic_write_json(out / "boxes.json", results)
     for result in results:
         best = result["predictions"][0]
@@ -55,20 +73,18 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def read_image(path) -> "np.ndarray":
-    """RGB uint8 (H, W, 3) of an image file; ValueError naming the file when it is not an image."""
-    import cv2
-    import numpy as np
-
-    data = np.fromfile(str(path), dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
-        raise ValueError(f"{path}: not a readable image file")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def localize_images(model, paths, out, *, image_size, cam_threshold, topk=1, multi_contour=False, device="cpu",
-                    class_names=None) -> list:
+def localize_images(
+    model,
+    paths,
+    out,
+    *,
+    image_size,
+    cam_threshold,
+    topk=1,
+    multi_contour=False,
+    device="cpu",
+    class_names=None,
+) -> list:
     """Predict, localize and draw each image; returns one JSON-ready record per image.
 
     Boxes are ``(x0, y0, x1, y1)`` in pixels of the original image.
@@ -77,35 +93,38 @@ def localize_images(model, paths, out, *, image_size, cam_threshold, topk=1, mul
 
     import cv2
     import numpy as np
-    import torch
     from tqdm import tqdm
 
     from wsl.localization import boxes_from_map
+    from wsl_image.data import build_transforms, load_rgb
     from wsl_image.overlay import GREEN, draw_boxes, overlay_heatmap, save_png
 
-    images = [read_image(path) for path in paths]  # fail before any work on a bad file
+    transform = build_transforms(False, image_size)
+    images = [load_rgb(path, Path(path).name) for path in paths]  # fail before any work on a bad file
     results = []
     out = Path(out)
     used_names: set = set()
     for path, image in tqdm(list(zip(paths, images)), desc="localize", disable=len(images) < 2, leave=False):
+        tensor = transform(image).unsqueeze(0).to(device)
+        image = np.asarray(image, dtype=np.uint8)
         height, width = image.shape[:2]
-        tensor = preprocess(image, image_size).unsqueeze(0).to(device)
-        logits, _ = model.localize(tensor, topk=topk)
+        logits, maps = model.localize(tensor, topk=topk)
         probabilities = logits.float().softmax(dim=1)[0]
         classes = probabilities.topk(min(topk, probabilities.numel())).indices
-        _, maps = model.localize(tensor, classes=classes.view(1, -1))
         predictions = []
         canvas = None
         for rank, class_index in enumerate(classes.tolist()):
             heatmap = cv2.resize(maps[0, rank].cpu().numpy(), (width, height), interpolation=cv2.INTER_LINEAR)
             heatmap = np.clip(heatmap, 0.0, 1.0)
             boxes = boxes_from_map(heatmap, cam_threshold, multi_contour=multi_contour)
-            predictions.append({
-                "class": int(class_index),
-                "class_name": class_names[class_index] if class_names else None,
-                "probability": float(probabilities[class_index]),
-                "boxes": np.asarray(boxes, dtype=float).reshape(-1, 4).round(1).tolist(),
-            })
+            predictions.append(
+                {
+                    "class": int(class_index),
+                    "class_name": class_names[class_index] if class_names else None,
+                    "probability": float(probabilities[class_index]),
+                    "boxes": np.asarray(boxes, dtype=float).reshape(-1, 4).round(1).tolist(),
+                }
+            )
             if rank == 0:
                 canvas = draw_boxes(overlay_heatmap(image, heatmap), boxes, GREEN)
         name = Path(path).stem
@@ -116,17 +135,14 @@ def localize_images(model, paths, out, *, image_size, cam_threshold, topk=1, mul
             stem = f"{name}_{suffix}"
         used_names.add(stem)
         overlay_path = save_png(out / f"{stem}_overlay.png", canvas)
-        results.append({"image": str(path), "width": width, "height": height, "cam_threshold": cam_threshold,
-                        "predictions": predictions, "overlay": str(overlay_path)})
+        results.append(
+            {
+                "image": str(path),
+                "width": width,
+                "height": height,
+                "cam_threshold": cam_threshold,
+                "predictions": predictions,
+                "overlay": str(overlay_path),
+            }
+        )
     return results
-
-
-def preprocess(image, image_size: int, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225)):
-    """RGB uint8 (H, W, 3) -> normalised tensor (3, S, S) as the evaluation transform does."""
-    import cv2
-    import numpy as np
-    import torch
-
-    resized = cv2.resize(image, (image_size, image_size), interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255.0
-    normalised = (resized - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
-    return torch.from_numpy(normalised.transpose(2, 0, 1).copy())
