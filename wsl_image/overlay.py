@@ -12,7 +12,15 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["overlay_heatmap", "draw_boxes", "figure6_tile", "make_grid", "save_png", "denormalize_image"]
+__all__ = [
+    "overlay_heatmap",
+    "draw_boxes",
+    "figure6_tile",
+    "make_grid",
+    "save_png",
+    "denormalize_image",
+    "render_overlays",
+]
 
 RED = (255, 0, 0)
 GREEN = (0, 255, 0)
@@ -132,3 +140,44 @@ def _check_image(image: np.ndarray) -> np.ndarray:
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"image must be uint8 (H, W, 3), got {image.dtype} {image.shape}")
     return np.ascontiguousarray(image)
+
+
+def render_overlays(
+    model,
+    dataset,
+    indices: Sequence[int],
+    out_dir: str | Path,
+    *,
+    cam_threshold: float = 0.2,
+    title: str | None = None,
+    device="cpu",
+    columns: int = 4,
+) -> dict:
+    """Figure-6 overlays of ``model`` on ``dataset[indices]`` (evaluation items with ground-truth boxes).
+
+    Writes ``out_dir/<image_id>.png`` for each image and ``out_dir/grid.png``; the map is the one of the
+    ground-truth class, the green box the largest contour at ``cam_threshold``.
+    Returns ``{"images": [paths], "grid": path, "tiles": [RGB arrays]}``.
+    """
+    import torch
+
+    from wsl.localization import boxes_from_map
+
+    out_dir = Path(out_dir)
+    tiles, labels, paths = [], [], []
+    model.eval()
+    for index in indices:
+        item = dataset[index]
+        image = item["image"].unsqueeze(0).to(device)
+        with torch.no_grad():
+            logits, maps = model.localize(image, classes=torch.tensor([item["label"]], device=device))
+        heatmap = maps[0, 0].float().cpu().numpy()
+        predicted = boxes_from_map(heatmap, cam_threshold)
+        tile = figure6_tile(denormalize_image(item["image"]), heatmap, item["boxes"].numpy(), predicted)
+        name = str(item["image_id"]).replace("/", "_")
+        paths.append(save_png(out_dir / f"{Path(name).stem}.png", tile))
+        correct = "ok" if int(logits.argmax(1)) == int(item["label"]) else "wrong class"
+        tiles.append(tile)
+        labels.append(f"{Path(name).stem[:24]} ({correct})")
+    grid = save_png(out_dir / "grid.png", make_grid(tiles, labels, columns=columns, title=title))
+    return {"images": paths, "grid": grid, "tiles": tiles}
