@@ -1,0 +1,46 @@
+"""The aggregator contract: ``agg(x, mask=None) -> Aggregation``."""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Optional
+
+import torch
+from torch import nn
+
+from wsl.functional._checks import check_features, check_mask
+
+__all__ = ["Aggregation", "Aggregator"]
+
+
+class Aggregation(NamedTuple):
+    """Result of an aggregator.
+
+    Attributes:
+        pooled (Tensor[B, C]): the aggregated feature.
+        attention (Tensor[B, *S] or None): the per-position score used for localization (p_i for MAA,
+            lambda_i for the weighted baselines); None for parameter-free pooling.
+        weights (Tensor[B, *S] or None): effective weights with ``pooled = sum(weights * x)`` over
+            positions; None where no such weights exist (max, top-k).
+    """
+
+    pooled: torch.Tensor
+    attention: Optional[torch.Tensor]
+    weights: Optional[torch.Tensor]
+
+
+class Aggregator(nn.Module):
+    """Base class: checks ``x`` (Tensor[B, C, *S]) and ``mask`` (BoolTensor[B, *S]), then pools.
+
+    Subclasses implement :meth:`aggregate`. ``uses_attention`` says whether the aggregator owns an
+    attention head (and so returns an attention map).
+    """
+
+    uses_attention: bool = False
+
+    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> Aggregation:
+        check_features(x)
+        mask = check_mask(mask, x.shape[:1] + x.shape[2:])
+        return self.aggregate(x, mask)
+
+    def aggregate(self, x: torch.Tensor, mask: Optional[torch.Tensor]) -> Aggregation:  # pragma: no cover
+        raise NotImplementedError
