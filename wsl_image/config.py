@@ -43,6 +43,7 @@ class TrainConfig:
     backbone: str = "resnet50"
     pretrained: bool = False
     pretrained_path: str | None = None
+    backbone_kwargs: dict = field(default_factory=dict)
     grid: int | None = 7
     aggregator: str = "maa"
     aggregator_kwargs: dict = field(default_factory=dict)

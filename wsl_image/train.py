@@ -145,6 +145,7 @@ def build_model(
         pretrained_path=config.pretrained_path if pretrained else None,
         aggregator_kwargs=config.aggregator_kwargs,
         image_size=config.image_size,
+        backbone_kwargs=config.backbone_kwargs,
     )
 
 

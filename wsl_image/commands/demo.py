@@ -23,29 +23,17 @@ TABLE_COLUMNS = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="wsl-image-demo", help="output folder (default ./wsl-image-demo)")
-    parser.add_argument(
-        "--data-root", help="an existing CUB-layout folder (default: OUT/cub-sim, made if needed)"
-    )
-    parser.add_argument(
-        "--aggregators", nargs="+", default=list(DEFAULT_AGGREGATORS), help="aggregators to compare"
-    )
-    parser.add_argument(
-        "--backbone", default="resnet10t", help="timm backbone trained from scratch (resnet10t)"
-    )
-    parser.add_argument(
-        "--grid", choices=["4", "7", "none"], default="4", help="aggregation grid (default 4)"
-    )
+    parser.add_argument("--sim", help="cub-sim folder from `wsl-image make-sim` (default: OUT/cub-sim, made if needed)")
+    parser.add_argument("--aggregators", nargs="+", default=list(DEFAULT_AGGREGATORS), help="aggregators to compare")
+    parser.add_argument("--backbone", default="resnet10t", help="timm backbone trained from scratch (resnet10t)")
+    parser.add_argument("--grid", choices=["4", "7", "none"], default="4", help="aggregation grid (default 4)")
     parser.add_argument("--image-size", type=int, default=96, help="input size (default 96)")
     parser.add_argument("--epochs", type=int, default=12, help="epochs per model (default 12)")
     parser.add_argument("--batch-size", type=int, default=32, help="batch size (default 32)")
     parser.add_argument("--lr", type=float, default=2e-3, help="AdamW learning rate (default 2e-3)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument(
-        "--overlays", type=int, default=8, help="test images drawn per aggregator (default 8)"
-    )
-    parser.add_argument(
-        "--device", choices=["auto", "cpu", "cuda"], default="auto", help="device (default auto)"
-    )
+    parser.add_argument("--overlays", type=int, default=8, help="test images drawn per aggregator (default 8)")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="device (default auto)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -56,9 +44,7 @@ def format_table(summary: dict) -> str:
     rows = [header, rule]
     for name, metrics in summary.items():
         label = f"{PAPER_NAMES.get(name, name)} ({name}, {_grid_label(metrics.get('grid'))})"
-        rows.append(
-            f"| {label} | " + " | ".join(f"{value(metrics):.2f}" for _, value in TABLE_COLUMNS) + " |"
-        )
+        rows.append(f"| {label} | " + " | ".join(f"{value(metrics):.2f}" for _, value in TABLE_COLUMNS) + " |")
     return "\n".join(rows)
 
 
@@ -84,17 +70,25 @@ def run(args: argparse.Namespace) -> int:
         wsl.build_aggregator(name, channels=8)  # fail fast on an unknown name
     started = time.time()
     out = Path(args.out)
-    if args.data_root:
-        data_root = Path(args.data_root)
-        if not data_root.is_dir():
-            raise FileNotFoundError(f"data root not found: {data_root}")
+    if args.sim:
+        sim = Path(args.sim)
+        if not (sim / "CUB_200_2011" / "images.txt").is_file():
+            raise FileNotFoundError(f"{sim} is not a cub-sim folder (no CUB_200_2011/images.txt)")
     else:
-        data_root = _ensure_sim(out / "cub-sim", seed=args.seed)
+        sim = out / "cub-sim"
+        if not (sim / "CUB_200_2011" / "images.txt").is_file():
+            from wsl_image.sim import make_cub_sim
+
+            print(f"making cub-sim in {sim}")
+            make_cub_sim(sim, seed=args.seed, progress=not args.quiet)
+    data_root = sim / "CUB_200_2011"
+    metadata = sim / "metadata" / "CUB"
     summary: dict = {}
     tiles_by_aggregator: dict = {}
     for name in args.aggregators:
         config = TrainConfig(
             data_root=str(data_root),
+            metadata=str(metadata) if metadata.is_dir() else None,
             out=str(out / name),
             backbone=args.backbone,
             pretrained=False,
@@ -169,16 +163,3 @@ def _device(name: str):
     from wsl_image.train import resolve_device
 
     return resolve_device(name)
-
-
-def _ensure_sim(root, seed: int):
-    """The cub-sim folder under ``root`` (made on first use)."""
-    from pathlib import Path
-
-    from wsl_image.data import make_cub_sim
-
-    marker = next(iter(Path(root).glob("**/images.txt")), None) if Path(root).is_dir() else None
-    if marker is not None:
-        return marker.parent
-    print(f"making cub-sim in {root}")
-    return Path(make_cub_sim(root, seed=seed))
