@@ -85,15 +85,20 @@ def test_pooled_is_marginalized_average_of_grid():
     torch.testing.assert_close(output.logits, model.classifier(expected))
 
 
-def _oracle_map(model, features, attention, label, size):
-    """Loop-based oracle: minmax(w_c . f) * upsampled attention, bilinear to the image, minmax."""
+def _oracle_map(model, features, attention, label, size, score):
+    """Loop-based oracle: minmax(w_c . f) or sigmoid(w_c . f + b_c), times the upsampled attention,
+    bilinear to the image, minmax."""
     weight = model.classifier.weight[label].double()
+    bias = model.classifier.bias[label].double()
     height, width = features.shape[-2:]
     cam = torch.zeros(height, width, dtype=torch.float64)
     for y in range(height):
         for x in range(width):
             cam[y, x] = (weight * features[:, y, x].double()).sum()
-    cam = (cam - cam.min()) / (cam.max() - cam.min())
+    if score == "linear":
+        cam = (cam - cam.min()) / (cam.max() - cam.min())
+    else:
+        cam = torch.sigmoid(cam + bias)
     if attention is not None:
         up = F.interpolate(attention[None, None].double(), size=(height, width), mode="bilinear", align_corners=False)
         cam = cam * up[0, 0]
@@ -101,9 +106,21 @@ def _oracle_map(model, features, attention, label, size):
     return (cam - cam.min()) / (cam.max() - cam.min())
 
 
-@pytest.mark.parametrize("aggregator,grid", [("maa", 4), ("weighted_sum", 7), ("maa", None), ("mean", 4)])
-def test_localization_map_oracle(aggregator, grid):
-    model = _model(aggregator=aggregator, grid=grid)
+@pytest.mark.parametrize(
+    "aggregator,grid,score",
+    [
+        ("maa", 4, "auto"),
+        ("weighted_sum", 7, "auto"),
+        ("maa", None, "linear"),
+        ("mean", 4, "auto"),
+        ("mean", None, "sigmoid"),
+        ("maa", 7, "linear"),
+    ],
+)
+def test_localization_map_oracle(aggregator, grid, score):
+    model = _model(aggregator=aggregator, grid=grid, cam_score=score)
+    expected_score = {"auto": "linear" if aggregator == "mean" else "sigmoid"}.get(score, score)
+    assert model.resolved_cam_score == expected_score
     images = torch.randn(2, 3, 96, 96)
     labels = torch.tensor([1, 3])
     with torch.no_grad():
@@ -111,7 +128,7 @@ def test_localization_map_oracle(aggregator, grid):
         _, maps = model.localize(images, classes=labels)
     for index in range(2):
         attention = None if output.attention is None else output.attention[index]
-        expected = _oracle_map(model, output.features[index], attention, int(labels[index]), (96, 96))
+        expected = _oracle_map(model, output.features[index], attention, int(labels[index]), (96, 96), expected_score)
         torch.testing.assert_close(maps[index, 0].double(), expected, rtol=1e-4, atol=1e-4)
 
 
@@ -170,13 +187,22 @@ def test_exception(tmp_path):
         CamModel("test_resnet", 3, aggregator="no_such_aggregator", image_size=32)
     with pytest.raises(ValueError, match="num_classes"):
         CamModel("test_resnet", 0)
+    with pytest.raises(ValueError, match="cam_score"):
+        CamModel("test_resnet", 3, cam_score="softmax", image_size=32)
     with pytest.raises(FileNotFoundError, match="missing.pth"):
         CamModel("test_resnet", 3, pretrained_path=str(tmp_path / "missing.pth"))
 
 
 def test_config_round_trip(tmp_path):
-    config = TrainConfig(data_root="data", out="run", grid="none", aggregator="weighted_sum", lr=3e-4,
-                         backbone_kwargs={"output_stride": 16}, pretrained_path="w.pth")
+    config = TrainConfig(
+        data_root="data",
+        out="run",
+        grid="none",
+        aggregator="weighted_sum",
+        lr=3e-4,
+        backbone_kwargs={"output_stride": 16},
+        pretrained_path="w.pth",
+    )
     path = tmp_path / "config.yaml"
     save_config(config, path)
     assert load_config(path) == config
@@ -189,8 +215,15 @@ def test_config_round_trip(tmp_path):
 
 @pytest.mark.parametrize(
     "text,match",
-    [("learning_rate: 0.1\n", "unknown option"), ("epochs: two\n", "epochs"), ("grid: 5x5\n", "grid"),
-     ("- 1\n- 2\n", "mapping"), ("lr: -1\n", "lr"), ("optimizer: rmsprop\n", "optimizer"), ("a: [\n", "YAML")],
+    [
+        ("learning_rate: 0.1\n", "unknown option"),
+        ("epochs: two\n", "epochs"),
+        ("grid: 5x5\n", "grid"),
+        ("- 1\n- 2\n", "mapping"),
+        ("lr: -1\n", "lr"),
+        ("optimizer: rmsprop\n", "optimizer"),
+        ("a: [\n", "YAML"),
+    ],
 )
 def test_config_exception(tmp_path, text, match):
     path = tmp_path / "bad.yaml"

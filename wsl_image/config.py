@@ -47,6 +47,7 @@ class TrainConfig:
     grid: int | None = 7
     aggregator: str = "maa"
     aggregator_kwargs: dict = field(default_factory=dict)
+    cam_score: str = "auto"
     num_classes: int | None = None
     # optimisation
     epochs: int = 30
@@ -102,6 +103,8 @@ class TrainConfig:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.cam_score not in ("auto", "linear", "sigmoid"):
+            raise ValueError(f"cam_score must be auto, linear or sigmoid, got {self.cam_score!r}")
         if self.optimizer not in ("sgd", "adamw"):
             raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {self.optimizer!r}")
         if self.scheduler not in ("cosine", "step", "none"):

@@ -5,10 +5,12 @@ backbone (any timm model) -> feature map f (B, C, h, w) -> optional adaptive ave
 positions (``maa`` = MAAN, ``weighted_sum`` = weighted-CAM, ``mean`` = CAM with GAP, or any
 registered name) -> Linear(C -> classes).
 
-Localization map of class c: the class activation map ``w_c . f(x, y)`` on the native-resolution
-feature map, min-max normalised, times the aggregator's attention map (bilinearly upsampled from
-the grid) for attention-based aggregators; then bilinearly upsampled to the image and min-max
-normalised per image to [0, 1].
+Localization map of class c, on the native-resolution feature map f: a per-position class score
+times the aggregator's attention map (bilinearly upsampled from the grid) for attention-based
+aggregators; then bilinearly upsampled to the image and min-max normalised per image to [0, 1].
+The class score is the class activation ``w_c . f(x, y)`` (min-max normalised, so that the product
+with the attention is monotone in both) or, as in the MAAN paper's class activation sequences
+(Eq. 12 / 14), ``sigmoid(w_c . f(x, y) + b_c)``; see ``cam_score``.
 
 Transformer backbones (ViT-style, returning tokens (B, N, C)) are supported: the prefix tokens
 (class / register tokens) are dropped and the patch tokens are reshaped to their (h, w) grid.
@@ -22,7 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["CamModel", "CamOutput", "create_backbone", "minmax_normalize"]
+__all__ = ["CamModel", "CamOutput", "create_backbone", "minmax_normalize", "CAM_SCORES"]
+
+CAM_SCORES = ("auto", "linear", "sigmoid")
 
 
 class CamOutput(NamedTuple):
@@ -86,6 +90,11 @@ class CamModel(nn.Module):
         pretrained / pretrained_path: see :func:`create_backbone`.
         aggregator_kwargs: extra keyword arguments for ``wsl.build_aggregator``.
         image_size: input size used to probe the feature shape of the backbone.
+        backbone_kwargs: extra keyword arguments for ``timm.create_model`` (e.g. ``output_stride=16``).
+        cam_score: per-position class score of the localization map: ``linear`` (min-max normalised
+            ``w_c . f``, times the attention), ``sigmoid`` (``sigmoid(w_c . f + b_c)`` times the attention:
+            the CAS of the MAAN paper, Eq. 12 / 14, ``wsl.cam.class_activation``), or ``auto`` (sigmoid for
+            attention-based aggregators, linear -- the original CAM -- for the others).
     """
 
     def __init__(
@@ -100,10 +109,14 @@ class CamModel(nn.Module):
         aggregator_kwargs: dict | None = None,
         image_size: int = 224,
         backbone_kwargs: dict | None = None,
+        cam_score: str = "auto",
     ) -> None:
         super().__init__()
         import wsl
 
+        if cam_score not in CAM_SCORES:
+            raise ValueError(f"cam_score must be one of {', '.join(CAM_SCORES)}, got {cam_score!r}")
+        self.cam_score = cam_score
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         if grid is not None and grid < 1:
@@ -116,15 +129,20 @@ class CamModel(nn.Module):
         )
         self.num_prefix_tokens = int(getattr(self.backbone, "num_prefix_tokens", 0) or 0)
         self.num_features = self._probe_channels(image_size)
-        self.aggregator = wsl.build_aggregator(
-            aggregator, channels=self.num_features, **(aggregator_kwargs or {})
-        )
+        self.aggregator = wsl.build_aggregator(aggregator, channels=self.num_features, **(aggregator_kwargs or {}))
         self.aggregator_name = aggregator
         self.classifier = nn.Linear(self.num_features, num_classes)
 
     @property
     def uses_attention(self) -> bool:
         return bool(getattr(self.aggregator, "uses_attention", False))
+
+    @property
+    def resolved_cam_score(self) -> str:
+        """``sigmoid`` or ``linear``: what ``cam_score="auto"`` means for this aggregator."""
+        if self.cam_score != "auto":
+            return self.cam_score
+        return "sigmoid" if self.uses_attention else "linear"
 
     def _probe_channels(self, image_size: int) -> int:
         was_training = self.backbone.training
@@ -195,16 +213,25 @@ class CamModel(nn.Module):
         """
         squeeze = classes.dim() == 1
         classes = classes.view(classes.shape[0], -1)
-        weight = self.classifier.weight[classes]  # (B, k, C)
-        cams = torch.einsum("bkc,bchw->bkhw", weight.to(features.dtype), features)
-        cams = minmax_normalize(cams.flatten(0, 1)).view_as(cams)
         if attention is not None and self.uses_attention:
-            attention = attention.to(cams.dtype).unsqueeze(1)
-            if attention.shape[-2:] != cams.shape[-2:]:
+            attention = attention.to(features.dtype)
+            if attention.shape[-2:] != features.shape[-2:]:
                 attention = F.interpolate(
-                    attention, size=cams.shape[-2:], mode="bilinear", align_corners=False
-                )
-            cams = cams * attention
+                    attention.unsqueeze(1), size=features.shape[-2:], mode="bilinear", align_corners=False
+                ).squeeze(1)
+        else:
+            attention = None
+        if self.resolved_cam_score == "sigmoid":
+            from wsl.cam import class_activation
+
+            scores = class_activation(features, self.classifier.weight, self.classifier.bias, attention)
+            cams = scores.gather(1, classes.view(*classes.shape, 1, 1).expand(-1, -1, *scores.shape[-2:]))
+        else:
+            weight = self.classifier.weight[classes]  # (B, k, C)
+            cams = torch.einsum("bkc,bchw->bkhw", weight.to(features.dtype), features)
+            cams = minmax_normalize(cams.flatten(0, 1)).view_as(cams)
+            if attention is not None:
+                cams = cams * attention.unsqueeze(1)
         return cams[:, 0] if squeeze else cams
 
     @torch.no_grad()

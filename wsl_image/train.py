@@ -130,9 +130,7 @@ def build_splits(config: TrainConfig) -> dict:
     }
 
 
-def build_model(
-    config: TrainConfig, num_classes: int | None = None, *, pretrained: bool | None = None
-) -> CamModel:
+def build_model(config: TrainConfig, num_classes: int | None = None, *, pretrained: bool | None = None) -> CamModel:
     """The CamModel of ``config``; ``pretrained`` overrides the config (False before loading a checkpoint)."""
     if pretrained is None:
         pretrained = config.pretrained or bool(config.pretrained_path)
@@ -146,6 +144,7 @@ def build_model(
         aggregator_kwargs=config.aggregator_kwargs,
         image_size=config.image_size,
         backbone_kwargs=config.backbone_kwargs,
+        cam_score=config.cam_score,
     )
 
 
@@ -179,9 +178,7 @@ def _build_optimizer(model: CamModel, config: TrainConfig) -> torch.optim.Optimi
     ]
     groups = [group for group in groups if group["params"]]
     if config.optimizer == "sgd":
-        return torch.optim.SGD(
-            groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-        )
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     return torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
 
 
@@ -267,9 +264,7 @@ def train(
     config = _resolve_config(config, resume)
     context = _init_distributed(config.device)
     try:
-        return _train(
-            config, context, resume=resume, progress=progress, epoch_callback=epoch_callback, log=log
-        )
+        return _train(config, context, resume=resume, progress=progress, epoch_callback=epoch_callback, log=log)
     finally:
         context.close()
 
@@ -361,9 +356,7 @@ def _train(config, context, *, resume, progress, epoch_callback, log) -> dict | 
                 logits = train_model(images).logits
                 loss = F.cross_entropy(logits.float(), labels)
             if not torch.isfinite(loss):
-                raise ValueError(
-                    f"training diverged: loss is {loss.item()} at epoch {epoch + 1} (lower --lr)"
-                )
+                raise ValueError(f"training diverged: loss is {loss.item()} at epoch {epoch + 1} (lower --lr)")
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -493,6 +486,7 @@ def evaluate_run(
         at_val_threshold=at_val,
         threshold_note=splits.get("val_note", ""),
         aggregator=config.aggregator,
+        cam_score=model.resolved_cam_score,
         backbone=config.backbone,
         grid=config.grid,
     )

@@ -11,14 +11,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", required=True, help="run folder written by `wsl-image train`")
     parser.add_argument("--data-root", help="CUB_200_2011 folder (default: the one the run was trained on)")
     parser.add_argument("--metadata", help="wsolevaluation metadata folder (default: the run's)")
-    parser.add_argument(
-        "--split", default="test", choices=["train", "val", "test"], help="split to evaluate (test)"
-    )
+    parser.add_argument("--split", default="test", choices=["train", "val", "test"], help="split to evaluate (test)")
     parser.add_argument("--cam-threshold", type=float, help="fixed CAM threshold (default: the run's, 0.2)")
     parser.add_argument("--batch-size", type=int, help="batch size (default: the run's)")
     parser.add_argument("--workers", type=int, help="data-loading worker processes (default: the run's)")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="device (default auto)")
     parser.add_argument(
-        "--device", choices=["auto", "cpu", "cuda"], default="auto", help="device (default auto)"
+        "--cam-score",
+        choices=["auto", "linear", "sigmoid"],
+        help="class score of the localization map (default: the run's)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -42,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
         eval_batch_size=args.batch_size,
         workers=args.workers,
     )
+    if args.cam_score:
+        model.cam_score = config.cam_score = args.cam_score
     splits = build_splits(config)
     splits["train"] = _as_eval(splits["train"], config)
     if splits.get(args.split) is None:

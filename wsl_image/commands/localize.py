@@ -10,21 +10,13 @@ HELP = "predict the class and the object box of your own images with a trained r
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", required=True, help="run folder written by `wsl-image train`")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (JPEG, PNG, ...)")
-    parser.add_argument(
-        "--out", required=True, help="output folder: boxes.json and one overlay PNG per image"
-    )
+    parser.add_argument("--out", required=True, help="output folder: boxes.json and one overlay PNG per image")
     parser.add_argument(
         "--cam-threshold", type=float, help="CAM threshold (default: the run's val-chosen one, else 0.2)"
     )
-    parser.add_argument(
-        "--topk", type=int, default=1, help="localize the top-k predicted classes (default 1)"
-    )
-    parser.add_argument(
-        "--multi-contour", action="store_true", help="one box per contour instead of the largest"
-    )
-    parser.add_argument(
-        "--device", choices=["auto", "cpu", "cuda"], default="auto", help="device (default auto)"
-    )
+    parser.add_argument("--topk", type=int, default=1, help="localize the top-k predicted classes (default 1)")
+    parser.add_argument("--multi-contour", action="store_true", help="one box per contour instead of the largest")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="device (default auto)")
 
 
 def run(args: argparse.Namespace) -> int:

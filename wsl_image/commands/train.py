@@ -62,6 +62,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="disable mixed precision on CUDA",
     )
+    parser.add_argument(
+        "--cam-score",
+        choices=["auto", "linear", "sigmoid"],
+        help="class score of the localization map: linear CAM, sigmoid CAS (paper Eq. 14) or auto (default)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -85,6 +90,7 @@ OPTION_NAMES = (
     "device",
     "workers",
     "cam_threshold",
+    "cam_score",
     "amp",
     "out",
 )
