@@ -1,17 +1,25 @@
 """wsl: weakly-supervised localization with exact marginalized average aggregation (MAAN)."""
 
-from . import functional
-from .aggregators import (
-    Aggregation,
-    build_aggregator,
-    list_aggregators,
-    refresh_plugins,
-    register_aggregator,
-)
-from .cam import class_activation
-from .validation import set_validation, validation
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
+
+# The public API is imported on first use (PEP 562), so numpy-only parts such as ``wsl.metrics``
+# and the ``wsl-video evaluate`` command do not pay for importing torch.
+_LAZY = {
+    "Aggregation": "wsl.aggregators",
+    "build_aggregator": "wsl.aggregators",
+    "list_aggregators": "wsl.aggregators",
+    "register_aggregator": "wsl.aggregators",
+    "refresh_plugins": "wsl.aggregators",
+    "class_activation": "wsl.cam",
+    "set_validation": "wsl._validation",
+    "validation": "wsl._validation",
+}
+_SUBMODULES = {"functional"}
 
 __all__ = [
     "Aggregation",
@@ -24,3 +32,17 @@ __all__ = [
     "set_validation",
     "validation",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"wsl.{name}")
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'wsl' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

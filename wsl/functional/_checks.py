@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from wsl.validation import validation_enabled
+from wsl._validation import validation_enabled
 
 
 def check_floating(tensor: torch.Tensor, name: str) -> None:
@@ -43,10 +43,13 @@ def check_mask(mask: torch.Tensor | None, shape: torch.Size, name: str = "mask")
 
 def check_probabilities(p: torch.Tensor, name: str = "p") -> None:
     """Values in [0, 1] and not NaN (only when validation is on)."""
-    if validation_enabled():
-        bad = torch.isnan(p) | (p < 0) | (p > 1)
-        if bool(bad.any()):
-            first = bad.nonzero()[0].tolist()
+    if validation_enabled() and p.numel():
+        low, high = torch.aminmax(p.detach())
+        low, high = low.item(), high.item()  # NaN propagates into both and fails the test below
+        if not (low >= 0.0 and high <= 1.0):
+            flat = p.detach().reshape(-1)
+            bad = torch.nonzero(torch.isnan(flat) | (flat < 0) | (flat > 1))[0].item()
+            index = list(torch.unravel_index(torch.tensor(bad), p.shape))
             raise ValueError(
-                f"{name} must lie in [0, 1] without NaN; found {p[tuple(first)].item()} at index {first}"
+                f"{name} must lie in [0, 1] without NaN; found {flat[bad].item()} at index {[int(i) for i in index]}"
             )

@@ -44,16 +44,18 @@ class _MAAWeights(torch.autograd.Function):
         batch, positions = p.shape
         num_nodes = positions // 2 + 1
         v, u, w = gauss_legendre_01_torch(num_nodes, p.dtype, p.device)
-        one_minus_p = (1 - p).unsqueeze(-1)
+        one_minus_p = (1 - p).unsqueeze(-1)  # (B, N, 1)
         p3 = p.unsqueeze(-1)
-        c = torch.zeros_like(p)
-        node_weight = torch.empty(batch, num_nodes, dtype=p.dtype, device=p.device)
-        for start, stop in _node_blocks(batch, positions, num_nodes):
-            log_g = torch.log1p(-p3 * v[start:stop]).sum(dim=1)  # (B, n_blk): log G(u_j)
-            weight = w[start:stop] * torch.exp(log_g)  # (B, n_blk)
-            node_weight[:, start:stop] = weight
-            inv_a = torch.reciprocal(one_minus_p + p3 * u[start:stop])  # 1 / (1 - p_i v_j), (B, N, n_blk)
-            c += torch.bmm(inv_a, weight.unsqueeze(-1)).squeeze(-1)
+        blocks = _node_blocks(batch, positions, num_nodes)
+        weights, c = [], None
+        for start, stop in blocks:
+            log_g = torch.log1p(p3 * -v[start:stop]).sum(dim=1)  # (B, n_blk): log G(u_j)
+            weight = torch.exp(log_g).mul_(w[start:stop])  # W_j = w_j G(u_j)
+            inv_a = torch.addcmul(one_minus_p, p3, u[start:stop]).reciprocal_()  # 1 / (1 - p_i v_j)
+            part = torch.bmm(inv_a, weight.unsqueeze(-1)).squeeze(-1)  # (B, N)
+            c = part if c is None else c.add_(part)
+            weights.append(weight)
+        node_weight = weights[0] if len(weights) == 1 else torch.cat(weights, dim=1)
         ctx.save_for_backward(p, c, node_weight)
         return p * c
 
@@ -68,16 +70,16 @@ class _MAAWeights(torch.autograd.Function):
         v, u, _ = gauss_legendre_01_torch(node_weight.shape[1], p.dtype, p.device)
         one_minus_p = (1 - p).unsqueeze(-1)
         p3 = p.unsqueeze(-1)
-        gp = (grad * p).unsqueeze(1)  # (B, 1, N)
+        gp = grad * p
+        gp_row = gp.unsqueeze(1)  # (B, 1, N)
         grad_p = grad * c
-        second = torch.zeros_like(p)
         for start, stop in _node_blocks(batch, positions, node_weight.shape[1]):
-            inv_a = torch.reciprocal(one_minus_p + p3 * u[start:stop])  # (B, N, n_blk)
+            inv_a = torch.addcmul(one_minus_p, p3, u[start:stop]).reciprocal_()  # (B, N, n_blk)
             wv = node_weight[:, start:stop] * v[start:stop]  # (B, n_blk)
-            r = torch.bmm(gp, inv_a).squeeze(1)  # (B, n_blk)
-            grad_p -= torch.bmm(inv_a, (wv * r).unsqueeze(-1)).squeeze(-1)
-            second += torch.bmm(inv_a.square_(), wv.unsqueeze(-1)).squeeze(-1)
-        return grad_p + grad * p * second
+            r = torch.bmm(gp_row, inv_a).squeeze(1)  # (B, n_blk)
+            grad_p.sub_(torch.bmm(inv_a, (wv * r).unsqueeze(-1)).squeeze(-1))
+            grad_p.addcmul_(gp, torch.bmm(inv_a.square_(), wv.unsqueeze(-1)).squeeze(-1))
+        return grad_p
 
 
 def _flatten_probabilities(p: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

@@ -46,14 +46,20 @@ def gauss_legendre_01(num_nodes: int) -> tuple[np.ndarray, np.ndarray]:
     return nodes01, weights01
 
 
-@functools.lru_cache(maxsize=256)
+@torch.compiler.assume_constant_result
 def gauss_legendre_01_torch(
     num_nodes: int, dtype: torch.dtype, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(1 - nodes, nodes, weights)`` of :func:`gauss_legendre_01` as tensors on ``device``.
 
     ``1 - nodes`` is computed in float64 before the cast so that it keeps full relative precision.
+    Cached per (size, dtype, device); ``torch.compile`` treats the result as a constant.
     """
+    return _nodes_as_tensors(num_nodes, dtype, device)
+
+
+@functools.lru_cache(maxsize=256)
+def _nodes_as_tensors(num_nodes: int, dtype: torch.dtype, device: torch.device):
     nodes, weights = gauss_legendre_01(num_nodes)
     as_tensor = functools.partial(torch.as_tensor, dtype=dtype, device=device)
     return as_tensor(1.0 - nodes), as_tensor(nodes), as_tensor(weights)

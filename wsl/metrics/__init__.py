@@ -1,3 +1,5 @@
 """Evaluation metrics: temporal detection mAP, classification mAP, WSOL box accuracy."""
 
-from wsl.metrics.wsol import BoxAccuracy, box_iou, localization_accuracy, max_box_acc  # noqa: F401
+from .classification import average_precision, classification_map, video_classification_map  # noqa: F401
+from .detection import detection_map  # noqa: F401
+from .wsol import BoxAccuracy, box_iou, localization_accuracy, max_box_acc  # noqa: F401

@@ -1,0 +1,19 @@
+"""The benchmark scripts run (tiny sizes); they assert nothing about timings."""
+
+import importlib.util
+from pathlib import Path
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_aggregators_benchmark_smoke():
+    table = _load("aggregators").main(["--quick", "--repeats", "1"])
+    for name in ("maa", "weighted_sum", "topk_mean", "algorithm 1 (paper)"):
+        assert f"| {name} |" in table
