@@ -1,10 +1,11 @@
 """``cub-sim``: a small synthetic dataset in the exact CUB-200-2011 layout.
 
 Every image shows one "bird" on a cluttered background. The bird is a body (a large textured ellipse
-with a wing and a tail) whose appearance is drawn from the same distribution for every class, plus a
-small head: the only part that tells the classes apart, by shape, colour and texture together.
-A classifier can therefore reach high accuracy while looking at the head alone, and a map that covers
-only the head localizes badly: the head box has an IoU of roughly 0.05-0.2 with the bird's box.
+with a wing and a tail) drawn from one shared distribution, plus a small head that tells the classes
+apart by shape, colour and texture together. As in real birds the rest of the body carries a weak cue
+too (``body_cue``: each class leans towards its own body hue and wing shade, buried in per-image noise).
+A classifier can reach high accuracy while looking at the head alone, and a map that covers only the
+head localizes badly: the head box has an IoU of roughly 0.05-0.2 with the bird's box.
 
 Images have varied sizes (75-100 % of ``image_size`` per side), positions and scales; the boxes are
 the exact extent of the drawn bird. Everything is deterministic by ``seed``: each image has its own
@@ -87,6 +88,8 @@ def class_spec(class_index: int) -> dict:
         "colour": colour_name,
         "rgb": rgb,
         "texture": texture,
+        # where the class's body colour leans inside the shared range, in [-1, 1]
+        "body_offset": float(((class_index * 0.6180339887) % 1.0) * 2.0 - 1.0),
         "name": f"{class_index + 1:03d}.{colour_name}_{shape}_{texture}",
     }
 
@@ -196,7 +199,9 @@ def _shape_mask(shape: str, centre: tuple[float, float], radius: float, angle: f
     return mask.astype(bool)
 
 
-def _bird_layers(rng: np.random.Generator, spec: dict, width: int, height: int, scale: float):
+def _bird_layers(
+    rng: np.random.Generator, spec: dict, width: int, height: int, scale: float, body_cue: float
+):
     """Colour layer, bird mask and head mask of a bird centred in a (height, width) canvas."""
     import cv2
 
@@ -230,11 +235,14 @@ def _bird_layers(rng: np.random.Generator, spec: dict, width: int, height: int, 
     head_centre = np.array([cx, cy]) + direction * (semi_major + head_radius * 0.45)
     head = _shape_mask(spec["shape"], tuple(head_centre), head_radius, rng.uniform(0, 2 * np.pi), size)
 
-    # Body: one plumage distribution for every class (earthy hues, soft feather stripes).
-    plumage = _hsv_to_rgb(rng.uniform(0.05, 0.14), rng.uniform(0.35, 0.7), rng.uniform(0.35, 0.7))
+    # Body: earthy hues and soft feather stripes for every class; with body_cue > 0 each class leans
+    # towards its own part of the hue range and wing shade, a weak cue buried in per-image noise.
+    hue = 0.095 + 0.045 * body_cue * spec["body_offset"] + rng.normal(0.0, 0.02)
+    plumage = _hsv_to_rgb(float(np.clip(hue, 0.03, 0.16)), rng.uniform(0.35, 0.7), rng.uniform(0.35, 0.7))
     feathers = _texture("striped", rng, size, period=rng.uniform(3.0, 5.0))
     layer = plumage * (0.85 + 0.3 * feathers[..., None])
-    wing_colour = plumage * rng.uniform(0.55, 0.75)
+    wing_colour = plumage * float(np.clip(0.65 + 0.1 * body_cue * spec["body_offset"] + rng.normal(0, 0.05),
+                                          0.45, 0.85))
     layer = np.where(wing[..., None], wing_colour * (0.9 + 0.2 * feathers[..., None]), layer)
     layer = np.where(tail[..., None], plumage * 0.6, layer)
     # Head: the class's colour and texture.
@@ -253,16 +261,22 @@ def _bird_layers(rng: np.random.Generator, spec: dict, width: int, height: int, 
 
 
 def render_sample(
-    rng: np.random.Generator, class_index: int, width: int, height: int, *, clutter: int = 10
+    rng: np.random.Generator,
+    class_index: int,
+    width: int,
+    height: int,
+    *,
+    clutter: int = 10,
+    body_cue: float = 0.5,
 ) -> SimSample:
-    """Render one image of class ``class_index`` of size ``width x height``."""
+    """Render one image of class ``class_index`` of size ``width x height`` (see the module docstring)."""
     if width < 32 or height < 32:
         raise ValueError(f"images must be at least 32x32, got {width}x{height}")
     spec = class_spec(class_index)
     image = _background(rng, width, height, clutter)
     scale = rng.uniform(0.42, 0.8)
     for _ in range(20):
-        layer, bird, head = _bird_layers(rng, spec, width, height, scale)
+        layer, bird, head = _bird_layers(rng, spec, width, height, scale, body_cue)
         ys, xs = np.nonzero(bird)
         inside = xs.min() > 0 and ys.min() > 0 and xs.max() < width - 1 and ys.max() < height - 1
         if inside and head.any():
@@ -299,6 +313,7 @@ def make_cub_sim(
     val_per_class: int = 6,
     image_size: int = 112,
     clutter: int = 10,
+    body_cue: float = 0.5,
     wsol_metadata: bool = True,
     jpeg_quality: int = 92,
     progress: bool = False,
@@ -313,6 +328,8 @@ def make_cub_sim(
         val_per_class: validation images per class (wsolevaluation ``val`` split only); 0 for none.
         image_size: largest image side; each side is drawn in ``[0.75, 1] * image_size``.
         clutter: background clutter elements per image.
+        body_cue: strength in ``[0, 1]`` of the weak class cue in the body colour (0: the body is
+            identical in distribution for every class; the head always decides).
         wsol_metadata: also write ``metadata/CUB/{train,val,test}`` in the wsolevaluation layout.
         jpeg_quality: JPEG quality (1-100).
         progress: show a progress bar.
@@ -334,6 +351,8 @@ def make_cub_sim(
         raise ValueError(f"jpeg_quality must lie in [1, 100], got {jpeg_quality}")
     if clutter < 0:
         raise ValueError(f"clutter must be >= 0, got {clutter}")
+    if not 0.0 <= body_cue <= 1.0:
+        raise ValueError(f"body_cue must lie in [0, 1], got {body_cue}")
     out_dir = Path(out_dir)
     root = out_dir / "CUB_200_2011"
     specs = [class_spec(k) for k in range(num_classes)]
@@ -349,7 +368,7 @@ def make_cub_sim(
         rng = sample_rng(seed, split, k, i)
         low = int(round(0.75 * image_size))
         width, height = int(rng.integers(low, image_size + 1)), int(rng.integers(low, image_size + 1))
-        sample = render_sample(rng, k, width, height, clutter=clutter)
+        sample = render_sample(rng, k, width, height, clutter=clutter, body_cue=body_cue)
         folder = specs[k]["name"]
         title = "_".join(part.capitalize() for part in folder.split(".", 1)[1].split("_"))
         if split == "val":
@@ -386,7 +405,7 @@ def make_cub_sim(
         "generator": "wsl_image.sim.make_cub_sim",
         "seed": seed, "num_classes": num_classes, "train_per_class": train_per_class,
         "test_per_class": test_per_class, "val_per_class": val_per_class, "image_size": image_size,
-        "clutter": clutter, "jpeg_quality": jpeg_quality,
+        "clutter": clutter, "body_cue": body_cue, "jpeg_quality": jpeg_quality,
         "classes": [{k: v for k, v in s.items() if k != "rgb"} for s in specs],
     }
     atomic_write_json(root / "sim_config.json", config)

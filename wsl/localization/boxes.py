@@ -91,9 +91,9 @@ def boxes_from_map_thresholds(
     multi_contour: bool = False,
     name: str = "heatmap",
 ) -> list[np.ndarray]:
-    """:func:`boxes_from_map` at many thresholds at once (one quantisation, one binarisation pass).
+    """:func:`boxes_from_map` at many thresholds (one check and quantisation of the map).
 
-    Thresholds that give the same integer cut-off share one contour search.
+    Thresholds that give the same integer cut-off share one binarisation and contour search.
 
     Returns:
         list of T arrays (ndarray[N_t, 4] int64), one per threshold.
@@ -101,10 +101,18 @@ def boxes_from_map_thresholds(
     thresholds = np.asarray(thresholds, dtype=np.float64).reshape(-1)
     if not np.isfinite(thresholds).all():
         raise ValueError(f"thresholds must be finite, got {thresholds.tolist()}")
+    import cv2
+
     quantized = quantize_map(heatmap, name)
     cutoffs = threshold_cutoffs(quantized, thresholds)
     unique_cutoffs, inverse = np.unique(cutoffs, return_inverse=True)
-    masks = (quantized[None, :, :] > unique_cutoffs[:, None, None]).astype(np.uint8)
-    masks *= 255
-    unique_boxes = [_contour_boxes(mask, multi_contour) for mask in masks]
+    unique_boxes = []
+    for cutoff in unique_cutoffs.tolist():
+        if cutoff < 0:
+            mask = np.full_like(quantized, 255)
+        elif cutoff >= 255:
+            mask = np.zeros_like(quantized)
+        else:  # strictly above the cut-off, OpenCV's SIMD binarisation
+            mask = cv2.threshold(quantized, cutoff, 255, cv2.THRESH_BINARY)[1]
+        unique_boxes.append(_contour_boxes(mask, multi_contour))
     return [unique_boxes[index] for index in inverse.reshape(-1)]

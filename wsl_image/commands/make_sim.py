@@ -22,6 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add("--image-size", type=int, default=112, help="largest image side in pixels (default: 112)")
     add("--clutter", type=int, default=10, help="background clutter elements per image (default: 10)")
+    add("--body-cue", type=float, default=0.5,
+        help="strength in [0, 1] of the weak class cue in the body colour (default: 0.5)")
     add("--no-wsol-metadata", action="store_true", help="do not write the wsolevaluation metadata")
     add("--quiet", action="store_true", help="no progress bar")
 
@@ -38,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
         val_per_class=args.val_per_class,
         image_size=args.image_size,
         clutter=args.clutter,
+        body_cue=args.body_cue,
         wsol_metadata=not args.no_wsol_metadata,
         progress=not args.quiet,
     )
