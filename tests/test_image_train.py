@@ -46,7 +46,7 @@ def test_train_outputs(sim, tmp_path):
     config = _config(sim, tmp_path / "run")
     metrics = train(config, progress=False, log=lambda message: None)
     run = tmp_path / "run"
-    for name in ("config.yaml", "checkpoint.pt", "history.json", "metrics.json"):
+    for name in ("config.yaml", "checkpoint.pt", "history.json", "metrics.json", "train.log"):
         assert (run / name).is_file(), name
     written = json.loads((run / "metrics.json").read_text())
     for key in METRIC_KEYS:

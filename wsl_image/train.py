@@ -1,7 +1,7 @@
 """Training of the CAM model on CUB-200-2011 (single process, or DDP under ``torchrun``).
 
 ``train(config)`` writes into ``config.out``: ``config.yaml`` (full resolved configuration),
-``checkpoint.pt`` after every epoch (model, optimiser, scheduler, AMP scaler, every rank's RNG
+``train.log``, ``checkpoint.pt`` after every epoch (model, optimiser, scheduler, AMP scaler, every rank's RNG
 states, epoch, history), ``history.json`` (per-epoch loss / accuracy / learning rate) and at the end
 ``metrics.json``. ``resume=True`` continues bit-for-bit from the last completed epoch.
 
@@ -34,6 +34,7 @@ CHECKPOINT_NAME = "checkpoint.pt"
 METRICS_NAME = "metrics.json"
 CONFIG_NAME = "config.yaml"
 HISTORY_NAME = "history.json"
+LOG_NAME = "train.log"
 
 
 @dataclass
@@ -272,12 +273,24 @@ def train(
 def _train(config, context, *, resume, progress, epoch_callback, log) -> dict | None:
     from tqdm import tqdm
 
-    from wsl.utils.io import atomic_save, atomic_write_json
+    from wsl.utils.io import atomic_save, atomic_write_json, atomic_write_text
     from wsl_image.data import collate_boxes
 
     device = resolve_device(config.device, context.local_rank)
     out = Path(config.out)
-    main_log = log if context.is_main else (lambda message: None)
+    log_path = out / LOG_NAME
+    log_lines: list[str] = []
+    if resume and log_path.is_file():
+        log_lines = log_path.read_text(encoding="utf-8").splitlines()
+
+    def main_log(message: str) -> None:
+        """Print on rank 0 and rewrite ``train.log`` atomically."""
+        if not context.is_main:
+            return
+        log(message)
+        log_lines.append(f"{time.strftime('%Y-%m-%d %H:%M:%S')}  {message}")
+        atomic_write_text(log_path, "\n".join(log_lines) + "\n")
+
     torch.backends.cudnn.benchmark = device.type == "cuda"
 
     splits = build_splits(config)
@@ -290,6 +303,11 @@ def _train(config, context, *, resume, progress, epoch_callback, log) -> dict | 
     if context.is_main:
         out.mkdir(parents=True, exist_ok=True)
         save_config(config, out / CONFIG_NAME)
+    main_log(
+        f"{'resuming' if resume else 'training'} {config.aggregator} on {config.backbone} (grid "
+        f"{config.grid or 'native'}), {len(splits['train'])} training images, {config.num_classes} classes, "
+        f"{context.world_size} process(es) on {device}"
+    )
 
     _seed_everything(config.seed + context.rank)
     model = build_model(config, config.num_classes, pretrained=False if resume else None).to(device)
