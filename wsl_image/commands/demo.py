@@ -34,6 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--lr", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
     add("--seed", type=int, default=0, help="random seed (default 0)")
     add("--overlays", type=int, default=8, help="test images drawn per aggregator (default 8)")
+    add(
+        "--threads",
+        type=int,
+        default=1,
+        help="CPU threads for torch (default 1: the small model gains little from more, and loses much on a busy CPU)",
+    )
     add("--device", choices=["auto", "cpu", "cuda"], default="auto", help="device (default auto)")
     add("--quiet", action="store_true", help="no progress bars")
 
@@ -73,6 +79,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.epochs < 1:
         raise ValueError(f"--epochs must be >= 1, got {args.epochs}")
+    if args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
     for name in args.aggregators:
         wsl.build_aggregator(name, channels=8)  # fail fast on an unknown name
     started = time.time()
