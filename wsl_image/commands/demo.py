@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--output-stride", type=int, choices=[8, 16, 32], default=16, help="backbone output stride (default 16)")
     add("--grid", choices=["4", "7", "none"], default="7", help="aggregation grid (default 7)")
     add("--image-size", type=int, default=112, help="input size (default 112)")
-    add("--epochs", type=int, default=20, help="epochs per model (default 20)")
+    add("--epochs", type=int, default=30, help="epochs per model (default 30)")
     add("--batch-size", type=int, default=32, help="batch size (default 32)")
     add("--lr", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
     add("--seed", type=int, default=0, help="random seed (default 0)")
