@@ -72,11 +72,11 @@ def test_weighted_baselines_formulas():
     torch.testing.assert_close(_build("weighted_sum")(x).pooled, torch.einsum("bcn,bn->bc", x, lam))
     norm = _build("norm")(x)
     torch.testing.assert_close(norm.pooled, torch.einsum("bcn,bn->bc", x, lam / lam.sum(1, keepdim=True)))
-    soft = _build("softmax_norm")(x)
+    soft = _build("softmax_norm")(x)  # the paper's formula: softmax of the sigmoid attention
+    torch.testing.assert_close(soft.weights, torch.softmax(lam, dim=1))
+    on_logits = _build("softmax_norm", on="logits")(x)
     logits = _build("softmax_norm").head.logits(x)
-    torch.testing.assert_close(soft.weights, torch.softmax(logits, dim=1))
-    literal = _build("softmax_norm", on="attention")(x)
-    torch.testing.assert_close(literal.weights, torch.softmax(lam, dim=1))
+    torch.testing.assert_close(on_logits.weights, torch.softmax(logits, dim=1))
 
 
 def test_dropout_train_and_eval():

@@ -9,8 +9,10 @@ from wsl_image.data import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     CubDataset,
+    CubMetadata,
     build_transforms,
     collate_boxes,
+    denormalize,
     load_cub,
     load_wsol_metadata,
     resize_boxes,
@@ -273,3 +275,21 @@ def test_exception_transforms():
         build_transforms(True, 64, crop="center")
     with pytest.raises(ValueError, match="sizes must be positive"):
         resize_boxes(np.zeros((1, 4)), (0, 10), (10, 10))
+
+
+def test_denormalize_round_trip(tmp_path):
+    meta = load_cub(_write_official(tmp_path))
+    image = denormalize(CubDataset(meta, train=False, image_size=8)[2]["image"])
+    np.testing.assert_allclose(image.mean(dim=(1, 2)).numpy(), np.array(COLOURS[2]) / 255.0, atol=0.03)
+
+
+def test_exception_metadata():
+    with pytest.raises(ValueError, match="2 image ids but 1 labels"):
+        CubMetadata(["a", "b"], ["/a", "/b"], [0], [np.zeros((1, 4))] * 2, None, ["x"])
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 1\)"):
+        CubMetadata(["a"], ["/a"], [1], [np.zeros((1, 4))], None, ["x"])
+    meta = CubMetadata(["a"], ["/a"], [0], [np.zeros((1, 4))], None, ["x"])
+    with pytest.raises(ValueError, match="no split information"):
+        meta.split("train")
+    with pytest.raises(ValueError, match="no image"):
+        CubDataset(meta.subset([]), train=False)

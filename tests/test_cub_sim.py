@@ -110,6 +110,8 @@ def test_exception(tmp_path):
         make_cub_sim(tmp_path, train_per_class=0)
     with pytest.raises(ValueError, match="image_size"):
         make_cub_sim(tmp_path, image_size=16)
+    with pytest.raises(ValueError, match="body_cue"):
+        make_cub_sim(tmp_path, body_cue=1.5)
     with pytest.raises(ValueError, match="at least 32x32"):
         render_sample(np.random.default_rng(0), 0, 20, 20)
     with pytest.raises(ValueError, match="class_index"):

@@ -19,7 +19,7 @@ _LAZY = {
     "set_validation": "wsl._validation",
     "validation": "wsl._validation",
 }
-_SUBMODULES = {"functional"}
+_SUBMODULES = {"aggregators", "cam", "functional", "localization", "metrics", "reference", "utils"}
 
 __all__ = [
     "Aggregation",

@@ -2,8 +2,9 @@
 
 Every image shows one "bird" on a cluttered background. The bird is a body (a large textured ellipse
 with a wing and a tail) drawn from one shared distribution, plus a small head that tells the classes
-apart by shape, colour and texture together. As in real birds the rest of the body carries a weak cue
-too (``body_cue``: each class leans towards its own body hue and wing shade, buried in per-image noise).
+apart by shape, colour and texture together. As in real birds the rest of the body carries a weaker,
+noisy cue too (``body_cue``: the wing shows the class's own marking with probability ``body_cue`` and
+any marking otherwise; body hue and wing shade lean slightly per class, buried in per-image noise).
 A classifier can reach high accuracy while looking at the head alone, and a map that covers only the
 head localizes badly: the head box has an IoU of roughly 0.05-0.2 with the bird's box.
 
@@ -88,6 +89,7 @@ def class_spec(class_index: int) -> dict:
         "colour": colour_name,
         "rgb": rgb,
         "texture": texture,
+        "wing_marking": TEXTURES[(class_index + 3) % len(TEXTURES)],
         # where the class's body colour leans inside the shared range, in [-1, 1]
         "body_offset": float(((class_index * 0.6180339887) % 1.0) * 2.0 - 1.0),
         "name": f"{class_index + 1:03d}.{colour_name}_{shape}_{texture}",
@@ -243,7 +245,13 @@ def _bird_layers(
     layer = plumage * (0.85 + 0.3 * feathers[..., None])
     wing_colour = plumage * float(np.clip(0.65 + 0.1 * body_cue * spec["body_offset"] + rng.normal(0, 0.05),
                                           0.45, 0.85))
-    layer = np.where(wing[..., None], wing_colour * (0.9 + 0.2 * feathers[..., None]), layer)
+    # Wing markings: the class's own marking with probability body_cue, otherwise any marking.
+    marking = spec["wing_marking"] if rng.random() < body_cue else TEXTURES[int(rng.integers(len(TEXTURES)))]
+    marks = _texture(marking, rng, size, period=max(3.0, semi_minor * 0.45))
+    wing_layer = wing_colour * (0.9 + 0.2 * feathers[..., None])
+    cream = np.array([235.0, 225.0, 200.0])
+    wing_layer = wing_layer * (1 - 0.45 * marks[..., None]) + cream * 0.45 * marks[..., None]
+    layer = np.where(wing[..., None], wing_layer, layer)
     layer = np.where(tail[..., None], plumage * 0.6, layer)
     # Head: the class's colour and texture.
     class_rgb = np.clip(np.asarray(spec["rgb"], np.float64) + rng.normal(0, 10, 3), 0, 255)

@@ -61,12 +61,14 @@ class NormalizedWeightedSum(AttentionAggregator):
 class SoftmaxWeightedAverage(AttentionAggregator):
     """SoftMaxNorm: pooled = sum_i softmax(s)_i x_i over the valid positions.
 
-    ``s`` is the attention head's logit by default (``on="logits"``), the usual softmax attention; with
-    ``on="attention"`` it is the sigmoid attention itself, e^{lambda_i} / sum_j e^{lambda_j}, the paper's
-    formula taken literally. ``attention`` is the sigmoid attention lambda either way.
+    By default ``s`` is the sigmoid attention itself, e^{lambda_i} / sum_j e^{lambda_j}, the paper's
+    formula (``on="attention"``). With ``on="logits"`` it is the head's logit (the usual softmax
+    attention); softmax ignores a constant shift of the logits, so their level is free to drift during
+    training and the sigmoid attention used for localization can saturate. ``temperature`` divides
+    ``s``. ``attention`` is the sigmoid attention lambda either way.
     """
 
-    def __init__(self, channels: Optional[int] = None, on: str = "logits", temperature: float = 1.0,
+    def __init__(self, channels: Optional[int] = None, on: str = "attention", temperature: float = 1.0,
                  **head_kwargs):
         super().__init__(channels, **head_kwargs)
         if on not in ("logits", "attention"):

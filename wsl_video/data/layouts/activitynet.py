@@ -1,0 +1,65 @@
+"""ActivityNet1.3 layout: the official ``activity_net.v1-3.min.json`` and one feature file per video.
+
+Feature files (``<id>`` is the key of the annotation database, e.g. ``-0RbVDHWovM``)::
+
+    <root>/activity_net.v1-3.min.json
+    <root>/features/v_<id>.npy                                   joint (T, 2D), RGB then flow, or
+    <root>/features/rgb/v_<id>.npy, <root>/features/flow/v_<id>.npy   (T, D) each
+
+``<id>.npy`` without the ``v_`` prefix is accepted too. ``T`` may be anything (features are often resized
+to a fixed length), so each video's snippet length is ``duration / T``. ``train`` is the ``training``
+subset, ``test`` the ``validation`` subset.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from wsl_video.data.annotations import Entry, parse_database
+from wsl_video.data.files import read_json
+from wsl_video.data.layouts.common import attach_feature_files
+from wsl_video.data.records import FeatureDataset
+
+__all__ = ["open_activitynet", "ANNOTATION_FILE", "SUBSETS"]
+
+ANNOTATION_FILE = "activity_net.v1-3.min.json"
+SUBSETS = {"train": "training", "test": "validation"}
+
+
+def _feature_path(folder: Path, name: str) -> Path:
+    prefixed = folder / f"v_{name}.npy"
+    if prefixed.is_file() or name.startswith("v_"):
+        return prefixed
+    plain = folder / f"{name}.npy"
+    return plain if plain.is_file() else prefixed
+
+
+def open_activitynet(root: Path, subset: str, *, streams: str = "two", skip_missing: bool = False,
+                     **_: object) -> FeatureDataset:
+    root = Path(root)
+    gt_path = root / ANNOTATION_FILE
+    data = read_json(gt_path)
+    entries = parse_database(data, gt_path)
+    classes = sorted({label for entry in entries.values() for _, _, label in entry.annotations})
+    native = SUBSETS[subset]
+    chosen = [entry for entry in entries.values() if entry.subset == native]
+    for entry in chosen:
+        if entry.duration is None:
+            raise ValueError(f"{gt_path}: video {entry.name} has no duration")
+    features = root / "features"
+    two_streams = (features / "rgb").is_dir() or (features / "flow").is_dir()
+
+    def paths_of(entry: Entry) -> dict[str, Path]:
+        if two_streams:
+            return {stream: _feature_path(features / stream, entry.name) for stream in ("rgb", "flow")}
+        return {"joint": _feature_path(features, entry.name)}
+
+    where = f"activitynet ({subset}, {root})"
+    videos, dims, loader = attach_feature_files(
+        chosen, paths_of, lambda entry, t: entry.duration / t, skip_missing=skip_missing, where=where
+    )
+    if not videos:
+        raise ValueError(f"{where}: the dataset is empty")
+    version = str(data.get("version", "VERSION 1.3")) if isinstance(data, dict) else "VERSION 1.3"
+    return FeatureDataset("activitynet", subset, classes, videos, loader, dims,
+                          streams=streams, version=version)
