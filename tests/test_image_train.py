@@ -27,16 +27,28 @@ METRIC_KEYS = ("top1_loc", "top5_loc", "gt_known_loc", "max_box_acc", "max_box_a
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory):
     out = tmp_path_factory.mktemp("cub-sim")
-    make_cub_sim(out, seed=1, num_classes=3, train_per_class=4, test_per_class=3, val_per_class=1, image_size=48,
-                 clutter=2)
+    make_cub_sim(
+        out, seed=1, num_classes=3, train_per_class=4, test_per_class=3, val_per_class=1, image_size=48, clutter=2
+    )
     return out
 
 
 def _config(sim, out, **changes):
     values = dict(
-        data_root=str(sim / "CUB_200_2011"), metadata=str(sim / "metadata" / "CUB"), out=str(out),
-        backbone="test_resnet", image_size=32, grid=4, aggregator="maa", epochs=2, batch_size=4, workers=0,
-        optimizer="sgd", lr=0.02, head_lr_scale=1.0, device="cpu",
+        data_root=str(sim / "CUB_200_2011"),
+        metadata=str(sim / "metadata" / "CUB"),
+        out=str(out),
+        backbone="test_resnet",
+        image_size=32,
+        grid=4,
+        aggregator="maa",
+        epochs=2,
+        batch_size=4,
+        workers=0,
+        optimizer="sgd",
+        lr=0.02,
+        head_lr_scale=1.0,
+        device="cpu",
     )
     values.update(changes)
     return TrainConfig(**values)
@@ -81,8 +93,12 @@ def test_resume_is_exact(sim, tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train(_config(sim, tmp_path / "resumed", **changes), progress=False, epoch_callback=interrupt,
-              log=lambda message: None)
+        train(
+            _config(sim, tmp_path / "resumed", **changes),
+            progress=False,
+            epoch_callback=interrupt,
+            log=lambda message: None,
+        )
     assert torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)["epoch"] == 1
     train(_config(sim, tmp_path / "resumed", **changes), resume=True, progress=False, log=lambda message: None)
     straight = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=False)
@@ -116,8 +132,9 @@ def test_meter_counts_match_direct_metrics():
     direct = localization_accuracy(cams, boxes, scores, labels, cam_threshold=0.5)
     for key, value in direct.items():
         assert metrics["at_threshold"]["0.5"][key] == pytest.approx(value)
-    assert metrics["max_box_acc"] == pytest.approx(max_box_acc(cams, boxes, iou_thresholds=(0.5,),
-                                                               multi_contour=False)[0.5])
+    assert metrics["max_box_acc"] == pytest.approx(
+        max_box_acc(cams, boxes, iou_thresholds=(0.5,), multi_contour=False)[0.5]
+    )
     assert metrics["max_box_acc_v2"] == pytest.approx(max_box_acc(cams, boxes)["mean"])
 
 
@@ -128,11 +145,36 @@ def test_ddp_torchrun(sim, tmp_path):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-        f"--master_port={port}", "-m", "wsl_image",
-        "train", "--data-root", str(sim / "CUB_200_2011"), "--metadata", str(sim / "metadata" / "CUB"),
-        "--out", str(run), "--backbone", "test_resnet", "--image-size", "32", "--grid", "4", "--epochs", "1",
-        "--batch-size", "4", "--workers", "0", "--device", "cpu", "--quiet",
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_addr=127.0.0.1",
+        f"--master_port={port}",
+        "-m",
+        "wsl_image",
+        "train",
+        "--data-root",
+        str(sim / "CUB_200_2011"),
+        "--metadata",
+        str(sim / "metadata" / "CUB"),
+        "--out",
+        str(run),
+        "--backbone",
+        "test_resnet",
+        "--image-size",
+        "32",
+        "--grid",
+        "4",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "4",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--quiet",
     ]
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
@@ -148,3 +190,16 @@ def test_ddp_torchrun(sim, tmp_path):
     single = evaluate_run(model, config, build_splits(config), device=torch.device("cpu"), progress=False)
     for key in (*METRIC_KEYS, "val_cam_threshold"):
         assert single[key] == pytest.approx(metrics[key], abs=1e-9), key
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_amp(sim, tmp_path):
+    """Mixed-precision training on CUDA; the evaluation matches a float32 CPU evaluation closely."""
+    config = _config(sim, tmp_path / "run", device="cuda", amp=True, epochs=1)
+    metrics = train(config, progress=False, log=lambda message: None)
+    assert np.isfinite(json.loads((tmp_path / "run" / "history.json").read_text())[0]["loss"])
+    model, config = load_run(tmp_path / "run")
+    cpu = evaluate_run(
+        model, config.replace(amp=False), build_splits(config), device=torch.device("cpu"), progress=False
+    )
+    assert cpu["top1_cls"] == pytest.approx(metrics["top1_cls"], abs=100.0 / 9 + 1e-6)
