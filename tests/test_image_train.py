@@ -83,6 +83,18 @@ def test_no_val_split_says_so(sim, tmp_path):
     assert "no validation split" in metrics["threshold_note"]
 
 
+def test_held_out_val_split(sim, tmp_path):
+    config = _config(sim, tmp_path / "run", metadata=None, epochs=1, val_per_class=1)
+    splits = build_splits(config)
+    assert len(splits["val"]) == 3 and len(splits["train"]) == 9
+    train_ids = set(splits["train"].meta.image_ids)
+    assert not train_ids & set(splits["val"].meta.image_ids)
+    metrics = train(config, progress=False, log=lambda message: None)
+    assert metrics["val_cam_threshold"] is not None and "held out" in metrics["threshold_note"]
+    with pytest.raises(ValueError, match="already has a val split"):
+        build_splits(_config(sim, tmp_path / "other", val_per_class=1))
+
+
 def test_resume_is_exact(sim, tmp_path):
     """3 epochs in one go == 1 epoch, interruption, ``resume`` for the rest (weights bit for bit)."""
     changes = dict(epochs=3, aggregator="weighted_sum", metadata=None)

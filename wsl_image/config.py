@@ -39,6 +39,7 @@ class TrainConfig:
     out: str = ""
     image_size: int = 224
     workers: int = 4
+    val_per_class: int = 0
     # model
     backbone: str = "resnet50"
     pretrained: bool = False
@@ -115,6 +116,8 @@ class TrainConfig:
             raise ValueError(f"cam_threshold must be in [0, 1], got {self.cam_threshold}")
         if not 0.0 < self.iou_threshold <= 1.0:
             raise ValueError(f"iou_threshold must be in (0, 1], got {self.iou_threshold}")
+        if self.val_per_class < 0:
+            raise ValueError(f"val_per_class must be >= 0, got {self.val_per_class}")
         if self.workers < 0:
             raise ValueError(f"workers must be >= 0, got {self.workers}")
         if self.pretrained_path is not None and not self.pretrained_path:

@@ -104,11 +104,23 @@ def build_splits(config: TrainConfig) -> dict:
         meta = load_wsol_metadata(config.metadata, image_root)
     else:
         meta = load_cub(root)
+    held_out = False
+    if config.val_per_class:
+        if "val" in meta.available_splits():
+            raise ValueError(f"metadata {config.metadata} already has a val split; drop --val-per-class")
+        meta = meta.holdout_val(config.val_per_class, seed=config.seed)
+        held_out = True
     train_meta = meta.split("train")
     test_meta = meta.split("test")
     val_meta = None
     val_note = "no validation split (CUB train/test split only): the fixed CAM threshold is used"
-    if config.metadata:
+    if held_out:
+        val_meta = meta.split("val")
+        val_note = (
+            f"CAM threshold chosen on {config.val_per_class} training image(s) per class held out as a val split "
+            "(best MaxBoxAcc at IoU 0.5)"
+        )
+    elif config.metadata:
         try:
             val_meta = meta.split("val")
         except (KeyError, ValueError):
@@ -323,7 +335,11 @@ def _train(config, context, *, resume, progress, epoch_callback, log) -> dict | 
         persistent_workers=False,
     )
     train_loader = torch.utils.data.DataLoader(
-        splits["train"], batch_size=config.batch_size, sampler=train_sampler, drop_last=False, **loader_kwargs
+        splits["train"],
+        batch_size=config.batch_size,
+        sampler=train_sampler,
+        drop_last=len(train_sampler) > config.batch_size,  # no batch of 1 for BatchNorm
+        **loader_kwargs,
     )
     scheduler = _build_scheduler(optimizer, config, len(train_loader))
     use_amp = config.amp and device.type == "cuda"

@@ -15,6 +15,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "class_labels.txt, localization.txt); its val split chooses the CAM threshold",
     )
     parser.add_argument(
+        "--val-per-class",
+        type=int,
+        help="hold out N training images per class as a val split that chooses the CAM threshold "
+        "(for data without one, e.g. the official CUB layout; default 0: none)",
+    )
+    parser.add_argument(
         "--out", required=True, help="run folder: config.yaml, checkpoint.pt, history.json, metrics.json"
     )
     parser.add_argument("--config", help="YAML file with options (the format of DIR/config.yaml); flags override it")
@@ -91,6 +97,7 @@ OPTION_NAMES = (
     "workers",
     "cam_threshold",
     "cam_score",
+    "val_per_class",
     "amp",
     "out",
 )
