@@ -244,12 +244,13 @@ class CamModel(nn.Module):
         Returns logits (B, K) and maps (B, k, H, W) in [0, 1] (min-max normalised per map).
         """
         output = self(images)
+        features = output.features.float()  # maps in float32 also under autocast
+        attention = None if output.attention is None else output.attention.float()
         if classes is None:
             classes = output.logits.topk(min(topk, self.num_classes), dim=1).indices
-        maps = self.upsample_maps(
-            self.class_activation_maps(output.features, output.attention, classes.view(classes.shape[0], -1)),
-            images.shape[-2:],
-        )
+        with torch.autocast(device_type=features.device.type, enabled=False):
+            maps = self.class_activation_maps(features, attention, classes.view(classes.shape[0], -1))
+            maps = self.upsample_maps(maps, images.shape[-2:])
         return output.logits, maps
 
     @staticmethod
