@@ -15,7 +15,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
-__all__ = ["evaluate_model", "LocalizationMeter", "ShardSampler"]
+__all__ = ["evaluate_model", "evaluate_run", "format_metrics", "LocalizationMeter", "ShardSampler"]
 
 _LOC_KEYS = ("top1_loc", "top5_loc", "gt_known_loc", "top1_cls", "top5_cls")
 
@@ -51,9 +51,7 @@ class LocalizationMeter:
         self.loc_counts = np.zeros((len(self.cam_thresholds), len(_LOC_KEYS)), dtype=np.float64)
         self.num_images = 0
 
-    def update(
-        self, cams: np.ndarray, gt_boxes: Sequence[np.ndarray], scores: np.ndarray, labels: np.ndarray
-    ) -> None:
+    def update(self, cams: np.ndarray, gt_boxes: Sequence[np.ndarray], scores: np.ndarray, labels: np.ndarray) -> None:
         """cams (N, H, W) true-class maps in [0, 1]; gt_boxes N x (M_i, 4); scores (N, K); labels (N,)."""
         from wsl.metrics import localization_accuracy
 
@@ -85,11 +83,7 @@ class LocalizationMeter:
             array = np.asarray(value)
             tensor = torch.from_numpy(np.array(array, dtype=np.float64))
             backend = torch.distributed.get_backend()
-            device = (
-                torch.device("cuda", torch.cuda.current_device())
-                if backend == "nccl"
-                else torch.device("cpu")
-            )
+            device = torch.device("cuda", torch.cuda.current_device()) if backend == "nccl" else torch.device("cpu")
             tensor = tensor.to(device)
             torch.distributed.all_reduce(tensor)
             reduced = tensor.cpu().numpy().astype(array.dtype)
@@ -101,8 +95,7 @@ class LocalizationMeter:
             raise ValueError("no image was evaluated")
         per_threshold = {
             threshold: {
-                key: float(self.loc_counts[row, col] * 100.0 / self.num_images)
-                for col, key in enumerate(_LOC_KEYS)
+                key: float(self.loc_counts[row, col] * 100.0 / self.num_images) for col, key in enumerate(_LOC_KEYS)
             }
             for row, threshold in enumerate(self.cam_thresholds)
         }
@@ -155,3 +148,94 @@ def evaluate_model(
     model.train(was_training)
     meter.reduce()
     return meter.compute()
+
+
+def evaluate_run(
+    model: torch.nn.Module,
+    config,
+    splits: dict,
+    *,
+    device: torch.device,
+    rank: int = 0,
+    world_size: int = 1,
+    split: str = "test",
+    progress: bool = True,
+) -> dict:
+    """Metrics of ``model`` on ``splits[split]`` at ``config.cam_threshold`` and, when ``splits["val"]``
+    exists, at the threshold chosen on it (best MaxBoxAcc at ``config.iou_threshold``).
+
+    ``splits`` as returned by ``wsl_image.train.build_splits``; under torch.distributed each of the
+    ``world_size`` ranks evaluates its shard and all get the summed metrics.
+    """
+    if split not in splits or splits[split] is None:
+        raise ValueError(f"the data has no {split} split")
+    batch_size = config.eval_batch_size or config.batch_size
+    use_amp = config.amp and device.type == "cuda"
+
+    from wsl_image.data import collate_boxes
+
+    def loader(dataset):
+        sampler = ShardSampler(len(dataset), rank, world_size)
+        return torch.utils.data.DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            num_workers=config.workers,
+            collate_fn=collate_boxes,
+        )
+
+    val_threshold = None
+    if splits.get("val") is not None and split != "val":
+        val_metrics = evaluate_model(
+            model,
+            loader(splits["val"]),
+            device=device,
+            cam_thresholds=(config.cam_threshold,),
+            iou_threshold=config.iou_threshold,
+            amp=use_amp,
+            progress=progress and rank == 0,
+            description="val",
+        )
+        val_threshold = float(val_metrics["max_box_acc_threshold"])
+    thresholds = (config.cam_threshold,) if val_threshold is None else (config.cam_threshold, val_threshold)
+    metrics = evaluate_model(
+        model,
+        loader(splits[split]),
+        device=device,
+        cam_thresholds=thresholds,
+        iou_threshold=config.iou_threshold,
+        amp=use_amp,
+        progress=progress and rank == 0,
+        description=split,
+    )
+    at_val = metrics["at_threshold"][f"{val_threshold:g}"] if val_threshold is not None else None
+    metrics.update(
+        split=split,
+        cam_threshold=config.cam_threshold,
+        iou_threshold=config.iou_threshold,
+        val_cam_threshold=val_threshold,
+        at_val_threshold=at_val,
+        threshold_note=splits.get("val_note", ""),
+        aggregator=config.aggregator,
+        cam_score=getattr(model, "module", model).resolved_cam_score,
+        backbone=config.backbone,
+        grid=config.grid,
+    )
+    return metrics
+
+
+def format_metrics(metrics: dict) -> str:
+    """One-line summary of the main metrics."""
+    parts = [
+        f"{key} {metrics[key]:.2f}"
+        for key in (
+            "top1_loc",
+            "top5_loc",
+            "gt_known_loc",
+            "max_box_acc",
+            "max_box_acc_v2",
+            "top1_cls",
+            "top5_cls",
+        )
+    ]
+    return f"{metrics.get('split', 'test')}: " + "  ".join(parts)

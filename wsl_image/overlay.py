@@ -30,9 +30,7 @@ def denormalize_image(
     image, mean: Sequence[float] = (0.485, 0.456, 0.406), std: Sequence[float] = (0.229, 0.224, 0.225)
 ) -> np.ndarray:
     """Normalised tensor / array (3, H, W) -> uint8 RGB ndarray[H, W, 3]."""
-    array = (
-        image.detach().cpu().float().numpy() if hasattr(image, "detach") else np.asarray(image, np.float32)
-    )
+    array = image.detach().cpu().float().numpy() if hasattr(image, "detach") else np.asarray(image, np.float32)
     if array.ndim != 3 or array.shape[0] != 3:
         raise ValueError(f"image must have shape (3, H, W), got {array.shape}")
     array = array * np.asarray(std, np.float32)[:, None, None] + np.asarray(mean, np.float32)[:, None, None]
@@ -60,9 +58,7 @@ def draw_boxes(image: np.ndarray, boxes, color: tuple[int, int, int], thickness:
 
     canvas = _check_image(image).copy()
     for x0, y0, x1, y1 in np.asarray(boxes, dtype=np.float64).reshape(-1, 4):
-        cv2.rectangle(
-            canvas, (int(round(x0)), int(round(y0))), (int(round(x1)), int(round(y1))), color, thickness
-        )
+        cv2.rectangle(canvas, (int(round(x0)), int(round(y0))), (int(round(x1)), int(round(y1))), color, thickness)
     return canvas
 
 
@@ -85,9 +81,7 @@ def make_grid(
     header = 26 if title else 0
     columns = max(1, min(columns, len(tiles)))
     rows = (len(tiles) + columns - 1) // columns
-    grid = np.full(
-        (header + rows * (height + caption + pad) + pad, columns * (width + pad) + pad, 3), 255, np.uint8
-    )
+    grid = np.full((header + rows * (height + caption + pad) + pad, columns * (width + pad) + pad, 3), 255, np.uint8)
     if title:
         cv2.putText(grid, title, (pad, 19), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
     for index, tile in enumerate(tiles):
@@ -123,9 +117,7 @@ def save_png(path: str | Path, image: np.ndarray) -> Path:
     return Path(path)
 
 
-def figure6_tile(
-    image: np.ndarray, heatmap: np.ndarray, gt_boxes, pred_boxes, alpha: float = 0.5
-) -> np.ndarray:
+def figure6_tile(image: np.ndarray, heatmap: np.ndarray, gt_boxes, pred_boxes, alpha: float = 0.5) -> np.ndarray:
     """Heat map on the image, ground-truth boxes red, predicted boxes green (paper's Figure 6)."""
     canvas = overlay_heatmap(image, heatmap, alpha)
     if gt_boxes is not None and len(gt_boxes):

@@ -11,7 +11,6 @@ CPU, nccl on CUDA), the batch size is per process, metrics are summed over ranks
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
@@ -25,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from wsl_image.config import TrainConfig, load_config, save_config
-from wsl_image.evaluate import ShardSampler, evaluate_model
+from wsl_image.evaluate import evaluate_run, format_metrics
 from wsl_image.model import CamModel
 
 __all__ = ["train", "build_model", "load_run", "resolve_device", "build_splits", "DistributedContext"]
@@ -448,101 +447,12 @@ def _train(config, context, *, resume, progress, epoch_callback, log) -> dict | 
             },
             out / CHECKPOINT_NAME,
         )
-    metrics = evaluate_run(model, config, splits, device=device, context=context, progress=progress)
+    metrics = evaluate_run(
+        model, config, splits, device=device, rank=context.rank, world_size=context.world_size, progress=progress
+    )
     if context.is_main:
         metrics["history"] = history
         atomic_write_json(out / METRICS_NAME, metrics)
         main_log(format_metrics(metrics))
         return metrics
     return None
-
-
-def evaluate_run(
-    model: CamModel,
-    config: TrainConfig,
-    splits: dict,
-    *,
-    device: torch.device,
-    context: DistributedContext | None = None,
-    split: str = "test",
-    progress: bool = True,
-) -> dict:
-    """Metrics of ``model`` on ``splits[split]`` at the fixed threshold and, when a val split exists,
-    at the threshold chosen on it."""
-    context = context or DistributedContext()
-    if split not in splits or splits[split] is None:
-        raise ValueError(f"the data has no {split} split")
-    batch_size = config.eval_batch_size or config.batch_size
-    use_amp = config.amp and device.type == "cuda"
-
-    from wsl_image.data import collate_boxes
-
-    def loader(dataset):
-        sampler = ShardSampler(len(dataset), context.rank, context.world_size)
-        return torch.utils.data.DataLoader(
-            dataset,
-            batch_size=batch_size,
-            sampler=sampler,
-            num_workers=config.workers,
-            collate_fn=collate_boxes,
-        )
-
-    val_threshold = None
-    if splits.get("val") is not None and split != "val":
-        val_metrics = evaluate_model(
-            model,
-            loader(splits["val"]),
-            device=device,
-            cam_thresholds=(config.cam_threshold,),
-            iou_threshold=config.iou_threshold,
-            amp=use_amp,
-            progress=progress and context.is_main,
-            description="val",
-        )
-        val_threshold = float(val_metrics["max_box_acc_threshold"])
-    thresholds = (config.cam_threshold,) if val_threshold is None else (config.cam_threshold, val_threshold)
-    metrics = evaluate_model(
-        model,
-        loader(splits[split]),
-        device=device,
-        cam_thresholds=thresholds,
-        iou_threshold=config.iou_threshold,
-        amp=use_amp,
-        progress=progress and context.is_main,
-        description=split,
-    )
-    at_val = metrics["at_threshold"][f"{val_threshold:g}"] if val_threshold is not None else None
-    metrics.update(
-        split=split,
-        cam_threshold=config.cam_threshold,
-        iou_threshold=config.iou_threshold,
-        val_cam_threshold=val_threshold,
-        at_val_threshold=at_val,
-        threshold_note=splits.get("val_note", ""),
-        aggregator=config.aggregator,
-        cam_score=model.resolved_cam_score,
-        backbone=config.backbone,
-        grid=config.grid,
-    )
-    return metrics
-
-
-def format_metrics(metrics: dict) -> str:
-    """One-line summary of the main metrics."""
-    parts = [
-        f"{key} {metrics[key]:.2f}"
-        for key in (
-            "top1_loc",
-            "top5_loc",
-            "gt_known_loc",
-            "max_box_acc",
-            "max_box_acc_v2",
-            "top1_cls",
-            "top5_cls",
-        )
-    ]
-    return f"{metrics.get('split', 'test')}: " + "  ".join(parts)
-
-
-def dump_metrics(metrics: dict) -> str:
-    return json.dumps(metrics, indent=2)

@@ -75,8 +75,9 @@ def run(args: argparse.Namespace) -> int:
     import wsl
     from wsl.utils.io import atomic_write_json, atomic_write_text
     from wsl_image.config import TrainConfig
+    from wsl_image.evaluate import evaluate_run
     from wsl_image.overlay import make_grid, render_overlays, save_png
-    from wsl_image.train import build_splits, evaluate_run, load_run, resolve_device, train
+    from wsl_image.train import build_splits, load_run, resolve_device, train
 
     if args.epochs < 1:
         raise ValueError(f"--epochs must be >= 1, got {args.epochs}")

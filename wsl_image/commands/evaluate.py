@@ -28,7 +28,8 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from wsl.utils.io import atomic_write_json
-    from wsl_image.train import build_splits, evaluate_run, format_metrics, load_run, resolve_device
+    from wsl_image.evaluate import evaluate_run, format_metrics
+    from wsl_image.train import build_splits, load_run, resolve_device
 
     run_dir = Path(args.run)
     if not run_dir.is_dir():
