@@ -251,14 +251,11 @@ def _sum_across_ranks(values: list[float], device: torch.device, context: Distri
     return tensor.cpu().tolist()
 
 
-def _resolve_config(config: TrainConfig, resume: bool) -> TrainConfig:
-    out = Path(config.out)
+def _check_output(config: TrainConfig, resume: bool) -> None:
     if not config.out:
         raise ValueError("--out is required")
-    if resume:
-        if not (out / CHECKPOINT_NAME).is_file():
-            raise FileNotFoundError(f"nothing to resume: {out / CHECKPOINT_NAME} not found")
-    return config
+    if resume and not (Path(config.out) / CHECKPOINT_NAME).is_file():
+        raise FileNotFoundError(f"nothing to resume: {Path(config.out) / CHECKPOINT_NAME} not found")
 
 
 def train(
@@ -273,7 +270,7 @@ def train(
 
     ``epoch_callback(epoch, record)`` is called on every rank after each epoch's checkpoint is written.
     """
-    config = _resolve_config(config, resume)
+    _check_output(config, resume)
     context = _init_distributed(config.device)
     try:
         return _train(config, context, resume=resume, progress=progress, epoch_callback=epoch_callback, log=log)
