@@ -1,0 +1,125 @@
+import json
+
+import pytest
+import yaml
+
+from wsl.utils.io import atomic_write_json
+from wsl_video.cli import main
+from wsl_video.detections import load_detections, write_detections
+
+TINY = ["--iterations", "12", "--batch-size", "4", "--device", "cpu", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def sim_root(tmp_path_factory):
+    """thumos14-sim written to disk in the W-TALC layout, read back as THUMOS14."""
+    root = tmp_path_factory.mktemp("thumos14")
+    assert main(["make-sim", "--layout", "wtalc", "--videos", "8", "--feature-dim", "16", "--out", str(root)]) == 0
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained_run(sim_root, tmp_path_factory):
+    run = tmp_path_factory.mktemp("runs") / "maa"
+    argv = ["train", "--dataset", "thumos14", "--data-root", str(sim_root), "--layout", "wtalc", "--out", str(run)]
+    assert main(argv + TINY) == 0
+    return run
+
+
+def test_train_detect_evaluate(trained_run, sim_root, tmp_path):
+    for name in ("config.yaml", "train.log", "checkpoint.pt", "detections.json", "metrics.json"):
+        assert (trained_run / name).is_file(), name
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    # detect again from the run directory: same detections as at the end of training
+    output = tmp_path / "detections.json"
+    assert main(["detect", "--run", str(trained_run), "--output", str(output), "--quiet"]) == 0
+    assert load_detections(output) == load_detections(trained_run / "detections.json")
+    # the evaluate command on those detections reproduces the run's metrics
+    from wsl_video.config import load_config
+    from wsl_video.train import open_data
+
+    test_set = open_data(load_config(trained_run / "config.yaml").resolved(), "test")
+    ground_truth = test_set.ground_truth()
+    atomic_write_json(tmp_path / "gt.json", ground_truth)
+    # 8 test videos do not cover every class: keep detections of annotated classes, as the run does
+    present = {a["label"] for entry in ground_truth["database"].values() for a in entry["annotations"]}
+    results, video_scores = load_detections(output)
+    results = {video: [d for d in rows if d["label"] in present] for video, rows in results.items()}
+    video_scores = {video: {k: v for k, v in row.items() if k in present} for video, row in video_scores.items()}
+    write_detections(tmp_path / "present.json", results, video_scores=video_scores)
+    ambiguous = sim_root / "Thumos14reduced-Annotations" / "Ambiguous_test.txt"
+    scores = tmp_path / "scores.json"
+    argv = ["evaluate", "--ground-truth", str(tmp_path / "gt.json"), "--predictions", str(tmp_path / "present.json"),
+            "--ambiguous", str(ambiguous), "--output", str(scores)]
+    assert main(argv) == 0
+    evaluated = json.loads(scores.read_text())
+    assert evaluated["mAP"] == pytest.approx(metrics["mAP"])
+    assert evaluated["classification_mAP"] == pytest.approx(metrics["cls_mAP"])
+
+
+def test_plot(trained_run, tmp_path):
+    png = tmp_path / "cas.png"
+    results, _ = load_detections(trained_run / "detections.json")
+    video = sorted(results)[0]
+    assert main(["plot", "--run", str(trained_run), str(trained_run), "--video", video, "--out", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_config_and_flags(sim_root, tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump({"model": {"aggregator": "norm"}, "train": {"iterations": 3, "batch_size": 2}}))
+    run = tmp_path / "run"
+    argv = ["train", "--dataset", "thumos14-sim", "--sim", "videos=6", "--sim", "feature_dim=8", "--config",
+            str(config), "--iterations", "4", "--out", str(run), "--no-eval", "--quiet", "--device", "cpu"]
+    assert main(argv) == 0
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["model"]["aggregator"] == "norm"
+    assert saved["train"]["iterations"] == 4 and saved["train"]["batch_size"] == 2
+    assert saved["data"]["sim"] == {"videos": 6, "feature_dim": 8}
+    assert not (run / "metrics.json").exists()
+    # resume reads the run's own config; --iterations extends it
+    assert main(["train", "--out", str(run), "--resume", "--iterations", "6", "--no-eval", "--quiet"]) == 0
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["model"]["aggregator"] == "norm" and saved["train"]["iterations"] == 6
+
+
+def test_demo(tmp_path):
+    out = tmp_path / "demo"
+    argv = ["demo", "--out", str(out), "--iterations", "3", "--batch-size", "2", "--aggregators", "maa",
+            "weighted_sum", "--seeds", "0", "1", "--sim", "videos=6", "--sim", "feature_dim=8", "--plots", "1",
+            "--device", "cpu", "--quiet"]
+    assert main(argv) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary) == {"maa", "weighted_sum"}
+    for entry in summary.values():
+        assert entry["seeds"] == 2 and len(entry["mAP"]) == len(entry["mAP_std"]) == 9
+        assert set(entry["per_seed"]) == {"0", "1"}
+    assert len(list((out / "plots").glob("*.png"))) == 1
+    assert "MAAN" in (out / "table.md").read_text()
+    assert (out / "runs" / "weighted_sum" / "seed1" / "metrics.json").is_file()
+
+
+def _bad(capsys, argv, *expected):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert err.startswith(f"wsl-video {argv[0]}: error:"), err
+    for text in expected:
+        assert text in err, err
+
+
+def test_exception(capsys, tmp_path, trained_run):
+    out = ["--out", str(tmp_path / "run"), "--quiet"]
+    _bad(capsys, ["train", "--dataset", "thumos14", "--data-root", str(tmp_path / "nowhere")] + out, "nowhere")
+    _bad(capsys, ["train", "--dataset", "thumos14-sim", "--aggregator", "nope"] + out, "nope")
+    (tmp_path / "bad.yaml").write_text("train:\n  iterationz: 3\n")
+    _bad(capsys, ["train", "--config", str(tmp_path / "bad.yaml")] + out, "iterationz")
+    _bad(capsys, ["train", "--config", str(tmp_path / "missing.yaml")] + out, "missing.yaml")
+    _bad(capsys, ["train", "--dataset", "thumos14-sim", "--sim", "warp=9"] + out, "warp")
+    _bad(capsys, ["train", "--dataset", "thumos14-sim", "--sim", "novalue"] + out, "novalue")
+    _bad(capsys, ["train", "--dataset", "thumos14-sim", "--resume"] + out, "checkpoint")
+    _bad(capsys, ["train", "--dataset", "thumos14-sim", "--iterations", "0"] + out, "iterations")
+    _bad(capsys, ["detect", "--run", str(tmp_path / "norun"), "--output", str(tmp_path / "d.json")], "norun")
+    _bad(capsys, ["plot", "--run", str(trained_run), "--video", "video_test_9999999", "--out",
+                  str(tmp_path / "p.png")], "video_test_9999999")
+    _bad(capsys, ["demo", "--aggregators", "nope", "--out", str(tmp_path / "demo")], "nope")

@@ -1,0 +1,36 @@
+"""``wsl-video detect``: run a trained model on a subset and write ActivityNet-format detections."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "detect actions with a trained run; writes an ActivityNet-format detections JSON"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run", required=True, help="run directory written by 'wsl-video train'")
+    parser.add_argument("--data-root", default=None, help="features folder (default: the run's data root)")
+    parser.add_argument("--subset", choices=("train", "test"), default="test", help="subset to detect on")
+    parser.add_argument("--output", required=True, help="detections JSON to write")
+    parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, ...")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    if not Path(args.run).is_dir():
+        raise FileNotFoundError(f"run directory not found: {args.run}")
+    from wsl_video.inference import predict_dataset
+    from wsl_video.train import load_run, open_data, write_prediction
+
+    config, model, _ = load_run(args.run, args.device)
+    dataset = open_data(config, args.subset, args.data_root)
+    prediction = predict_dataset(model, dataset, config.inference, config.train.num_segments,
+                                 progress=not args.quiet)
+    write_prediction(args.output, dataset, prediction)
+    count = sum(len(d) for d in prediction.detections.values())
+    if not args.quiet:
+        print(f"{count} detections on {len(dataset)} {config.data.dataset} {args.subset} videos "
+              f"-> {args.output}")
+    return 0

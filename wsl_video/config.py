@@ -1,0 +1,218 @@
+"""The resolved configuration of a ``wsl-video`` run: data, model, training and inference settings.
+
+A run directory holds ``config.yaml`` with every field below; ``wsl-video train --config FILE`` reads
+the same format (any subset of the fields), and command-line flags override it. Unknown sections or
+keys are rejected with a ``ValueError`` that names them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Mapping
+
+from wsl.utils.io import atomic_write_text
+
+__all__ = [
+    "DataConfig",
+    "ModelConfig",
+    "TrainConfig",
+    "InferenceConfig",
+    "RunConfig",
+    "load_config",
+    "save_config",
+    "config_from_dict",
+    "config_to_dict",
+    "DATASETS",
+    "THUMOS_TIOU",
+    "ACTIVITYNET_TIOU",
+]
+
+DATASETS = ("thumos14", "activitynet", "thumos14-sim")
+THUMOS_TIOU = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+ACTIVITYNET_TIOU = [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95]
+STPN_SPARSITY = 1e-4
+
+
+@dataclass
+class DataConfig:
+    """Which features to read (see :func:`wsl_video.data.open_dataset`)."""
+
+    dataset: str = "thumos14"
+    data_root: str | None = None
+    layout: str = "auto"
+    streams: str = "two"
+    test_videos: int | None = None
+    skip_missing: bool = False
+    seconds_per_snippet: float | None = None
+    seed: int = 0  # simulator seed (thumos14-sim)
+    sim: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ModelConfig:
+    """One aggregator (any registered name) and a linear classifier per stream."""
+
+    aggregator: str = "maa"
+    aggregator_kwargs: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainConfig:
+    """The paper's recipe: T segments with one random snippet each, BCE, Adam 5e-4."""
+
+    iterations: int = 5000
+    batch_size: int = 16
+    num_segments: int = 20
+    lr: float = 5e-4
+    weight_decay: float = 0.0
+    sparsity_weight: float | None = None  # None: 1e-4 for weighted_sum (STPN), 0 otherwise
+    seed: int = 0
+    device: str = "auto"
+    checkpoint_every: int = 500
+    log_every: int = 50
+    cache_features: bool = True  # keep training features in memory after the first read
+
+
+@dataclass
+class InferenceConfig:
+    """From features to detections.
+
+    ``video_scores`` decides how video-level class probabilities are computed at test time:
+    ``"sampled"`` (default) aggregates ``num_segments`` uniformly spaced snippets, exactly the footing
+    of training, averaged over ``score_samples`` uniformly shifted samples; ``"full"`` aggregates all
+    snippets (which saturates unnormalised aggregators such as ``weighted_sum`` on long videos).
+    """
+
+    class_threshold: float = 0.1
+    cas_thresholds: List[float] | None = None  # None: [0.2] THUMOS14, [0.2, 0.15, 0.1, 0.05] ActivityNet
+    scoring: str = "mean"
+    nms: str = "hard"
+    nms_iou: float = 0.5
+    soft_sigma: float = 0.5
+    max_detections: int = 100
+    video_scores: str = "sampled"
+    score_samples: int = 5
+    stream_weights: List[float] | None = None  # None: equal weights (0.5 / 0.5 for two streams)
+    tiou_thresholds: List[float] | None = None  # None: 0.1:0.1:0.9 THUMOS14, 0.5:0.05:0.95 ActivityNet
+
+
+@dataclass
+class RunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
+
+    def resolved(self) -> RunConfig:
+        """A copy with the dataset-dependent ``None`` defaults filled in, after validation."""
+        config = config_from_dict(config_to_dict(self))
+        validate_config(config)
+        thumos = config.data.dataset != "activitynet"
+        if config.data.test_videos is None and config.data.dataset == "thumos14":
+            config.data.test_videos = 212
+        if config.inference.cas_thresholds is None:
+            config.inference.cas_thresholds = [0.2] if thumos else [0.2, 0.15, 0.1, 0.05]
+        if config.inference.tiou_thresholds is None:
+            config.inference.tiou_thresholds = list(THUMOS_TIOU if thumos else ACTIVITYNET_TIOU)
+        if config.train.sparsity_weight is None:
+            stpn = config.model.aggregator in ("weighted_sum", "stpn")
+            config.train.sparsity_weight = STPN_SPARSITY if stpn else 0.0
+        return config
+
+
+_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "inference": InferenceConfig}
+
+
+def config_to_dict(config: RunConfig) -> Dict[str, Dict[str, Any]]:
+    """Plain nested dict (YAML/JSON serialisable)."""
+    return {name: dataclasses.asdict(getattr(config, name)) for name in _SECTIONS}
+
+
+def config_from_dict(values: Mapping[str, Any], base: RunConfig | None = None,
+                     source: str = "config") -> RunConfig:
+    """Build a :class:`RunConfig` from a (partial) nested dict on top of ``base`` (defaults when None).
+
+    Raises:
+        ValueError: an unknown section or key, or a section that is not a mapping; the message names
+            ``source`` and the key.
+    """
+    config = RunConfig() if base is None else config_from_dict(config_to_dict(base))
+    if values is None:
+        return config
+    if not isinstance(values, Mapping):
+        raise ValueError(f"{source}: expected a mapping of sections {sorted(_SECTIONS)}")
+    for section, entries in values.items():
+        if section not in _SECTIONS:
+            raise ValueError(f"{source}: unknown config section '{section}' "
+                             f"(expected one of {sorted(_SECTIONS)})")
+        if entries is None:
+            continue
+        if not isinstance(entries, Mapping):
+            raise ValueError(f"{source}: section '{section}' must be a mapping")
+        target = getattr(config, section)
+        known = {f.name for f in dataclasses.fields(target)}
+        for key, value in entries.items():
+            if key not in known:
+                raise ValueError(f"{source}: unknown config key '{section}.{key}' "
+                                 f"(known: {', '.join(sorted(known))})")
+            setattr(target, key, value)
+    return config
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+def validate_config(config: RunConfig) -> None:
+    """Check ranges and choices; raises ``ValueError`` naming the offending key."""
+    data, train, inference = config.data, config.train, config.inference
+    _check(data.dataset in DATASETS, f"data.dataset must be one of {DATASETS}, got {data.dataset!r}")
+    _check(data.streams in ("two", "joint"), f"data.streams must be 'two' or 'joint', got {data.streams!r}")
+    _check(isinstance(data.sim, dict), "data.sim must be a mapping of simulator overrides")
+    _check(isinstance(config.model.aggregator, str), "model.aggregator must be a name")
+    _check(isinstance(config.model.aggregator_kwargs, dict), "model.aggregator_kwargs must be a mapping")
+    for key in ("iterations", "batch_size", "num_segments", "checkpoint_every", "log_every"):
+        value = getattr(train, key)
+        _check(isinstance(value, int) and value > 0, f"train.{key} must be a positive integer, got {value!r}")
+    _check(float(train.lr) > 0, f"train.lr must be positive, got {train.lr!r}")
+    _check(inference.video_scores in ("sampled", "full"),
+           f"inference.video_scores must be 'sampled' or 'full', got {inference.video_scores!r}")
+    _check(inference.nms in ("hard", "soft", "none"),
+           f"inference.nms must be 'hard', 'soft' or 'none', got {inference.nms!r}")
+    _check(inference.scoring in ("mean", "outer_inner"),
+           f"inference.scoring must be 'mean' or 'outer_inner', got {inference.scoring!r}")
+    _check(isinstance(inference.score_samples, int) and inference.score_samples > 0,
+           f"inference.score_samples must be a positive integer, got {inference.score_samples!r}")
+    _check(0.0 <= float(inference.class_threshold) <= 1.0,
+           f"inference.class_threshold must lie in [0, 1], got {inference.class_threshold!r}")
+    _check(isinstance(inference.max_detections, int) and inference.max_detections > 0,
+           f"inference.max_detections must be a positive integer, got {inference.max_detections!r}")
+
+
+def save_config(config: RunConfig, path: str | Path) -> None:
+    """Write ``config`` as YAML, atomically."""
+    import yaml
+
+    atomic_write_text(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))
+
+
+def load_config(path: str | Path, base: RunConfig | None = None) -> RunConfig:
+    """Read a (partial) YAML config on top of ``base``.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: unparsable YAML or an unknown key.
+    """
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: not valid YAML ({error})") from None
+    return config_from_dict(values or {}, base=base, source=str(path))

@@ -1,0 +1,312 @@
+"""Training MAAN (or any registered aggregator) on video-level labels, with exact resumption.
+
+Recipe (paper Sec. 3.1): every iteration draws a batch of training videos; each video is divided
+uniformly into ``num_segments`` (T = 20) segments and one random snippet is taken from each
+(:func:`wsl_video.data.sample_snippets`); the loss is the video-level multi-label cross-entropy
+(Eq. 10), optimised with Adam at 5e-4.
+
+A run directory holds ``config.yaml`` (the resolved config), ``train.log``, ``checkpoint.pt``
+(model, optimiser, NumPy and torch RNG states and the iteration, replaced atomically every
+``checkpoint_every`` iterations and at the end) and, after evaluation on the test subset,
+``detections.json`` (ActivityNet format) and ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Tuple
+
+import numpy as np
+import torch
+
+from wsl.utils.io import atomic_save, atomic_write_json, atomic_write_text
+from wsl_video.config import RunConfig, config_to_dict, load_config, save_config
+from wsl_video.inference import DatasetPrediction
+from wsl_video.model import TemporalLocalizer, weak_label_loss
+
+__all__ = ["resolve_device", "open_data", "build_model", "train", "load_run", "evaluate_run",
+           "evaluate_predictions", "jsonable", "CONFIG_FILE", "CHECKPOINT_FILE", "LOG_FILE", "DETECTIONS_FILE",
+           "METRICS_FILE"]
+
+CONFIG_FILE = "config.yaml"
+CHECKPOINT_FILE = "checkpoint.pt"
+LOG_FILE = "train.log"
+DETECTIONS_FILE = "detections.json"
+METRICS_FILE = "metrics.json"
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` -> cuda when available, else cpu; any other name is passed to :class:`torch.device`."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        raise ValueError(f"unknown device {name!r}: {error}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available")
+    return device
+
+
+def check_aggregator(config: RunConfig) -> None:
+    """Fail fast on an unknown aggregator name or bad aggregator keyword arguments (``ValueError``)."""
+    import wsl
+
+    try:
+        wsl.build_aggregator(config.model.aggregator, channels=8, **config.model.aggregator_kwargs)
+    except TypeError as error:
+        raise ValueError(f"bad model.aggregator_kwargs for {config.model.aggregator!r}: {error}") from None
+
+
+def open_data(config: RunConfig, subset: str, data_root: str | None = None):
+    """Open the ``subset`` ("train" or "test") of the configured dataset."""
+    from wsl_video.data import open_dataset
+
+    data = config.data
+    kwargs: Dict[str, Any] = {"data_root": data_root or data.data_root, "layout": data.layout,
+                              "streams": data.streams, "skip_missing": data.skip_missing, "seed": data.seed}
+    if data.test_videos is not None:
+        kwargs["test_videos"] = data.test_videos
+    if data.seconds_per_snippet is not None:
+        kwargs["seconds_per_snippet"] = data.seconds_per_snippet
+    if data.dataset == "thumos14-sim":
+        kwargs["sim"] = dict(data.sim)
+    elif data.sim:
+        raise ValueError(f"data.sim overrides only apply to thumos14-sim, not {data.dataset}")
+    dataset = open_dataset(data.dataset, subset, **kwargs)
+    if len(dataset) == 0:
+        raise ValueError(f"{data.dataset} {subset} subset has no videos")
+    return dataset
+
+
+def build_model(config: RunConfig, feature_dims: Dict[str, int], num_classes: int) -> TemporalLocalizer:
+    """The model described by ``config.model`` for the given streams and classes."""
+    return TemporalLocalizer(config.model.aggregator, feature_dims, num_classes,
+                             aggregator_kwargs=config.model.aggregator_kwargs,
+                             stream_weights=config.inference.stream_weights)
+
+
+class _Features:
+    """Per-video features, kept in memory after the first read when ``cache`` is set."""
+
+    def __init__(self, dataset, cache: bool) -> None:
+        self.dataset = dataset
+        self.cache: Dict[int, Dict[str, np.ndarray]] | None = {} if cache else None
+
+    def __call__(self, index: int) -> Dict[str, np.ndarray]:
+        if self.cache is None:
+            return self.dataset.features(index)
+        if index not in self.cache:
+            self.cache[index] = self.dataset.features(index)
+        return self.cache[index]
+
+
+def _sample_batch(features: _Features, videos: np.ndarray, num_segments: int, rng: np.random.Generator,
+                  streams, device: torch.device) -> Dict[str, torch.Tensor]:
+    from wsl_video.data import sample_snippets
+
+    batch: Dict[str, List[np.ndarray]] = {name: [] for name in streams}
+    for index in videos:
+        video = features(int(index))
+        length = len(next(iter(video.values())))
+        snippets = sample_snippets(length, num_segments, rng)
+        for name in streams:
+            batch[name].append(video[name][snippets])
+    return {name: torch.as_tensor(np.stack(arrays), dtype=torch.float32, device=device)
+            for name, arrays in batch.items()}
+
+
+class _Log:
+    """``train.log``, rewritten atomically on every line (it is small); ``append`` keeps earlier lines."""
+
+    def __init__(self, path: Path, echo: Callable[[str], None] | None, append: bool) -> None:
+        self.path = path
+        self.lines = path.read_text(encoding="utf-8").splitlines() if append and path.is_file() else []
+        self.echo = echo
+
+    def __call__(self, message: str) -> None:
+        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}"
+        self.lines.append(line)
+        atomic_write_text(self.path, "\n".join(self.lines) + "\n")
+        if self.echo is not None:
+            self.echo(message)
+
+
+def _checkpoint(model, optimizer, rng, iteration: int, config: RunConfig, classes, feature_dims) -> dict:
+    state = {
+        "iteration": iteration,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "numpy_rng": rng.bit_generator.state,
+        "torch_rng": torch.get_rng_state(),
+        "config": config_to_dict(config),
+        "classes": list(classes),
+        "feature_dims": dict(feature_dims),
+    }
+    if torch.cuda.is_available():
+        state["cuda_rng"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def train(config: RunConfig, out_dir: str | Path, *, resume: bool = False, evaluate: bool = True,
+          progress: bool = True, echo: Callable[[str], None] | None = None, train_set=None,
+          test_set=None) -> Dict[str, Any]:
+    """Train (or resume) a run in ``out_dir``; evaluate it on the test subset unless ``evaluate`` is False.
+
+    ``train_set`` / ``test_set`` are already opened datasets matching ``config.data`` (opened from the
+    config when None). Returns the metrics (empty when not evaluated).
+    """
+    from tqdm import tqdm
+
+    out_dir = Path(out_dir)
+    config = config.resolved()
+    check_aggregator(config)
+    device = resolve_device(config.train.device)
+    checkpoint_path = out_dir / CHECKPOINT_FILE
+    state = None
+    if resume:
+        if not checkpoint_path.is_file():
+            raise FileNotFoundError(f"cannot resume: no checkpoint at {checkpoint_path}")
+        state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+    train_set = train_set if train_set is not None else open_data(config, "train")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_config(config, out_dir / CONFIG_FILE)
+    log = _Log(out_dir / LOG_FILE, echo, append=resume)
+
+    feature_dims = dict(train_set.feature_dims)
+    torch.manual_seed(config.train.seed)
+    rng = np.random.default_rng(config.train.seed)
+    model = build_model(config, feature_dims, len(train_set.classes)).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr,
+                                 weight_decay=config.train.weight_decay)
+    start = 0
+    if state is not None:
+        if list(state["classes"]) != list(train_set.classes) or dict(state["feature_dims"]) != feature_dims:
+            raise ValueError(f"cannot resume {out_dir}: the checkpoint was trained on other classes "
+                             "or features")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        rng.bit_generator.state = state["numpy_rng"]
+        torch.set_rng_state(state["torch_rng"])
+        if "cuda_rng" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        start = int(state["iteration"])
+        log(f"resumed at iteration {start}")
+    else:
+        log(f"training {config.model.aggregator} on {config.data.dataset} ({len(train_set)} videos, "
+            f"streams {', '.join(train_set.streams)}, {len(train_set.classes)} classes) on {device}")
+
+    labels = torch.as_tensor(train_set.label_matrix(), dtype=torch.float32)
+    features = _Features(train_set, config.train.cache_features)
+    iterations, batch_size = config.train.iterations, config.train.batch_size
+    model.train()
+    running, tic = [], time.time()
+    bar = tqdm(range(start, iterations), desc=f"train {config.model.aggregator}", unit="it",
+               disable=not progress, leave=False)
+    for iteration in bar:
+        videos = rng.choice(len(train_set), size=batch_size, replace=batch_size > len(train_set))
+        batch = _sample_batch(features, videos, config.train.num_segments, rng, train_set.streams, device)
+        outputs = model(batch)
+        loss = weak_label_loss(outputs, labels[videos].to(device), config.train.sparsity_weight)
+        if not torch.isfinite(loss):
+            raise ValueError(f"training diverged at iteration {iteration + 1} (loss {loss.item()})")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        running.append(loss.item())
+        done = iteration + 1
+        if done % config.train.log_every == 0 or done == iterations:
+            log(f"iteration {done}/{iterations} loss {np.mean(running):.4f} ({time.time() - tic:.1f} s)")
+            bar.set_postfix(loss=f"{np.mean(running):.4f}")
+            running = []
+        if done % config.train.checkpoint_every == 0 or done == iterations:
+            atomic_save(_checkpoint(model, optimizer, rng, done, config, train_set.classes, feature_dims),
+                        checkpoint_path)
+    bar.close()
+    if start >= iterations:
+        log(f"nothing to train: checkpoint is at iteration {start} of {iterations}")
+    if not evaluate:
+        return {}
+    metrics = evaluate_run(model, config, out_dir, dataset=test_set, progress=progress)
+    average = "average_mAP_0.1_0.7" if "average_mAP_0.1_0.7" in metrics else "average_mAP"
+    summary = ", ".join(f"{key} {100 * metrics[key]:.1f}" for key in (average, "cls_mAP"))
+    log(f"test: {summary}")
+    return metrics
+
+
+def load_run(run_dir: str | Path,
+             device: str | torch.device = "cpu") -> Tuple[RunConfig, TemporalLocalizer, dict]:
+    """Load ``config.yaml`` and ``checkpoint.pt`` of a run directory.
+
+    Returns (config, model in eval mode on ``device``, checkpoint dict).
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run directory not found: {run_dir}")
+    for name in (CONFIG_FILE, CHECKPOINT_FILE):
+        if not (run_dir / name).is_file():
+            raise FileNotFoundError(f"{run_dir / name} is missing: not a trained run directory")
+    config = load_config(run_dir / CONFIG_FILE).resolved()
+    device = resolve_device(device) if isinstance(device, str) else device
+    state = torch.load(run_dir / CHECKPOINT_FILE, map_location="cpu", weights_only=False)
+    model = build_model(config, dict(state["feature_dims"]), len(state["classes"]))
+    model.load_state_dict(state["model"])
+    return config, model.to(device).eval(), state
+
+
+def evaluate_predictions(dataset, prediction: DatasetPrediction, tiou_thresholds) -> Dict[str, Any]:
+    """Detection mAP (ActivityNet protocol, THUMOS14 ambiguous segments ignored) and classification mAP.
+
+    As in the official evaluation, only classes with ground truth in ``dataset`` are averaged, so
+    detections of classes absent from it (possible on a small subset) are left out.
+    """
+    from wsl.metrics import classification_map, detection_map
+
+    ground_truth = dataset.ground_truth()
+    database = ground_truth["database"]
+    present = {a["label"] for entry in database.values() for a in entry.get("annotations", [])}
+    results = {video: [d for d in rows if d["label"] in present]
+               for video, rows in prediction.results(dataset.classes).items()}
+    metrics = dict(detection_map(ground_truth, {"results": results}, list(tiou_thresholds),
+                                 ambiguous=getattr(dataset, "ambiguous", None) or None))
+    metrics["cls_mAP"] = float(classification_map(prediction.scores, dataset.label_matrix()))
+    metrics["num_videos"] = len(dataset)
+    return metrics
+
+
+def write_prediction(path: str | Path, dataset, prediction: DatasetPrediction) -> None:
+    """ActivityNet-format detections JSON with the video-level class probabilities."""
+    from wsl_video.detections import write_detections
+
+    write_detections(path, prediction.results(dataset.classes),
+                     video_scores=prediction.video_scores(dataset.classes))
+
+
+def evaluate_run(model: TemporalLocalizer, config: RunConfig, out_dir: str | Path, *, subset: str = "test",
+                 dataset=None, data_root: str | None = None, progress: bool = True) -> Dict[str, Any]:
+    """Predict ``subset`` (or the given ``dataset``) and write ``detections.json`` and ``metrics.json``."""
+    from wsl_video.inference import predict_dataset
+
+    out_dir = Path(out_dir)
+    dataset = dataset if dataset is not None else open_data(config, subset, data_root)
+    prediction = predict_dataset(model, dataset, config.inference, config.train.num_segments,
+                                 progress=progress)
+    write_prediction(out_dir / DETECTIONS_FILE, dataset, prediction)
+    metrics = evaluate_predictions(dataset, prediction, config.inference.tiou_thresholds)
+    metrics = {"dataset": config.data.dataset, "subset": subset, "aggregator": config.model.aggregator,
+               **metrics}
+    atomic_write_json(out_dir / METRICS_FILE, jsonable(metrics))
+    return metrics
+
+
+def jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
