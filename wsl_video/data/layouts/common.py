@@ -39,7 +39,8 @@ def reconcile_lengths(video: str, lengths: Mapping[str, int], where: str = "") -
 
 def missing_error(path: Path, video: str) -> FileNotFoundError:
     return FileNotFoundError(
-        f"{path}: feature file of video {video} not found (skip_missing=True skips videos without features)"
+        f"{path}: feature file of video {video} not found "
+        "(--skip-missing, or skip_missing=True, skips videos without features)"
     )
 
 
