@@ -117,3 +117,37 @@ def collect_ambiguous(entries: Mapping[str, Entry], root: Path) -> dict[str, lis
             known = ambiguous.setdefault(name, [])
             known.extend(segment for segment in segments if segment not in known)
     return ambiguous
+
+
+def open_thumos_gt_json(
+    root: Path,
+    subset: str,
+    layout: str,
+    feature_paths: Callable[[Entry], dict[str, Path]],
+    *,
+    streams: str,
+    skip_missing: bool,
+    test_videos: int,
+    seconds_per_snippet: float,
+):
+    """THUMOS14 from ``gt.json`` (+ optional ``split_<subset>.txt``) and one feature file per video
+    and stream, located by ``feature_paths(entry) -> {stream: path}`` (the BaS-Net and ACM-Net layouts).
+    """
+    from wsl_video.data.annotations import THUMOS14_CLASSES, parse_database, select_thumos
+    from wsl_video.data.files import read_json, read_lines
+    from wsl_video.data.records import FeatureDataset
+
+    root = Path(root)
+    gt_path = root / "gt.json"
+    entries = parse_database(read_json(gt_path), gt_path, THUMOS14_CLASSES)
+    split_path = root / f"split_{subset}.txt"
+    split = read_lines(split_path) if split_path.is_file() else None
+    chosen = select_thumos(entries, subset, test_videos, split, split_path)
+    where = f"thumos14 ({subset}, {layout} layout, {root})"
+    videos, dims, loader = attach_feature_files(
+        chosen, feature_paths, lambda entry, t: seconds_per_snippet, skip_missing=skip_missing, where=where
+    )
+    if not videos:
+        raise ValueError(f"{where}: the dataset is empty")
+    return FeatureDataset("thumos14", subset, THUMOS14_CLASSES, videos, loader, dims,
+                          streams=streams, ambiguous=collect_ambiguous(entries, root), version="thumos14")
