@@ -8,9 +8,9 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from wsl_video.data.annotations import Entry, make_video
-from wsl_video.data.files import npy_length_and_dim, read_npy
-from wsl_video.data.records import Video
+from wsl_video.data.annotations import THUMOS14_CLASSES, Entry, make_video, parse_database, select_thumos
+from wsl_video.data.files import npy_length_and_dim, read_json, read_lines, read_npy
+from wsl_video.data.records import FeatureDataset, Video
 
 __all__ = [
     "MAX_STREAM_LENGTH_GAP",
@@ -129,14 +129,10 @@ def open_thumos_gt_json(
     skip_missing: bool,
     test_videos: int,
     seconds_per_snippet: float,
-):
+) -> FeatureDataset:
     """THUMOS14 from ``gt.json`` (+ optional ``split_<subset>.txt``) and one feature file per video
     and stream, located by ``feature_paths(entry) -> {stream: path}`` (the BaS-Net and ACM-Net layouts).
     """
-    from wsl_video.data.annotations import THUMOS14_CLASSES, parse_database, select_thumos
-    from wsl_video.data.files import read_json, read_lines
-    from wsl_video.data.records import FeatureDataset
-
     root = Path(root)
     gt_path = root / "gt.json"
     entries = parse_database(read_json(gt_path), gt_path, THUMOS14_CLASSES)
