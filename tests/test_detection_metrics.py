@@ -318,3 +318,31 @@ def test_thumos14_against_reference():
         expected = detection_map_reference(gt, preds(entries), thresholds, subset="test", ambiguous=amb)
         assert got["num_classes"] == 20
         np.testing.assert_allclose(got["mAP"], expected["mAP"], atol=1e-12)
+
+
+def test_unknown_labels_error_or_ignore():
+    ground_truth = {"database": {"v1": {"subset": "test", "annotations": [{"segment": [0.0, 2.0], "label": "A"}]}}}
+    predictions = {
+        "results": {
+            "v1": [
+                {"label": "A", "segment": [0.0, 2.0], "score": 0.9},
+                {"label": "Z", "segment": [0.0, 2.0], "score": 0.95},
+            ]
+        }
+    }
+    with pytest.raises(ValueError, match="'Z' unknown to the ground truth.*ignore-unknown-labels"):
+        detection_map(ground_truth, predictions, [0.5])
+    metrics = detection_map(ground_truth, predictions, [0.5], unknown_labels="ignore")
+    assert metrics["mAP"] == [1.0]  # the unknown-label prediction is left out, not a false positive
+    assert metrics["num_ignored_predictions"] == 1
+    with pytest.raises(ValueError, match="unknown_labels"):
+        detection_map(ground_truth, predictions, [0.5], unknown_labels="skip")
+
+
+def test_video_classification_unknown_labels():
+    ground_truth = {"database": {"v1": {"subset": "test", "annotations": [{"segment": [0.0, 2.0], "label": "A"}]},
+                                 "v2": {"subset": "test", "annotations": [{"segment": [0.0, 2.0], "label": "B"}]}}}
+    scores = {"v1": {"A": 0.9, "B": 0.1, "Z": 0.5}, "v2": {"A": 0.2, "B": 0.8, "Z": 0.5}}
+    with pytest.raises(ValueError, match="'Z' unknown"):
+        video_classification_map(ground_truth, scores)
+    assert video_classification_map(ground_truth, scores, unknown_labels="ignore") == 1.0

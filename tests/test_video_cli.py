@@ -141,3 +141,44 @@ def test_demo_settings():
     assert demo.demo_settings("mean", defaults) == demo.FALLBACK
     given = parser.parse_args(["--iterations", "7", "--sparsity", "0.5", "--weight-decay", "0.1"])
     assert demo.demo_settings("maa", given) == {"iterations": 7, "weight_decay": 0.1, "sparsity": 0.5}
+
+
+def test_bad_data_through_cli(capsys, tmp_path):
+    """Missing features, stream lengths that disagree, unknown labels and corrupt JSON: one line, exit 2."""
+    import shutil
+
+    import numpy as np
+
+    root = tmp_path / "bas"
+    assert main(["make-sim", "--layout", "bas", "--videos", "4", "--feature-dim", "8", "--out", str(root)]) == 0
+    capsys.readouterr()
+    train = ["train", "--dataset", "thumos14", "--layout", "bas", "--no-eval", "--out", str(tmp_path / "run")] + TINY
+
+    def fresh_copy(name):
+        copy = tmp_path / name
+        shutil.copytree(root, copy)
+        return copy
+
+    missing = fresh_copy("missing")
+    victim = sorted((missing / "features" / "train" / "flow").glob("*.npy"))[0]
+    victim.unlink()
+    _bad(capsys, train + ["--data-root", str(missing)], victim.stem)
+    assert main(train + ["--data-root", str(missing), "--skip-missing"]) == 0
+    err = capsys.readouterr().err
+    assert "wsl-video: warning:" in err and "skipped 1 video" in err, err
+
+    short = fresh_copy("short")
+    victim = sorted((short / "features" / "train" / "flow").glob("*.npy"))[0]
+    np.save(victim, np.load(victim)[:3])
+    _bad(capsys, train + ["--data-root", str(short)], victim.stem)
+
+    unknown = fresh_copy("unknown")
+    gt = json.loads((unknown / "gt.json").read_text())
+    video = sorted(gt["database"])[0]
+    gt["database"][video]["annotations"][0]["label"] = "Juggling"
+    (unknown / "gt.json").write_text(json.dumps(gt))
+    _bad(capsys, train + ["--data-root", str(unknown)], "Juggling")
+
+    corrupt = fresh_copy("corrupt")
+    (corrupt / "gt.json").write_text('{"database": {')
+    _bad(capsys, train + ["--data-root", str(corrupt)], "gt.json")

@@ -75,7 +75,11 @@ def classification_map(scores: np.ndarray, labels: np.ndarray) -> float:
 
 
 def video_classification_map(
-    ground_truth: Mapping, video_scores: Mapping[str, Mapping[str, float]], *, subset: str | None = None
+    ground_truth: Mapping,
+    video_scores: Mapping[str, Mapping[str, float]],
+    *,
+    subset: str | None = None,
+    unknown_labels: str = "error",
 ) -> float:
     """Classification mAP of video-level scores against an ActivityNet-style ground truth.
 
@@ -86,7 +90,11 @@ def video_classification_map(
         ground_truth: ``{"database": {video: {"subset", "annotations": [{"label", ...}]}}}``.
         video_scores: ``{video: {label: probability}}``.
         subset: subset to evaluate (all videos when None).
+        unknown_labels: a label no ground-truth annotation has is an error (``"error"``) or is left
+            out (``"ignore"``), as in :func:`wsl.metrics.detection_map`.
     """
+    if unknown_labels not in ("error", "ignore"):
+        raise ValueError(f"unknown_labels must be 'error' or 'ignore', got {unknown_labels!r}")
     database = ground_truth["database"]
     videos = [v for v, entry in database.items() if subset is None or entry.get("subset") == subset]
     known = {str(a["label"]) for entry in database.values() for a in entry.get("annotations", [])}
@@ -104,7 +112,7 @@ def video_classification_map(
         if not isinstance(per_label, Mapping):
             raise ValueError(f"video_scores of video {video} must map labels to scores")
         for label, score in per_label.items():
-            if label not in known:
+            if label not in known and unknown_labels == "error":
                 raise ValueError(f"video_scores of video {video} has label {label!r} unknown to the ground truth")
             if video in row_of and label in column:
                 try:

@@ -326,6 +326,7 @@ def detection_map(
     *,
     subset: str | None = None,
     ambiguous: Mapping[str, Iterable[tuple[float, float]]] | None = None,
+    unknown_labels: str = "error",
 ) -> dict:
     """Mean average precision of temporal action detections at several tIoU thresholds.
 
@@ -337,6 +338,9 @@ def detection_map(
         subset: evaluate only the videos of this subset (all videos when None).
         ambiguous: ``{video: [(start, end), ...]}``; detections that are not true positives and
             overlap one of these segments are ignored (THUMOS14 evaluation kit).
+        unknown_labels: a predicted label that no ground-truth annotation has is an error (``"error"``,
+            as in the reference evaluator), or such predictions are left out (``"ignore"``; their count
+            is returned as ``"num_ignored_predictions"``), e.g. for ground truth of a few videos only.
 
     Returns:
         ``{"tiou_thresholds": [T], "mAP": [T], "average_mAP": float, "per_class_ap": {label: [T]},
@@ -356,11 +360,17 @@ def detection_map(
     classes = sorted(set(gt_labels))
     class_ids = {label: i for i, label in enumerate(classes)}
     pred_names, pred_video_pos, pred_labels, pred_start, pred_end, pred_score = _parse_predictions(predictions)
+    if unknown_labels not in ("error", "ignore"):
+        raise ValueError(f"unknown_labels must be 'error' or 'ignore', got {unknown_labels!r}")
     unknown = set(pred_labels) - known_labels
-    if unknown:
+    if unknown and unknown_labels == "error":
         first = next(i for i, label in enumerate(pred_labels) if label in unknown)
         video, label = pred_names[pred_video_pos[first]], pred_labels[first]
-        raise ValueError(f"prediction in video {video} has label {label!r} unknown to the ground truth")
+        raise ValueError(
+            f"prediction in video {video} has label {label!r} unknown to the ground truth "
+            f"(to leave such predictions out, pass --ignore-unknown-labels / unknown_labels='ignore')"
+        )
+    num_ignored = sum(1 for label in pred_labels if label in unknown) if unknown else 0
 
     video_ids: dict[str, int] = {}
     for video in subset_videos:
@@ -402,4 +412,6 @@ def detection_map(
     metrics["num_classes"] = len(classes)
     metrics["num_ground_truth"] = len(gt_labels)
     metrics["num_predictions"] = int(len(keep))
+    if unknown_labels == "ignore":
+        metrics["num_ignored_predictions"] = num_ignored
     return metrics

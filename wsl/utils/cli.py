@@ -2,7 +2,8 @@
 
 Each sub-command lives in its own module that defines ``HELP`` (one line), ``add_arguments(parser)``
 and ``run(args) -> int | None``. Bad input (``ValueError``, ``FileNotFoundError``, ``KeyError``)
-is reported as one line on stderr with exit status 2, never as a traceback.
+is reported as one line on stderr with exit status 2, never as a traceback; warnings are printed as
+one line each (``<prog>: warning: <message>``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from typing import Mapping, Sequence
 
 __all__ = ["run_cli"]
@@ -34,8 +36,15 @@ def run_cli(prog: str, description: str, commands: Mapping[str, str], argv: Sequ
         command_parser = sub.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(command_parser)
     args = parser.parse_args(argv)
+
+    def show_warning(message, category, filename, lineno, file=None, line=None):
+        print(f"{prog}: warning: {message}", file=sys.stderr)
+
     try:
-        status = modules[args.command].run(args)
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            warnings.showwarning = show_warning
+            status = modules[args.command].run(args)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130

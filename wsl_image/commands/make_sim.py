@@ -14,8 +14,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--num-classes", type=int, default=5, help="number of classes, 2-36 (default: 5)")
     add("--train-per-class", type=int, default=48, help="training images per class (default: 48)")
     add("--test-per-class", type=int, default=24, help="test images per class (default: 24)")
-    add("--val-per-class", type=int, default=6,
-        help="validation images per class, in the wsolevaluation val split only (default: 6; 0: none)")
+    add(
+        "--val-per-class",
+        type=int,
+        default=6,
+        help="validation images per class, in the wsolevaluation val split only (default: 6; 0: none)",
+    )
     add("--image-size", type=int, default=112, help="largest image side in pixels (default: 112)")
     add("--clutter", type=int, default=10, help="background clutter elements per image (default: 10)")
     add("--body-cue", type=float, default=0.5,

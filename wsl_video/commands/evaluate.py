@@ -28,6 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--output", default=None, metavar="METRICS.json", help="write the metrics here (fractions)")
     parser.add_argument("--per-class", action="store_true", help="also print the AP of every class")
+    parser.add_argument(
+        "--ignore-unknown-labels",
+        action="store_true",
+        help="leave out predictions whose label no ground-truth annotation has (default: an error, as the "
+        "reference evaluator), e.g. when the ground truth covers only a few videos",
+    )
 
 
 def parse_thresholds(text: str) -> list[float]:
@@ -109,14 +115,24 @@ def run(args: argparse.Namespace) -> int:
     if thresholds is None:
         thresholds = list(THUMOS14_TIOU_THRESHOLDS if is_thumos14(ground_truth) else ACTIVITYNET_TIOU_THRESHOLDS)
 
+    unknown_labels = "ignore" if args.ignore_unknown_labels else "error"
     try:
-        metrics = detection_map(ground_truth, {"results": results}, thresholds, subset=subset, ambiguous=ambiguous)
+        metrics = detection_map(
+            ground_truth,
+            {"results": results},
+            thresholds,
+            subset=subset,
+            ambiguous=ambiguous,
+            unknown_labels=unknown_labels,
+        )
     except ValueError as error:
         source = args.ground_truth if str(error).startswith("no ground-truth") else args.predictions
         raise ValueError(f"{source}: {error}") from None
     if video_scores is not None:
         try:
-            metrics["classification_mAP"] = video_classification_map(ground_truth, video_scores, subset=subset)
+            metrics["classification_mAP"] = video_classification_map(
+                ground_truth, video_scores, subset=subset, unknown_labels=unknown_labels
+            )
         except ValueError as error:
             raise ValueError(f"{args.predictions}: {error}") from None
     metrics = {

@@ -8,9 +8,9 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from wsl_video.data.annotations import Entry, make_video
-from wsl_video.data.files import npy_length_and_dim, read_npy
-from wsl_video.data.records import Video
+from wsl_video.data.annotations import THUMOS14_CLASSES, Entry, make_video, parse_database, select_thumos
+from wsl_video.data.files import npy_length_and_dim, read_json, read_lines, read_npy
+from wsl_video.data.records import FeatureDataset, Video
 
 __all__ = [
     "MAX_STREAM_LENGTH_GAP",
@@ -39,7 +39,8 @@ def reconcile_lengths(video: str, lengths: Mapping[str, int], where: str = "") -
 
 def missing_error(path: Path, video: str) -> FileNotFoundError:
     return FileNotFoundError(
-        f"{path}: feature file of video {video} not found (skip_missing=True skips videos without features)"
+        f"{path}: feature file of video {video} not found "
+        "(--skip-missing, or skip_missing=True, skips videos without features)"
     )
 
 
@@ -116,3 +117,33 @@ def collect_ambiguous(entries: Mapping[str, Entry], root: Path) -> dict[str, lis
             known = ambiguous.setdefault(name, [])
             known.extend(segment for segment in segments if segment not in known)
     return ambiguous
+
+
+def open_thumos_gt_json(
+    root: Path,
+    subset: str,
+    layout: str,
+    feature_paths: Callable[[Entry], dict[str, Path]],
+    *,
+    streams: str,
+    skip_missing: bool,
+    test_videos: int,
+    seconds_per_snippet: float,
+) -> FeatureDataset:
+    """THUMOS14 from ``gt.json`` (+ optional ``split_<subset>.txt``) and one feature file per video
+    and stream, located by ``feature_paths(entry) -> {stream: path}`` (the BaS-Net and ACM-Net layouts).
+    """
+    root = Path(root)
+    gt_path = root / "gt.json"
+    entries = parse_database(read_json(gt_path), gt_path, THUMOS14_CLASSES)
+    split_path = root / f"split_{subset}.txt"
+    split = read_lines(split_path) if split_path.is_file() else None
+    chosen = select_thumos(entries, subset, test_videos, split, split_path)
+    where = f"thumos14 ({subset}, {layout} layout, {root})"
+    videos, dims, loader = attach_feature_files(
+        chosen, feature_paths, lambda entry, t: seconds_per_snippet, skip_missing=skip_missing, where=where
+    )
+    if not videos:
+        raise ValueError(f"{where}: the dataset is empty")
+    return FeatureDataset("thumos14", subset, THUMOS14_CLASSES, videos, loader, dims,
+                          streams=streams, ambiguous=collect_ambiguous(entries, root), version="thumos14")

@@ -1,0 +1,178 @@
+"""``wsl-image demo``: MAAN vs weighted-CAM vs CAM on cub-sim, from scratch, in minutes on a CPU."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "train maa, weighted_sum and mean on cub-sim and print a Table-4-style comparison with overlays"
+
+DEFAULT_AGGREGATORS = ("maa", "weighted_sum", "mean")
+PAPER_NAMES = {"maa": "MAAN", "weighted_sum": "weighted-CAM", "mean": "CAM (GAP)"}
+TABLE_COLUMNS = (
+    ("top-1 loc err @0.2", lambda m: 100.0 - m["top1_loc"]),
+    ("top-5 loc err @0.2", lambda m: 100.0 - m["top5_loc"]),
+    ("top-1 loc err @val", lambda m: 100.0 - (m["at_val_threshold"] or m)["top1_loc"]),
+    ("top-5 loc err @val", lambda m: 100.0 - (m["at_val_threshold"] or m)["top5_loc"]),
+    ("GT-known loc @0.2", lambda m: m["gt_known_loc"]),
+    ("MaxBoxAcc", lambda m: m["max_box_acc"]),
+    ("MaxBoxAccV2", lambda m: m["max_box_acc_v2"]),
+    ("top-1 cls", lambda m: m["top1_cls"]),
+    ("top-5 cls", lambda m: m["top5_cls"]),
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--out", default="wsl-image-demo", help="output folder (default ./wsl-image-demo)")
+    add("--sim", help="cub-sim folder from `wsl-image make-sim` (default: OUT/cub-sim, made if needed)")
+    add("--aggregators", nargs="+", default=list(DEFAULT_AGGREGATORS), help="aggregators to compare")
+    add("--backbone", default="test_resnet", help="timm backbone trained from scratch (default test_resnet)")
+    add("--output-stride", type=int, choices=[8, 16, 32], default=16, help="backbone output stride (default 16)")
+    add("--grid", choices=["4", "7", "none"], default="7", help="aggregation grid (default 7)")
+    add("--image-size", type=int, default=112, help="input size (default 112)")
+    add("--epochs", type=int, default=30, help="epochs per model (default 30)")
+    add("--batch-size", type=int, default=32, help="batch size (default 32)")
+    add("--lr", type=float, default=1e-3, help="AdamW learning rate (default 1e-3)")
+    add("--seed", type=int, default=0, help="random seed (default 0)")
+    add("--overlays", type=int, default=8, help="test images drawn per aggregator (default 8)")
+    add(
+        "--threads",
+        type=int,
+        default=1,
+        help="CPU threads for torch (default 1: the small model gains little from more, and loses much on a busy CPU)",
+    )
+    add("--device", choices=["auto", "cpu", "cuda"], default="auto", help="device (default auto)")
+    add("--quiet", action="store_true", help="no progress bars")
+
+
+def format_table(summary: dict) -> str:
+    """Markdown table of ``{aggregator: metrics}`` in the layout of the paper's Table 4 (percent).
+
+    Attention-based models also get a row for the other localization-map score (``alternative_map``).
+    """
+    header = "| method | map | " + " | ".join(name for name, _ in TABLE_COLUMNS) + " |"
+    rule = "|---|---|" + "---:|" * len(TABLE_COLUMNS)
+    rows = [header, rule]
+    for name, metrics in summary.items():
+        label = f"{PAPER_NAMES.get(name, name)} ({name}, {_grid_label(metrics.get('grid'))})"
+        for row in (metrics, metrics.get("alternative_map")):
+            if row:
+                cells = " | ".join(f"{value(row):.2f}" for _, value in TABLE_COLUMNS)
+                rows.append(f"| {label} | {row['cam_score']} | {cells} |")
+    return "\n".join(rows)
+
+
+def _grid_label(grid) -> str:
+    return "native" if grid is None else f"{grid}x{grid}"
+
+
+def run(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    import torch
+
+    import wsl
+    from wsl.utils.io import atomic_write_json, atomic_write_text
+    from wsl_image.config import TrainConfig
+    from wsl_image.evaluate import evaluate_run
+    from wsl_image.overlay import make_grid, render_overlays, save_png
+    from wsl_image.train import build_splits, load_run, resolve_device, train
+
+    if args.epochs < 1:
+        raise ValueError(f"--epochs must be >= 1, got {args.epochs}")
+    if args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
+    for name in args.aggregators:
+        wsl.build_aggregator(name, channels=8)  # fail fast on an unknown name
+    started = time.time()
+    out = Path(args.out)
+    device = resolve_device(args.device)
+    if args.sim:
+        sim = Path(args.sim)
+        if not (sim / "CUB_200_2011" / "images.txt").is_file():
+            raise FileNotFoundError(f"{sim} is not a cub-sim folder (no CUB_200_2011/images.txt)")
+    else:
+        sim = out / "cub-sim"
+        if not (sim / "CUB_200_2011" / "images.txt").is_file():
+            from wsl_image.sim import make_cub_sim
+
+            print(f"making cub-sim in {sim}")
+            make_cub_sim(sim, seed=args.seed, progress=not args.quiet)
+    metadata = sim / "metadata" / "CUB"
+    summary: dict = {}
+    tiles_by_aggregator: dict = {}
+    for name in args.aggregators:
+        config = TrainConfig(
+            data_root=str(sim / "CUB_200_2011"),
+            metadata=str(metadata) if metadata.is_dir() else None,
+            out=str(out / name),
+            backbone=args.backbone,
+            backbone_kwargs={"output_stride": args.output_stride} if args.output_stride != 32 else {},
+            pretrained=False,
+            grid=args.grid,
+            aggregator=name,
+            image_size=args.image_size,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            optimizer="adamw",
+            lr=args.lr,
+            head_lr_scale=1.0,
+            weight_decay=0.05,
+            scheduler="cosine",
+            warmup_epochs=1,
+            seed=args.seed,
+            device=args.device,
+            workers=0,
+        )
+        print(f"== {PAPER_NAMES.get(name, name)} ({name}): {args.backbone} from scratch, grid {args.grid}")
+        model_started = time.time()
+        metrics = train(config, progress=not args.quiet)
+        metrics = {key: value for key, value in metrics.items() if key != "history"}
+        metrics["train_seconds"] = round(time.time() - model_started, 1)
+        model, config = load_run(out / name, device)
+        splits = build_splits(config)
+        if model.uses_attention:  # the same model scored with the other localization map
+            model.cam_score = "linear" if model.resolved_cam_score == "sigmoid" else "sigmoid"
+            alternative = evaluate_run(model, config, splits, device=device, progress=False)
+            metrics["alternative_map"] = {k: v for k, v in alternative.items() if k != "history"}
+            model.cam_score = config.cam_score
+        summary[name] = metrics
+        test_set = splits["test"]
+        count = min(args.overlays, len(test_set))
+        if count:
+            indices = torch.linspace(0, len(test_set) - 1, count).round().long().tolist()
+            threshold = metrics["val_cam_threshold"] if metrics["val_cam_threshold"] is not None else 0.2
+            rendered = render_overlays(
+                model,
+                test_set,
+                indices,
+                out / "overlays" / name,
+                cam_threshold=threshold,
+                device=device,
+                title=f"{PAPER_NAMES.get(name, name)} ({name}), box at tau={threshold:.2f}",
+            )
+            tiles_by_aggregator[name] = rendered["tiles"]
+    if tiles_by_aggregator:
+        names = list(tiles_by_aggregator)
+        tiles = [tile for name in names for tile in tiles_by_aggregator[name]]
+        labels = [PAPER_NAMES.get(name, name) for name in names for _ in tiles_by_aggregator[name]]
+        title = "rows: " + ", ".join(names) + " (ground truth red, prediction green)"
+        grid = make_grid(tiles, labels, columns=len(tiles_by_aggregator[names[0]]), title=title)
+        save_png(out / "overlays" / "comparison.png", grid)
+    table = format_table(summary)
+    elapsed = time.time() - started
+    atomic_write_json(out / "summary.json", summary)
+    atomic_write_text(out / "table.md", table + "\n")
+    first = summary[args.aggregators[0]]
+    print()
+    print(
+        f"{first['num_images']} test images, percent. Localization at IoU 0.5 with the fixed CAM threshold "
+        f"{first['cam_threshold']} (@0.2) or the one chosen on the val split (@val); MaxBoxAcc (IoU 0.5) and "
+        "MaxBoxAccV2 (IoU 0.3/0.5/0.7) take the best threshold. map: class score of the localization map."
+    )
+    print(table)
+    print(f"\nwrote {out / 'summary.json'}, {out / 'table.md'} and overlays in {out / 'overlays'}")
+    print(f"total time {elapsed / 60:.1f} min")
+    return 0

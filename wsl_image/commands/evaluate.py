@@ -1,0 +1,66 @@
+"""``wsl-image evaluate``: localization and classification metrics of a trained run on a split."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "evaluate a trained run (top-1/top-5/GT-known loc, MaxBoxAcc, MaxBoxAccV2, classification) on a split"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run", required=True, help="run folder written by `wsl-image train`")
+    parser.add_argument("--data-root", help="CUB_200_2011 folder (default: the one the run was trained on)")
+    parser.add_argument("--metadata", help="wsolevaluation metadata folder (default: the run's)")
+    parser.add_argument("--split", default="test", choices=["train", "val", "test"], help="split to evaluate (test)")
+    parser.add_argument("--cam-threshold", type=float, help="fixed CAM threshold (default: the run's, 0.2)")
+    parser.add_argument("--batch-size", type=int, help="batch size (default: the run's)")
+    parser.add_argument("--workers", type=int, help="data-loading worker processes (default: the run's)")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="device (default auto)")
+    parser.add_argument(
+        "--cam-score",
+        choices=["auto", "linear", "sigmoid"],
+        help="class score of the localization map (default: the run's)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from wsl.utils.io import atomic_write_json
+    from wsl_image.evaluate import evaluate_run, format_metrics
+    from wsl_image.train import build_splits, load_run, resolve_device
+
+    run_dir = Path(args.run)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run folder not found: {run_dir}")
+    device = resolve_device(args.device)
+    model, config = load_run(run_dir, device)
+    config = config.replace(
+        data_root=args.data_root,
+        metadata=args.metadata,
+        cam_threshold=args.cam_threshold,
+        batch_size=args.batch_size,
+        eval_batch_size=args.batch_size,
+        workers=args.workers,
+    )
+    if args.cam_score:
+        model.cam_score = config.cam_score = args.cam_score
+    splits = build_splits(config)
+    splits["train"] = _as_eval(splits["train"], config)
+    if splits.get(args.split) is None:
+        raise ValueError(f"{config.data_root}: no {args.split} split")
+    metrics = evaluate_run(model, config, splits, device=device, split=args.split, progress=not args.quiet)
+    path = run_dir / f"eval_{args.split}.json"
+    atomic_write_json(path, metrics)
+    print(format_metrics(metrics))
+    print(f"wrote {path}")
+    return 0
+
+
+def _as_eval(dataset, config):
+    """The train split without augmentation (to evaluate on it)."""
+    from wsl_image.data import CubDataset
+
+    meta = getattr(dataset, "meta", None)
+    return dataset if meta is None else CubDataset(meta, train=False, image_size=config.image_size)

@@ -1,0 +1,170 @@
+"""Training configuration of the CAM model: one dataclass, read from and written to YAML.
+
+``DIR/config.yaml`` written by ``wsl-image train`` holds the full resolved configuration and is
+read back by ``--config``, ``--resume``, ``evaluate`` and ``localize``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+__all__ = ["TrainConfig", "load_config", "save_config", "parse_grid"]
+
+_GRID_CHOICES = (4, 7, None)
+
+
+def parse_grid(value: Any) -> int | None:
+    """``4``, ``7``, ``"4"``, ``"7"``, ``None`` or ``"none"`` -> 4, 7 or None (native resolution)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "native", "")):
+        return None
+    try:
+        grid = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"grid must be 4, 7 or none, got {value!r}") from None
+    if grid <= 0:
+        raise ValueError(f"grid must be a positive size or none, got {value!r}")
+    return grid
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (paths, model, optimisation, evaluation)."""
+
+    # data
+    data_root: str = ""
+    metadata: str | None = None
+    out: str = ""
+    image_size: int = 224
+    workers: int = 4
+    val_per_class: int = 0
+    # model
+    backbone: str = "resnet50"
+    pretrained: bool = False
+    pretrained_path: str | None = None
+    backbone_kwargs: dict = field(default_factory=dict)
+    grid: int | None = 7
+    aggregator: str = "maa"
+    aggregator_kwargs: dict = field(default_factory=dict)
+    cam_score: str = "auto"
+    num_classes: int | None = None
+    # optimisation
+    epochs: int = 30
+    batch_size: int = 32
+    optimizer: str = "sgd"
+    lr: float = 0.01
+    head_lr_scale: float = 10.0
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    scheduler: str = "cosine"
+    warmup_epochs: int = 0
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    # evaluation
+    cam_threshold: float = 0.2
+    iou_threshold: float = 0.5
+    eval_batch_size: int | None = None
+
+    def __post_init__(self) -> None:
+        self.grid = parse_grid(self.grid)
+        self._coerce_types()
+        self.validate()
+
+    def _coerce_types(self) -> None:
+        """Convert YAML/CLI values to the field types (``1e-3`` is a string to YAML 1.1)."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is None or f.name == "grid":
+                continue
+            kind = str(f.type).split(" ")[0]
+            try:
+                if kind == "float":
+                    setattr(self, f.name, float(value))
+                elif kind == "int" and not isinstance(value, bool):
+                    if isinstance(value, float) and not value.is_integer():
+                        raise ValueError
+                    setattr(self, f.name, int(value))
+                elif kind == "bool" and not isinstance(value, bool):
+                    raise ValueError
+                elif kind == "dict" and not isinstance(value, dict):
+                    raise ValueError
+            except (TypeError, ValueError):
+                raise ValueError(f"option {f.name} must be of type {kind}, got {value!r}") from None
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first field out of range."""
+        if self.image_size < 16:
+            raise ValueError(f"image_size must be >= 16, got {self.image_size}")
+        if self.epochs < 0:
+            raise ValueError(f"epochs must be >= 0, got {self.epochs}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.cam_score not in ("auto", "linear", "sigmoid"):
+            raise ValueError(f"cam_score must be auto, linear or sigmoid, got {self.cam_score!r}")
+        if self.optimizer not in ("sgd", "adamw"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {self.optimizer!r}")
+        if self.scheduler not in ("cosine", "step", "none"):
+            raise ValueError(f"scheduler must be 'cosine', 'step' or 'none', got {self.scheduler!r}")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if not 0.0 <= self.cam_threshold <= 1.0:
+            raise ValueError(f"cam_threshold must be in [0, 1], got {self.cam_threshold}")
+        if not 0.0 < self.iou_threshold <= 1.0:
+            raise ValueError(f"iou_threshold must be in (0, 1], got {self.iou_threshold}")
+        if self.val_per_class < 0:
+            raise ValueError(f"val_per_class must be >= 0, got {self.val_per_class}")
+        if self.workers < 0:
+            raise ValueError(f"workers must be >= 0, got {self.workers}")
+        if self.pretrained_path is not None and not self.pretrained_path:
+            self.pretrained_path = None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], source: str = "config") -> TrainConfig:
+        """Build from a mapping; an unknown key raises ``ValueError`` naming it and ``source``."""
+        if not isinstance(values, Mapping):
+            raise ValueError(f"{source}: expected a mapping of option: value, got {type(values).__name__}")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise ValueError(f"{source}: unknown option(s) {', '.join(unknown)}")
+        try:
+            return cls(**dict(values))
+        except TypeError as error:
+            raise ValueError(f"{source}: {error}") from None
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with ``changes`` applied (``None`` values are ignored)."""
+        values = self.to_dict()
+        values.update({key: value for key, value in changes.items() if value is not None})
+        return TrainConfig.from_dict(values)
+
+
+def save_config(config: TrainConfig, path: str | Path) -> None:
+    """Write ``config`` as YAML atomically."""
+    import yaml
+
+    from wsl.utils.io import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Read a YAML file written by :func:`save_config` (or a partial one: missing keys take defaults)."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: not valid YAML ({error})") from None
+    return TrainConfig.from_dict(values or {}, source=str(path))

@@ -1,0 +1,241 @@
+"""Evaluation of a :class:`~wsl_image.model.CamModel` on a CUB split (streaming, DDP-aware).
+
+Reported (percent): classic CAM localization at one CAM threshold (``top1_loc``, ``top5_loc``,
+``gt_known_loc``; IoU >= 0.5 with the box of the largest contour), classification (``top1_cls``,
+``top5_cls``), ``max_box_acc`` (MaxBoxAcc, IoU 0.5, largest contour, best threshold) and
+``max_box_acc_v2`` (MaxBoxAccV2: all contours, mean over IoU 0.3 / 0.5 / 0.7) of Choe et al. (2020).
+Localization maps are those of the ground-truth class (only that class can be correct).
+Under ``torch.distributed`` every rank evaluates its shard and the counts are summed.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+
+__all__ = ["evaluate_model", "evaluate_run", "format_metrics", "LocalizationMeter", "ShardSampler"]
+
+_LOC_KEYS = ("top1_loc", "top5_loc", "gt_known_loc", "top1_cls", "top5_cls")
+
+
+class ShardSampler(torch.utils.data.Sampler):
+    """Indices ``rank, rank + world, ...`` of a dataset: every item exactly once over all ranks."""
+
+    def __init__(self, dataset_size: int, rank: int = 0, world_size: int = 1) -> None:
+        self.indices = list(range(rank, dataset_size, world_size))
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+class LocalizationMeter:
+    """Streaming counts of every metric; ``reduce`` sums them over the ranks, ``compute`` gives percents.
+
+    Args:
+        cam_thresholds: fixed thresholds for the classic CAM protocol (e.g. ``(0.2,)`` or ``(0.2, tau_val)``).
+        iou_threshold: IoU needed for a correct box in the classic protocol.
+    """
+
+    def __init__(self, cam_thresholds: Sequence[float] = (0.2,), iou_threshold: float = 0.5) -> None:
+        from wsl.metrics import BoxAccuracy
+
+        self.cam_thresholds = tuple(float(t) for t in cam_thresholds)
+        self.iou_threshold = float(iou_threshold)
+        self.box_acc = BoxAccuracy(iou_thresholds=(iou_threshold,), multi_contour=False)
+        self.box_acc_v2 = BoxAccuracy(multi_contour=True)
+        self.loc_counts = np.zeros((len(self.cam_thresholds), len(_LOC_KEYS)), dtype=np.float64)
+        self.num_images = 0
+
+    def update(self, cams: np.ndarray, gt_boxes: Sequence[np.ndarray], scores: np.ndarray, labels: np.ndarray) -> None:
+        """cams (N, H, W) true-class maps in [0, 1]; gt_boxes N x (M_i, 4); scores (N, K); labels (N,)."""
+        from wsl.metrics import localization_accuracy
+
+        count = len(cams)
+        if count == 0:
+            return
+        for row, threshold in enumerate(self.cam_thresholds):
+            result = localization_accuracy(
+                cams, gt_boxes, scores, labels, cam_threshold=threshold, iou_threshold=self.iou_threshold
+            )
+            self.loc_counts[row] += [result[key] * count / 100.0 for key in _LOC_KEYS]
+        self.box_acc.update(cams, gt_boxes)
+        self.box_acc_v2.update(cams, gt_boxes)
+        self.num_images += count
+
+    def reduce(self) -> None:
+        """Sum the counts over all ranks of the default process group (no-op without one)."""
+        if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            return
+        for holder, name in (
+            (self, "loc_counts"),
+            (self, "num_images"),
+            (self.box_acc, "num_correct"),
+            (self.box_acc, "num_images"),
+            (self.box_acc_v2, "num_correct"),
+            (self.box_acc_v2, "num_images"),
+        ):
+            value = getattr(holder, name)
+            array = np.asarray(value)
+            tensor = torch.from_numpy(np.array(array, dtype=np.float64))
+            backend = torch.distributed.get_backend()
+            device = torch.device("cuda", torch.cuda.current_device()) if backend == "nccl" else torch.device("cpu")
+            tensor = tensor.to(device)
+            torch.distributed.all_reduce(tensor)
+            reduced = tensor.cpu().numpy().astype(array.dtype)
+            setattr(holder, name, reduced if array.ndim else reduced.item())
+
+    def compute(self) -> dict:
+        """Metrics in percent; ``at_threshold`` holds the classic protocol at every fixed threshold."""
+        if self.num_images == 0:
+            raise ValueError("no image was evaluated")
+        per_threshold = {
+            threshold: {
+                key: float(self.loc_counts[row, col] * 100.0 / self.num_images) for col, key in enumerate(_LOC_KEYS)
+            }
+            for row, threshold in enumerate(self.cam_thresholds)
+        }
+        v1 = self.box_acc.compute()
+        v2 = self.box_acc_v2.compute()
+        metrics = dict(per_threshold[self.cam_thresholds[0]])
+        metrics["max_box_acc"] = v1[self.iou_threshold]
+        metrics["max_box_acc_v2"] = v2["mean"]
+        metrics["max_box_acc_v2_per_iou"] = {str(k): v2[k] for k in self.box_acc_v2.iou_thresholds}
+        metrics["max_box_acc_threshold"] = v1["best_threshold"][self.iou_threshold]
+        metrics["num_images"] = int(self.num_images)
+        metrics["at_threshold"] = {f"{threshold:g}": values for threshold, values in per_threshold.items()}
+        return metrics
+
+
+@torch.no_grad()
+def evaluate_model(
+    model: torch.nn.Module,
+    batches: Iterable[dict],
+    *,
+    device: torch.device | str = "cpu",
+    cam_thresholds: Sequence[float] = (0.2,),
+    iou_threshold: float = 0.5,
+    amp: bool = False,
+    progress: bool = False,
+    description: str = "evaluate",
+) -> dict:
+    """Evaluate ``model`` (a CamModel, possibly DDP-wrapped) on batches of ``wsl_image.data.collate_boxes``.
+
+    Returns the dict of :meth:`LocalizationMeter.compute` (summed over ranks under torch.distributed).
+    """
+    from tqdm import tqdm
+
+    model = getattr(model, "module", model)
+    was_training = model.training
+    model.eval()
+    device = torch.device(device)
+    meter = LocalizationMeter(cam_thresholds, iou_threshold)
+    for batch in tqdm(batches, desc=description, disable=not progress, leave=False):
+        images = batch["image"].to(device, non_blocking=True)
+        labels = batch["label"].to(device)
+        with torch.autocast(device_type=device.type, enabled=amp and device.type == "cuda"):
+            logits, maps = model.localize(images, classes=labels)
+        meter.update(
+            maps[:, 0].float().cpu().numpy(),
+            [np.asarray(boxes, dtype=np.float64).reshape(-1, 4) for boxes in batch["boxes"]],
+            logits.float().cpu().numpy(),
+            labels.cpu().numpy(),
+        )
+    model.train(was_training)
+    meter.reduce()
+    return meter.compute()
+
+
+def evaluate_run(
+    model: torch.nn.Module,
+    config,
+    splits: dict,
+    *,
+    device: torch.device,
+    rank: int = 0,
+    world_size: int = 1,
+    split: str = "test",
+    progress: bool = True,
+) -> dict:
+    """Metrics of ``model`` on ``splits[split]`` at ``config.cam_threshold`` and, when ``splits["val"]``
+    exists, at the threshold chosen on it (best MaxBoxAcc at ``config.iou_threshold``).
+
+    ``splits`` as returned by ``wsl_image.train.build_splits``; under torch.distributed each of the
+    ``world_size`` ranks evaluates its shard and all get the summed metrics.
+    """
+    if split not in splits or splits[split] is None:
+        raise ValueError(f"the data has no {split} split")
+    batch_size = config.eval_batch_size or config.batch_size
+    use_amp = config.amp and device.type == "cuda"
+
+    from wsl_image.data import collate_boxes
+
+    def loader(dataset):
+        sampler = ShardSampler(len(dataset), rank, world_size)
+        return torch.utils.data.DataLoader(
+            dataset,
+            batch_size=batch_size,
+            sampler=sampler,
+            num_workers=config.workers,
+            collate_fn=collate_boxes,
+        )
+
+    val_threshold = None
+    if splits.get("val") is not None and split != "val":
+        val_metrics = evaluate_model(
+            model,
+            loader(splits["val"]),
+            device=device,
+            cam_thresholds=(config.cam_threshold,),
+            iou_threshold=config.iou_threshold,
+            amp=use_amp,
+            progress=progress and rank == 0,
+            description="val",
+        )
+        val_threshold = float(val_metrics["max_box_acc_threshold"])
+    thresholds = (config.cam_threshold,) if val_threshold is None else (config.cam_threshold, val_threshold)
+    metrics = evaluate_model(
+        model,
+        loader(splits[split]),
+        device=device,
+        cam_thresholds=thresholds,
+        iou_threshold=config.iou_threshold,
+        amp=use_amp,
+        progress=progress and rank == 0,
+        description=split,
+    )
+    at_val = metrics["at_threshold"][f"{val_threshold:g}"] if val_threshold is not None else None
+    metrics.update(
+        split=split,
+        cam_threshold=config.cam_threshold,
+        iou_threshold=config.iou_threshold,
+        val_cam_threshold=val_threshold,
+        at_val_threshold=at_val,
+        threshold_note=splits.get("val_note", ""),
+        aggregator=config.aggregator,
+        cam_score=getattr(model, "module", model).resolved_cam_score,
+        backbone=config.backbone,
+        grid=config.grid,
+    )
+    return metrics
+
+
+def format_metrics(metrics: dict) -> str:
+    """One-line summary of the main metrics."""
+    parts = [
+        f"{key} {metrics[key]:.2f}"
+        for key in (
+            "top1_loc",
+            "top5_loc",
+            "gt_known_loc",
+            "max_box_acc",
+            "max_box_acc_v2",
+            "top1_cls",
+            "top5_cls",
+        )
+    ]
+    return f"{metrics.get('split', 'test')}: " + "  ".join(parts)

@@ -1,0 +1,268 @@
+"""CAM model with a pluggable feature aggregator (MAAN for images, Appendix F of the MAAN paper).
+
+backbone (any timm model) -> feature map f (B, C, h, w) -> optional adaptive average pooling to a
+``grid x grid`` map (the paper's 4x4 / 7x7 learning schemes) -> aggregator over the spatial
+positions (``maa`` = MAAN, ``weighted_sum`` = weighted-CAM, ``mean`` = CAM with GAP, or any
+registered name) -> Linear(C -> classes).
+
+Localization map of class c, on the native-resolution feature map f: a per-position class score
+times the aggregator's attention map (bilinearly upsampled from the grid) for attention-based
+aggregators; then bilinearly upsampled to the image and min-max normalised per image to [0, 1].
+The class score is the class activation ``w_c . f(x, y)`` (min-max normalised, so that the product
+with the attention is monotone in both) or, as in the MAAN paper's class activation sequences
+(Eq. 12 / 14), ``sigmoid(w_c . f(x, y) + b_c)``; see ``cam_score``.
+
+Transformer backbones (ViT-style, returning tokens (B, N, C)) are supported: the prefix tokens
+(class / register tokens) are dropped and the patch tokens are reshaped to their (h, w) grid.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["CamModel", "CamOutput", "create_backbone", "minmax_normalize", "CAM_SCORES"]
+
+CAM_SCORES = ("auto", "linear", "sigmoid")
+
+
+class CamOutput(NamedTuple):
+    """Outputs of :class:`CamModel`.
+
+    logits (B, K); features (B, C, h, w) native feature map; attention (B, g, g) or None;
+    pooled (B, C) aggregated feature.
+    """
+
+    logits: torch.Tensor
+    features: torch.Tensor
+    attention: torch.Tensor | None
+    pooled: torch.Tensor
+
+
+def create_backbone(
+    name: str, *, pretrained: bool = False, pretrained_path: str | None = None, **kwargs: Any
+) -> nn.Module:
+    """A timm model without classifier and pooling (its output is the feature map or the tokens).
+
+    ``pretrained`` loads timm's weights from the hub; ``pretrained_path`` loads a local file
+    through timm's ``pretrained_cfg_overlay=dict(file=...)`` (the classifier weights are dropped).
+    """
+    import timm
+
+    if not timm.is_model(name):
+        raise ValueError(f"unknown timm backbone {name!r} (see timm.list_models())")
+    create_kwargs: dict[str, Any] = dict(num_classes=0, global_pool="", **kwargs)
+    if pretrained_path:
+        from pathlib import Path
+
+        if not Path(pretrained_path).is_file():
+            raise FileNotFoundError(f"pretrained weights file not found: {pretrained_path}")
+        create_kwargs["pretrained_cfg_overlay"] = dict(file=str(pretrained_path))
+        pretrained = True
+    try:
+        return timm.create_model(name, pretrained=pretrained, **create_kwargs)
+    except TypeError:
+        # models without a ``global_pool`` argument
+        create_kwargs.pop("global_pool")
+        return timm.create_model(name, pretrained=pretrained, **create_kwargs)
+
+
+def minmax_normalize(maps: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Min-max normalise each map of ``maps`` (B, *S) to [0, 1] (a constant map becomes 0)."""
+    flat = maps.flatten(1)
+    low = flat.min(dim=1, keepdim=True).values
+    high = flat.max(dim=1, keepdim=True).values
+    span = (high - low).clamp_min(eps)
+    return ((flat - low) / span).view_as(maps)
+
+
+class CamModel(nn.Module):
+    """CAM classifier with a registry aggregator; see the module docstring.
+
+    Args:
+        backbone: timm model name (``resnet50``, ``resnet10t``, ``convnext_atto``, ``vit_small_patch16_224``).
+        num_classes: number of classes K.
+        aggregator: registry name (``maa``, ``weighted_sum``, ``mean``, ...).
+        grid: side of the pooled grid the aggregator sees (4, 7) or None for the native resolution.
+        pretrained / pretrained_path: see :func:`create_backbone`.
+        aggregator_kwargs: extra keyword arguments for ``wsl.build_aggregator``.
+        image_size: input size used to probe the feature shape of the backbone.
+        backbone_kwargs: extra keyword arguments for ``timm.create_model`` (e.g. ``output_stride=16``).
+        cam_score: per-position class score of the localization map: ``linear`` (min-max normalised
+            ``w_c . f``, times the attention), ``sigmoid`` (``sigmoid(w_c . f + b_c)`` times the attention:
+            the CAS of the MAAN paper, Eq. 12 / 14, ``wsl.cam.class_activation``), or ``auto`` (sigmoid for
+            attention-based aggregators, linear -- the original CAM -- for the others).
+    """
+
+    def __init__(
+        self,
+        backbone: str,
+        num_classes: int,
+        *,
+        aggregator: str = "maa",
+        grid: int | None = 7,
+        pretrained: bool = False,
+        pretrained_path: str | None = None,
+        aggregator_kwargs: dict | None = None,
+        image_size: int = 224,
+        backbone_kwargs: dict | None = None,
+        cam_score: str = "auto",
+    ) -> None:
+        super().__init__()
+        import wsl
+
+        if cam_score not in CAM_SCORES:
+            raise ValueError(f"cam_score must be one of {', '.join(CAM_SCORES)}, got {cam_score!r}")
+        self.cam_score = cam_score
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        if grid is not None and grid < 1:
+            raise ValueError(f"grid must be >= 1 or None, got {grid}")
+        self.backbone_name = backbone
+        self.grid = grid
+        self.num_classes = num_classes
+        self.backbone = create_backbone(
+            backbone, pretrained=pretrained, pretrained_path=pretrained_path, **(backbone_kwargs or {})
+        )
+        self.num_prefix_tokens = int(getattr(self.backbone, "num_prefix_tokens", 0) or 0)
+        self.num_features = self._probe_channels(image_size)
+        self.aggregator = wsl.build_aggregator(aggregator, channels=self.num_features, **(aggregator_kwargs or {}))
+        self.aggregator_name = aggregator
+        self.classifier = nn.Linear(self.num_features, num_classes)
+
+    @property
+    def uses_attention(self) -> bool:
+        return bool(getattr(self.aggregator, "uses_attention", False))
+
+    @property
+    def resolved_cam_score(self) -> str:
+        """``sigmoid`` or ``linear``: what ``cam_score="auto"`` means for this aggregator."""
+        if self.cam_score != "auto":
+            return self.cam_score
+        return "sigmoid" if self.uses_attention else "linear"
+
+    def _probe_channels(self, image_size: int) -> int:
+        was_training = self.backbone.training
+        self.backbone.eval()
+        with torch.no_grad():
+            size = image_size
+            cfg = getattr(self.backbone, "pretrained_cfg", {}) or {}
+            if cfg.get("fixed_input_size") and "input_size" in cfg:
+                size = int(cfg["input_size"][-1])
+            features = self.feature_map(torch.zeros(1, 3, size, size))
+        self.backbone.train(was_training)
+        return int(features.shape[1])
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        """Parameters trained from scratch (aggregator head and classifier)."""
+        return list(self.aggregator.parameters()) + list(self.classifier.parameters())
+
+    def backbone_parameters(self) -> list[nn.Parameter]:
+        return list(self.backbone.parameters())
+
+    def feature_map(self, images: torch.Tensor) -> torch.Tensor:
+        """images (B, 3, H, W) -> native feature map (B, C, h, w) (patch tokens reshaped for ViTs)."""
+        features = self.backbone(images)
+        if isinstance(features, (list, tuple)):
+            features = features[-1]
+        if features.dim() == 3:  # tokens (B, N, C)
+            tokens = features[:, self.num_prefix_tokens :]
+            height, width = self._token_grid(images, tokens.shape[1])
+            features = tokens.transpose(1, 2).reshape(tokens.shape[0], tokens.shape[2], height, width)
+        if features.dim() != 4:
+            raise ValueError(
+                f"backbone {self.backbone_name!r} returned a tensor of shape {tuple(features.shape)}; "
+                "expected a feature map (B, C, h, w) or tokens (B, N, C)"
+            )
+        return features
+
+    def _token_grid(self, images: torch.Tensor, num_tokens: int) -> tuple[int, int]:
+        patch_embed = getattr(self.backbone, "patch_embed", None)
+        if patch_embed is not None and hasattr(patch_embed, "dynamic_feat_size"):
+            height, width = patch_embed.dynamic_feat_size(tuple(images.shape[-2:]))
+            if height * width == num_tokens:
+                return int(height), int(width)
+        side = int(round(num_tokens**0.5))
+        if side * side != num_tokens:
+            raise ValueError(f"cannot reshape {num_tokens} patch tokens of {self.backbone_name!r} to a grid")
+        return side, side
+
+    def pool_grid(self, features: torch.Tensor) -> torch.Tensor:
+        """features (B, C, h, w) -> (B, C, g, g) by adaptive average pooling (identity for grid None)."""
+        if self.grid is None:
+            return features
+        return F.adaptive_avg_pool2d(features, self.grid)
+
+    def forward(self, images: torch.Tensor) -> CamOutput:
+        """images (B, 3, H, W) -> :class:`CamOutput` with logits (B, K)."""
+        features = self.feature_map(images)
+        aggregated = self.aggregator(self.pool_grid(features))
+        logits = self.classifier(aggregated.pooled)
+        return CamOutput(logits, features, aggregated.attention, aggregated.pooled)
+
+    def class_activation_maps(
+        self, features: torch.Tensor, attention: torch.Tensor | None, classes: torch.Tensor
+    ) -> torch.Tensor:
+        """Localization maps at the feature resolution.
+
+        features (B, C, h, w), attention (B, g, g) or None, classes (B,) or (B, k)
+        -> maps (B, h, w) or (B, k, h, w), each in [0, 1].
+        """
+        squeeze = classes.dim() == 1
+        classes = classes.view(classes.shape[0], -1)
+        if attention is not None and self.uses_attention:
+            attention = attention.to(features.dtype)
+            if attention.shape[-2:] != features.shape[-2:]:
+                attention = F.interpolate(
+                    attention.unsqueeze(1), size=features.shape[-2:], mode="bilinear", align_corners=False
+                ).squeeze(1)
+        else:
+            attention = None
+        if self.resolved_cam_score == "sigmoid":
+            from wsl.cam import class_activation
+
+            scores = class_activation(features, self.classifier.weight, self.classifier.bias, attention)
+            cams = scores.gather(1, classes.view(*classes.shape, 1, 1).expand(-1, -1, *scores.shape[-2:]))
+        else:
+            weight = self.classifier.weight[classes]  # (B, k, C)
+            cams = torch.einsum("bkc,bchw->bkhw", weight.to(features.dtype), features)
+            cams = minmax_normalize(cams.flatten(0, 1)).view_as(cams)
+            if attention is not None:
+                cams = cams * attention.unsqueeze(1)
+        return cams[:, 0] if squeeze else cams
+
+    @torch.no_grad()
+    def localize(
+        self, images: torch.Tensor, classes: torch.Tensor | None = None, topk: int = 1
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Class scores and localization maps at the image resolution.
+
+        images (B, 3, H, W); classes (B,) or (B, k) class indices, the top-``topk`` predictions when None.
+        Returns logits (B, K) and maps (B, k, H, W) in [0, 1] (min-max normalised per map).
+        """
+        output = self(images)
+        features = output.features.float()  # maps in float32 also under autocast
+        attention = None if output.attention is None else output.attention.float()
+        if classes is None:
+            classes = output.logits.topk(min(topk, self.num_classes), dim=1).indices
+        with torch.autocast(device_type=features.device.type, enabled=False):
+            maps = self.class_activation_maps(features, attention, classes.view(classes.shape[0], -1))
+            maps = self.upsample_maps(maps, images.shape[-2:])
+        return output.logits, maps
+
+    @staticmethod
+    def upsample_maps(maps: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
+        """maps (B, k, h, w) -> (B, k, H, W) bilinear, min-max normalised per map."""
+        maps = F.interpolate(maps.float(), size=tuple(size), mode="bilinear", align_corners=False)
+        return minmax_normalize(maps.flatten(0, 1)).view_as(maps)
+
+    def config(self) -> dict:
+        return dict(
+            backbone=self.backbone_name,
+            grid=self.grid,
+            aggregator=self.aggregator_name,
+            num_classes=self.num_classes,
+        )
