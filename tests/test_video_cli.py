@@ -182,3 +182,16 @@ def test_bad_data_through_cli(capsys, tmp_path):
     corrupt = fresh_copy("corrupt")
     (corrupt / "gt.json").write_text('{"database": {')
     _bad(capsys, train + ["--data-root", str(corrupt)], "gt.json")
+
+
+def test_demo_settings_match_selection():
+    """The demo's defaults are the settings the held-out selection wrote."""
+    from pathlib import Path
+
+    from wsl_video.commands import demo
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "video_demo_selection.json"
+    selected = json.loads(path.read_text())["selected"]
+    assert set(selected) == set(demo.SELECTED) == set(demo.AGGREGATORS)
+    for name, settings in selected.items():
+        assert {key: settings[key] for key in ("iterations", "weight_decay", "sparsity")} == demo.SELECTED[name]
