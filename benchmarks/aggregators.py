@@ -52,27 +52,20 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(fn: Callable, x: torch.Tensor, a: torch.Tensor, repeats: int) -> Dict[str, float]:
-    """Median seconds of forward+backward, bytes saved for backward, CUDA peak bytes."""
-    device = x.device
-    grad_out = None
+def _step(fn: Callable, x: torch.Tensor, a: torch.Tensor, grad_out: torch.Tensor) -> None:
+    x.grad = a.grad = None
+    fn(x, a).backward(grad_out)
 
-    def step() -> None:
-        nonlocal grad_out
-        x.grad = a.grad = None
-        out = fn(x, a)
-        if grad_out is None:
-            grad_out = torch.randn_like(out)
-        out.backward(grad_out)
 
-    step()  # warm-up
-    _synchronize(device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        _synchronize(device)
-        times.append(time.perf_counter() - start)
+def _timed(fn: Callable, x: torch.Tensor, a: torch.Tensor, grad_out: torch.Tensor) -> float:
+    _synchronize(x.device)
+    start = time.perf_counter()
+    _step(fn, x, a, grad_out)
+    _synchronize(x.device)
+    return time.perf_counter() - start
+
+
+def _saved_bytes(fn: Callable, x: torch.Tensor, a: torch.Tensor) -> float:
     saved: Dict[Tuple[int, int], int] = {}
 
     def pack(tensor: torch.Tensor) -> torch.Tensor:
@@ -81,18 +74,42 @@ def measure(fn: Callable, x: torch.Tensor, a: torch.Tensor, repeats: int) -> Dic
         return tensor
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = fn(x, a)
-    saved_bytes = sum(saved.values())
-    del out
-    peak = 0.0
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
-        base = torch.cuda.memory_allocated(device)
-        step()
-        _synchronize(device)
-        peak = torch.cuda.max_memory_allocated(device) - base
-    return {"seconds": statistics.median(times), "saved_bytes": float(saved_bytes), "peak_bytes": float(peak)}
+        fn(x, a)
+    return float(sum(saved.values()))
+
+
+def _cuda_peak(fn: Callable, x: torch.Tensor, a: torch.Tensor, grad_out: torch.Tensor) -> float:
+    if x.device.type != "cuda":
+        return 0.0
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats(x.device)
+    base = torch.cuda.memory_allocated(x.device)
+    _step(fn, x, a, grad_out)
+    _synchronize(x.device)
+    return float(torch.cuda.max_memory_allocated(x.device) - base)
+
+
+def measure(fn: Callable, baseline: Callable, x: torch.Tensor, a: torch.Tensor, repeats: int) -> Dict[str, float]:
+    """Median seconds of forward+backward of ``fn`` and of ``baseline``, timed alternately step by step
+    (so that both see the same machine state), bytes saved for backward and the CUDA peak of each."""
+    grad_out = torch.randn(x.shape[:2], dtype=x.dtype, device=x.device)
+    for _ in range(2):  # warm-up
+        _step(fn, x, a, grad_out)
+        _step(baseline, x, a, grad_out)
+    fn_times, base_times = [], []
+    budget = time.perf_counter() + 20.0
+    for index in range(repeats):
+        base_times.append(_timed(baseline, x, a, grad_out))
+        fn_times.append(_timed(fn, x, a, grad_out))
+        if index >= 2 and time.perf_counter() > budget:
+            break
+    return {
+        "seconds": statistics.median(fn_times),
+        "base_seconds": statistics.median(base_times),
+        "saved_bytes": _saved_bytes(fn, x, a),
+        "base_saved_bytes": _saved_bytes(baseline, x, a),
+        "peak_bytes": _cuda_peak(fn, x, a, grad_out),
+    }
 
 
 def _inputs(shape, generator, dtype, device):
@@ -110,13 +127,12 @@ def run(sizes, oracle_sizes, device: torch.device, repeats: int, dtype: torch.dt
     with wsl.validation(False):
         for label, shape, names, with_oracle in plan:
             x, a = _inputs(shape, generator, dtype, device)
-            base = measure(weighted_pool, x, a, repeats)
             for name in names:
-                stats = measure(_pooling_fn(name, shape[1], device), x, a, repeats)
-                rows.append({"size": label, "method": name, **stats, "baseline": base})
+                stats = measure(_pooling_fn(name, shape[1], device), weighted_pool, x, a, repeats)
+                rows.append({"size": label, "method": name, **stats})
             if with_oracle:
-                stats = measure(maa_recurrence, x, a, max(1, repeats // 5))
-                rows.append({"size": label, "method": "algorithm 1 (paper)", **stats, "baseline": base})
+                stats = measure(maa_recurrence, weighted_pool, x, a, max(3, repeats // 10))
+                rows.append({"size": label, "method": "algorithm 1 (paper)", **stats})
     return rows
 
 
@@ -130,10 +146,10 @@ def format_table(rows: List[Dict[str, object]], device: torch.device) -> str:
     header += " CUDA peak MiB |" if cuda else ""
     lines = [header, "|" + "---|" * (7 if cuda else 6)]
     for row in rows:
-        base = row["baseline"]
-        memory_ratio = row["saved_bytes"] / base["saved_bytes"] if base["saved_bytes"] else float("nan")
+        memory_ratio = row["saved_bytes"] / row["base_saved_bytes"]
+        time_ratio = row["seconds"] / row["base_seconds"]
         line = (
-            f"| {row['size']} | {row['method']} | {row['seconds'] * 1e3:.2f} | {row['seconds'] / base['seconds']:.2f} |"
+            f"| {row['size']} | {row['method']} | {row['seconds'] * 1e3:.2f} | {time_ratio:.2f} |"
             f" {_mib(row['saved_bytes'])} | {memory_ratio:.2f} |"
         )
         if cuda:
@@ -145,7 +161,7 @@ def format_table(rows: List[Dict[str, object]], device: torch.device) -> str:
 def main(argv: Optional[List[str]] = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--repeats", type=int, default=60, help="timed steps per method (at most ~20 s each)")
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke run)")
     args = parser.parse_args(argv)
