@@ -289,8 +289,10 @@ class TestClassificationMap:
             classification_map(np.zeros((2, 1)), np.zeros((2, 1)))
 
 
-THUMOS_GT = Path("/work/shared/data/thumos14/gt.json")
-THUMOS_AMBIGUOUS = Path("/work/shared/data/thumos14/wtalc/Thumos14reduced-Annotations/Ambiguous_test.txt")
+# The real THUMOS14 annotations, as shipped with the package.
+THUMOS_DIR = Path(__file__).resolve().parents[1] / "wsl_video" / "resources" / "thumos14"
+THUMOS_GT = THUMOS_DIR / "gt.json"
+THUMOS_AMBIGUOUS = THUMOS_DIR / "Ambiguous_test.txt"
 
 
 @pytest.mark.skipif(not (THUMOS_GT.is_file() and THUMOS_AMBIGUOUS.is_file()), reason="THUMOS14 files not available")

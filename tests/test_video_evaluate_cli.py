@@ -11,8 +11,10 @@ from wsl.metrics import detection_map
 from wsl_video import cli
 from wsl_video.detections import load_ambiguous, load_detections, load_ground_truth, write_detections
 
-THUMOS_GT = Path("/work/shared/data/thumos14/gt.json")
-THUMOS_AMBIGUOUS = Path("/work/shared/data/thumos14/wtalc/Thumos14reduced-Annotations/Ambiguous_test.txt")
+# The real THUMOS14 annotations, as shipped with the package.
+THUMOS_DIR = Path(__file__).resolve().parents[1] / "wsl_video" / "resources" / "thumos14"
+THUMOS_GT = THUMOS_DIR / "gt.json"
+THUMOS_AMBIGUOUS = THUMOS_DIR / "Ambiguous_test.txt"
 ROOT = Path(__file__).resolve().parents[1]
 
 
