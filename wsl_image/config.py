@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from wsl.utils.io import atomic_write_text, read_yaml
+
 __all__ = ["TrainConfig", "load_config", "save_config", "parse_grid"]
 
 _GRID_CHOICES = (4, 7, None)
@@ -151,20 +153,10 @@ def save_config(config: TrainConfig, path: str | Path) -> None:
     """Write ``config`` as YAML atomically."""
     import yaml
 
-    from wsl.utils.io import atomic_write_text
-
     atomic_write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
 
 
 def load_config(path: str | Path) -> TrainConfig:
     """Read a YAML file written by :func:`save_config` (or a partial one: missing keys take defaults)."""
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
-    try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise ValueError(f"{path}: not valid YAML ({error})") from None
-    return TrainConfig.from_dict(values or {}, source=str(path))
+    values = read_yaml(path)
+    return TrainConfig.from_dict(values, source=str(path))

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping
 
-from wsl.utils.io import atomic_write_text
+from wsl.utils.io import atomic_write_text, read_yaml
 
 __all__ = [
     "DataConfig",
@@ -206,13 +206,5 @@ def load_config(path: str | Path, base: RunConfig | None = None) -> RunConfig:
         FileNotFoundError: ``path`` does not exist.
         ValueError: unparsable YAML or an unknown key.
     """
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"config file not found: {path}")
-    try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise ValueError(f"{path}: not valid YAML ({error})") from None
-    return config_from_dict(values or {}, base=base, source=str(path))
+    values = read_yaml(path)
+    return config_from_dict(values, base=base, source=str(path))

@@ -15,7 +15,7 @@ from typing import IO, Any, Iterator, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-__all__ = ["atomic_writer", "atomic_write_text", "atomic_write_json", "atomic_save"]
+__all__ = ["atomic_writer", "atomic_write_text", "atomic_write_json", "atomic_save", "read_yaml"]
 
 
 @contextlib.contextmanager
@@ -59,3 +59,22 @@ def atomic_save(obj: Any, path: PathLike) -> None:
 
     with atomic_writer(path, "wb") as handle:
         torch.save(obj, handle)
+
+
+def read_yaml(path: PathLike) -> Any:
+    """Parse a YAML file (an empty file gives an empty dict).
+
+    Raises:
+        FileNotFoundError: ``path`` is not a file.
+        ValueError: the file is not valid YAML (the message names the file).
+    """
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: not valid YAML ({error})") from None
+    return {} if values is None else values
