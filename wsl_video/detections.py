@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Union
 
+from wsl.metrics._parsing import parse_number, parse_segment
 from wsl.utils.io import atomic_write_json
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -31,39 +32,14 @@ __all__ = ["write_detections", "load_detections", "load_ground_truth", "load_amb
 RESULT_VERSION = "VERSION 1.3"
 
 
-def _number(value: Any, where: str) -> float:
-    if isinstance(value, bool):
-        raise ValueError(f"{where}: expected a number, got {value!r}")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{where}: expected a number, got {value!r}") from None
-    if not math.isfinite(number):
-        raise ValueError(f"{where}: expected a finite number, got {value!r}")
-    return number
-
-
-def _segment(value: Any, where: str) -> list[float]:
-    try:
-        if isinstance(value, (str, bytes, Mapping)) or len(value) != 2:
-            raise TypeError
-        start, end = value[0], value[1]
-    except (TypeError, KeyError, IndexError):
-        raise ValueError(f"{where}: 'segment' must be [start, end], got {value!r}") from None
-    start, end = _number(start, where), _number(end, where)
-    if end < start:
-        raise ValueError(f"{where}: segment end {end} is before its start {start}")
-    return [start, end]
-
-
 def _check_detection(entry: Any, where: str) -> dict:
     """Validate one detection with precise messages (slow path)."""
     if not isinstance(entry, Mapping) or not {"label", "segment", "score"} <= set(entry):
         raise ValueError(f"{where}: each detection needs 'label', 'segment' and 'score'")
     return {
         "label": str(entry["label"]),
-        "segment": _segment(entry["segment"], where),
-        "score": _number(entry["score"], f"{where}: score"),
+        "segment": list(parse_segment(entry["segment"], where)),
+        "score": parse_number(entry["score"], f"{where}: score"),
     }
 
 
@@ -106,7 +82,8 @@ def _clean_video_scores(video_scores: Any, where: str) -> dict[str, dict[str, fl
         if not isinstance(scores, Mapping):
             raise ValueError(f"{where}: video {video}: video scores must map labels to numbers")
         clean[str(video)] = {
-            str(label): _number(score, f"{where}: video {video}: score of {label}") for label, score in scores.items()
+            str(label): parse_number(score, f"{where}: video {video}: score of {label}")
+            for label, score in scores.items()
         }
     return clean
 
@@ -203,11 +180,11 @@ def load_ground_truth(path: PathLike) -> dict:
         for annotation in annotations:
             if not isinstance(annotation, Mapping) or not {"segment", "label"} <= set(annotation):
                 raise ValueError(f"{at}: each annotation needs 'segment' and 'label'")
-            clean.append({"segment": _segment(annotation["segment"], at), "label": str(annotation["label"])})
+            clean.append({"segment": list(parse_segment(annotation["segment"], at)), "label": str(annotation["label"])})
         duration = entry.get("duration")
         database[str(video)] = {
             "subset": entry.get("subset"),
-            "duration": None if duration is None else _number(duration, f"{at}: duration"),
+            "duration": None if duration is None else parse_number(duration, f"{at}: duration"),
             "annotations": clean,
         }
     return {"version": data.get("version"), "database": database}
@@ -231,6 +208,6 @@ def load_ambiguous(path: PathLike) -> dict[str, list[tuple[float, float]]]:
             where = f"{path}, line {number}"
             if len(fields) != 3:
                 raise ValueError(f"{where}: expected 'video start end', got {line.strip()!r}")
-            start, end = _segment(fields[1:], where)
+            start, end = parse_segment(fields[1:], where)
             ambiguous.setdefault(fields[0], []).append((start, end))
     return ambiguous

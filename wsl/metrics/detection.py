@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from ._parsing import parse_number, parse_segment
+
 __all__ = [
     "detection_map",
     "ACTIVITYNET_TIOU_THRESHOLDS",
@@ -42,25 +44,6 @@ __all__ = [
 ACTIVITYNET_TIOU_THRESHOLDS = tuple(float(t) for t in np.linspace(0.5, 0.95, 10))
 THUMOS14_TIOU_THRESHOLDS = tuple(float(t) for t in np.linspace(0.1, 0.9, 9))
 THUMOS14_REPORTED_TIOU_THRESHOLDS = tuple(float(t) for t in np.linspace(0.1, 0.7, 7))
-
-
-def _float(value: Any, what: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{what}: expected a number, got {value!r}") from None
-    if not math.isfinite(number):
-        raise ValueError(f"{what}: expected a finite number, got {value!r}")
-    return number
-
-
-def _segment(value: Any, what: str) -> tuple[float, float]:
-    if not isinstance(value, (list, tuple)) or len(value) != 2:
-        raise ValueError(f"{what}: segment must be [start, end], got {value!r}")
-    start, end = _float(value[0], what), _float(value[1], what)
-    if end < start:
-        raise ValueError(f"{what}: segment end {end} is before its start {start}")
-    return start, end
 
 
 def _mapping(value: Any, what: str) -> Mapping:
@@ -89,7 +72,7 @@ def _parse_ground_truth(ground_truth: Mapping, subset: str | None):
             label = str(annotation["label"])
             known_labels.add(label)
             if in_subset:
-                start, end = _segment(annotation["segment"], f"ground truth video {video}")
+                start, end = parse_segment(annotation["segment"], f"ground truth video {video}")
                 videos.append(video)
                 labels.append(label)
                 starts.append(start)
@@ -102,8 +85,8 @@ def _check_prediction(entry: Any, video: str) -> None:
     entry = _mapping(entry, f"prediction in video {video}")
     if "label" not in entry or "segment" not in entry or "score" not in entry:
         raise ValueError(f"prediction in video {video} needs 'label', 'segment' and 'score'")
-    _segment(entry["segment"], f"prediction in video {video}")
-    _float(entry["score"], f"prediction score in video {video}")
+    parse_segment(entry["segment"], f"prediction in video {video}")
+    parse_number(entry["score"], f"prediction score in video {video}")
 
 
 def _parse_predictions(predictions: Mapping):
@@ -165,7 +148,7 @@ def _overlaps_ambiguous(
         if lo == hi:
             continue
         members = order[lo:hi]
-        segments = np.asarray([_segment(s, f"ambiguous segment of video {video}") for s in segments])
+        segments = np.asarray([parse_segment(s, f"ambiguous segment of video {video}") for s in segments])
         if segments.size == 0:
             continue
         inter = np.minimum(ends[members, None], segments[None, :, 1]) - np.maximum(
