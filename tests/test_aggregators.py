@@ -167,3 +167,16 @@ def test_exception():
     with pytest.raises(ValueError, match="k must be"):
         wsl.build_aggregator("topk_mean", k=0)
     assert wsl.build_aggregator("mean", channels=99) is not None  # channels ignored when parameter-free
+
+
+@pytest.mark.parametrize("name", ATTENTION + PARAMETER_FREE)
+def test_attention_map_equals_forward_attention(name):
+    agg = _build(name)
+    x = torch.randn(2, 6, 9, dtype=torch.float64)
+    mask = torch.ones(2, 9, dtype=torch.bool)
+    mask[1, 5:] = False
+    expected = agg(x, mask).attention
+    if expected is None:
+        assert agg.attention_map(x, mask) is None
+    else:
+        torch.testing.assert_close(agg.attention_map(x, mask), expected)

@@ -59,7 +59,8 @@ class StreamClassifier(nn.Module):
         features (Tensor[B, T, D]) -> Tensor[B, T, K] with values in [0, 1] (scaled by the attention).
         """
         x = features.transpose(1, 2)
-        attention = self.aggregator(x, mask=mask).attention
+        attention_map = getattr(self.aggregator, "attention_map", None)  # plugins may lack it
+        attention = attention_map(x, mask) if attention_map is not None else self.aggregator(x, mask=mask).attention
         cas = class_activation(x, self.classifier.weight, self.classifier.bias, attention=attention)
         return cas.transpose(1, 2)
 

@@ -7,6 +7,8 @@ from typing import Optional
 import torch
 from torch import nn
 
+from wsl.functional._checks import check_features, check_mask
+
 from .base import Aggregation, Aggregator
 
 __all__ = ["AttentionHead", "AttentionAggregator"]
@@ -70,10 +72,17 @@ class AttentionAggregator(Aggregator):
 
     def aggregate(self, x: torch.Tensor, mask: Optional[torch.Tensor]) -> Aggregation:
         logits = self.head.logits(x)
+        return self.pool(x, self._masked_sigmoid(logits, mask), logits, mask)
+
+    def attention_map(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        check_features(x)
+        mask = check_mask(mask, x.shape[:1] + x.shape[2:])
+        return self._masked_sigmoid(self.head.logits(x), mask)
+
+    @staticmethod
+    def _masked_sigmoid(logits: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
         attention = torch.sigmoid(logits)
-        if mask is not None:
-            attention = attention.masked_fill(~mask, 0.0)
-        return self.pool(x, attention, logits, mask)
+        return attention if mask is None else attention.masked_fill(~mask, 0.0)
 
     def pool(self, x: torch.Tensor, attention: torch.Tensor, logits: torch.Tensor,
              mask: Optional[torch.Tensor]) -> Aggregation:  # pragma: no cover

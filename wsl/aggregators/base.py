@@ -44,3 +44,11 @@ class Aggregator(nn.Module):
 
     def aggregate(self, x: torch.Tensor, mask: Optional[torch.Tensor]) -> Aggregation:  # pragma: no cover
         raise NotImplementedError
+
+    def attention_map(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> Optional[torch.Tensor]:
+        """Only the ``attention`` (Tensor[B, *S] or None) of ``self(x, mask)``.
+
+        Attention-based aggregators compute it without pooling (no O(N^2) MAA weights over a long
+        sequence just to read p), which is what localization over all positions needs.
+        """
+        return self(x, mask).attention
