@@ -1,17 +1,39 @@
-"""Exact marginalized average aggregation (MAA, Yuan et al., ICLR 2019), batched and N-D.
+"""Marginalized average aggregation (MAA, Yuan et al., ICLR 2019), batched and N-D, in linear time.
 
 With z_i ~ Bernoulli(p_i) independent, MAA is E[sum_i z_i x_i / sum_i z_i] (0 for the empty subset).
 Proposition 1 of the paper gives it as sum_i lambda_i x_i with lambda_i = p_i c_i and
 c_i = E[1 / (1 + sum_{k != i} z_k)]. Since 1 / (1 + s) = int_0^1 u^s du and E[u^z_k] = 1 - p_k + p_k u,
+substituting v = 1 - u,
 
-    c_i = int_0^1 prod_{k != i} (1 - p_k + p_k u) du = int_0^1 G(u) / (1 - p_i v) du,   v = 1 - u,
+    c_i = int_0^1 prod_{k != i} (1 - p_k v) dv = int_0^1 G(v) / (1 - p_i v) dv,   G(v) = prod_k (1 - p_k v).
 
-with G(u) = prod_k (1 - p_k v). The integrand is a polynomial of degree N - 1, so Gauss–Legendre
-quadrature with floor(N / 2) + 1 nodes is exact. G at the nodes is one sum of logs (log1p keeps every
-term to full relative precision), shared by all positions; each c_i is then a weighted sum of
-1 / (1 - p_i v_j) over the nodes. Cost O(N^2 / 2) per sample, independent of the feature dimension,
-no Python loop over positions, and an analytic backward pass. Work is split into blocks of nodes so
-memory stays bounded for long sequences.
+G at a node is one sum of logs (log1p keeps every term to full relative precision), shared by all
+positions; each c_i is then a weighted sum of 1 / (1 - p_i v_j) over the nodes, computed as
+1 / ((1 - p_i) + p_i (1 - v_j)) so that nothing cancels when p_i and v_j are both near 1. The backward
+pass is analytic. Work is split into blocks of nodes so memory stays bounded.
+
+Two rules choose the nodes v_j:
+
+- **Exact rule** (``exact=True``, and the default for N <= 2K positions): the integrand is a polynomial
+  of degree N - 1, so Gauss-Legendre quadrature with floor(N / 2) + 1 nodes on [0, 1] is exact.
+  Cost O(N^2 / 2) per sample.
+- **Truncated rule** (the default for N > 2K): K Gauss-Legendre nodes on [0, a], a = min(1, L / (S - 1)),
+  S = sum_k p_k, computed per sample in the same vectorised pass. Cost O(N K): linear in N, independent
+  of the feature dimension. K and L depend on the compute dtype (:data:`TRUNCATED_RULE`).
+
+Error bound of the truncated rule. Since 1 - x <= exp(-x), the integrand of c_i is
+prod_{k != i} (1 - p_k v) <= exp(-(S - p_i) v) <= exp(-(S - 1) v), so the dropped tail is
+int_a^1 <= exp(-L) / (S - 1). By Jensen, c_i = E[1 / (1 + sum_{k != i} z_k)] >= 1 / (1 + S), so dropping
+the tail changes every c_i (and lambda_i) by less than (1 + S) / (S - 1) * exp(-L) relative:
+below 3e-16 for L = 36 and 4e-9 for L = 20, whatever N. On [0, a] the integrand
+f(t) = prod_{k != i} (1 - p_k a t), t in [0, 1], is an entire function with |f(z)| <= exp((L + 1) |z|)
+(sum_k p_k a <= L + 1), so K-node Gauss-Legendre converges like the Bernstein-ellipse bound
+rho^(-2K) exp((L + 1)(1 + rho + 1 / rho) / 4 + ...); measured against the exact rule in float64, the
+chosen K and L agree to the round-off of the sum of N logs (<= 3e-13 relative up to N = 20,000, across
+uniform, p^8, sparse spikes over tiny values, S near the switch L + 1, exact 0/1 mixtures, all ones, all
+tiny and clipped-normal p), and float32 stays within 1e-5 relative of float64. Leaving the interval end
+a out of the backward pass (it is a function of S) changes the gradient by at most
+exp(-L) |da/dS| <= exp(-L) / L relative to c_i, the same order as the truncation itself.
 """
 
 from __future__ import annotations
@@ -21,7 +43,12 @@ import torch
 from ._checks import check_features, check_floating, check_mask, check_probabilities
 from .quadrature import gauss_legendre_01_torch
 
-__all__ = ["maa_weights", "marginalized_average"]
+__all__ = ["maa_weights", "marginalized_average", "weighted_pool", "TRUNCATED_RULE"]
+
+#: (K nodes, L e-foldings) of the truncated rule, by compute dtype (half and bfloat16 compute in float32).
+#: The tail bound (1 + S) / (S - 1) * exp(-L) is 2.3e-16 for float64 and 2.1e-9 for float32; K is the
+#: smallest node count measured to reach the dtype's round-off (see the module docstring).
+TRUNCATED_RULE = {torch.float64: (32, 36.0), torch.float32: (16, 20.0)}
 
 # Largest number of (position, node) pairs processed at once, per block of nodes.
 _BLOCK_ELEMENTS = 1 << 22
@@ -36,50 +63,69 @@ def _node_blocks(batch: int, positions: int, nodes: int) -> list[tuple[int, int]
     return [(start, min(start + step, nodes)) for start in range(0, nodes, step)]
 
 
+def use_truncated_rule(positions: int, dtype: torch.dtype) -> bool:
+    """Whether the default rule for ``positions`` positions in ``dtype`` is the truncated one (N > 2K)."""
+    return positions > 2 * TRUNCATED_RULE[_compute_dtype(dtype)][0]
+
+
+def _quadrature(p: torch.Tensor, exact: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Nodes ``v``, ``1 - v`` and weights (each Tensor[1, n] or Tensor[B, n]) for p (Tensor[B, N])."""
+    if exact:
+        v, u, w = gauss_legendre_01_torch(p.shape[1] // 2 + 1, p.dtype, p.device)
+        return v.unsqueeze(0), u.unsqueeze(0), w.unsqueeze(0)
+    nodes, efolds = TRUNCATED_RULE[p.dtype]
+    t, one_minus_t, w = gauss_legendre_01_torch(nodes, p.dtype, p.device)
+    # a = min(1, L / (S - 1)) per sample, a constant for autograd (see the module docstring).
+    total = p.detach().sum(dim=1, keepdim=True)  # (B, 1)
+    a = efolds / torch.clamp(total - 1.0, min=efolds)
+    v = a * t  # (B, K)
+    u = torch.addcmul(1.0 - a, a, one_minus_t)  # 1 - a t = (1 - a) + a (1 - t), without cancellation
+    return v, u, a * w
+
+
 class _MAAWeights(torch.autograd.Function):
-    """lambda (Tensor[B, N]) from p (Tensor[B, N]); float32 or float64."""
+    """lambda (Tensor[B, N]) from p (Tensor[B, N]) and quadrature nodes v, 1 - v and weights w
+    (Tensor[1 or B, n], constants); float32 or float64."""
 
     @staticmethod
-    def forward(ctx, p: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, p: torch.Tensor, v: torch.Tensor, u: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         batch, positions = p.shape
-        num_nodes = positions // 2 + 1
-        v, u, w = gauss_legendre_01_torch(num_nodes, p.dtype, p.device)
         one_minus_p = (1 - p).unsqueeze(-1)  # (B, N, 1)
         p3 = p.unsqueeze(-1)
-        blocks = _node_blocks(batch, positions, num_nodes)
+        p3_64 = p3.double()  # log G in float64: every term of the sum of N logs to full precision
         weights, c = [], None
-        for start, stop in blocks:
-            log_g = torch.log1p(p3 * -v[start:stop]).sum(dim=1)  # (B, n_blk): log G(u_j)
-            weight = torch.exp(log_g).mul_(w[start:stop])  # W_j = w_j G(u_j)
-            inv_a = torch.addcmul(one_minus_p, p3, u[start:stop]).reciprocal_()  # 1 / (1 - p_i v_j)
+        for start, stop in _node_blocks(batch, positions, v.shape[1]):
+            v_blk, u_blk = v[:, None, start:stop], u[:, None, start:stop]  # (1 or B, 1, n_blk)
+            log_g = torch.mul(p3_64, v_blk.double()).neg_().log1p_().sum(dim=1)  # (B, n_blk): log G(v_j)
+            weight = log_g.exp_().to(p.dtype).mul_(w[:, start:stop])  # W_j = w_j G(v_j)
+            inv_a = torch.addcmul(one_minus_p, p3, u_blk).reciprocal_()  # 1 / (1 - p_i v_j)
             part = torch.bmm(inv_a, weight.unsqueeze(-1)).squeeze(-1)  # (B, N)
             c = part if c is None else c.add_(part)
             weights.append(weight)
         node_weight = weights[0] if len(weights) == 1 else torch.cat(weights, dim=1)
-        ctx.save_for_backward(p, c, node_weight)
+        ctx.save_for_backward(p, c, node_weight, v, u)
         return p * c
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        # d lambda_i / d p_m with a_ij = 1 - p_i v_j, W_j = w_j G(u_j):
+    def backward(ctx, grad: torch.Tensor):
+        # d lambda_i / d p_m with a_ij = 1 - p_i v_j, W_j = w_j G(v_j):
         #   dL/dp_m = g_m c_m - sum_j W_j v_j R_j / a_mj + g_m p_m sum_j W_j v_j / a_mj^2,
         #   R_j = sum_i g_i p_i / a_ij.
-        p, c, node_weight = ctx.saved_tensors
+        p, c, node_weight, v, u = ctx.saved_tensors
         batch, positions = p.shape
-        v, u, _ = gauss_legendre_01_torch(node_weight.shape[1], p.dtype, p.device)
         one_minus_p = (1 - p).unsqueeze(-1)
         p3 = p.unsqueeze(-1)
         gp = grad * p
         gp_row = gp.unsqueeze(1)  # (B, 1, N)
         grad_p = grad * c
         for start, stop in _node_blocks(batch, positions, node_weight.shape[1]):
-            inv_a = torch.addcmul(one_minus_p, p3, u[start:stop]).reciprocal_()  # (B, N, n_blk)
-            wv = node_weight[:, start:stop] * v[start:stop]  # (B, n_blk)
+            inv_a = torch.addcmul(one_minus_p, p3, u[:, None, start:stop]).reciprocal_()  # (B, N, n_blk)
+            wv = node_weight[:, start:stop] * v[:, start:stop]  # (B, n_blk)
             r = torch.bmm(gp_row, inv_a).squeeze(1)  # (B, n_blk)
             grad_p.sub_(torch.bmm(inv_a, (wv * r).unsqueeze(-1)).squeeze(-1))
             grad_p.addcmul_(gp, torch.bmm(inv_a.square_(), wv.unsqueeze(-1)).squeeze(-1))
-        return grad_p
+        return grad_p, None, None, None
 
 
 def _flatten_probabilities(p: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -96,7 +142,7 @@ def _flatten_probabilities(p: torch.Tensor, mask: torch.Tensor | None) -> torch.
     return flat
 
 
-def maa_weights(p: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+def maa_weights(p: torch.Tensor, mask: torch.Tensor | None = None, *, exact: bool | None = None) -> torch.Tensor:
     """Effective weights lambda_i = p_i c_i of marginalized average aggregation.
 
     Args:
@@ -104,22 +150,30 @@ def maa_weights(p: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tens
             together (the ``*S`` dims are flattened).
         mask (BoolTensor[B, *S], optional): True = valid position; invalid positions get weight 0 and do
             not influence the others (as if they were absent).
+        exact: ``True`` for the exact floor(N / 2) + 1-node rule, ``False`` for the linear-time truncated
+            rule (equal to round-off, see the module docstring), ``None`` (default) for the exact rule up
+            to N = 2K positions and the truncated one above.
 
     Returns:
         Tensor[B, *S]: lambda, in the dtype of ``p`` (half and bfloat16 are computed in float32).
         Each sample's weights sum to 1 - prod_i (1 - p_i).
     """
     flat = _flatten_probabilities(p, mask)
-    return _MAAWeights.apply(flat).to(p.dtype).reshape(p.shape)
+    if exact is None:
+        exact = not use_truncated_rule(flat.shape[1], flat.dtype)
+    return _MAAWeights.apply(flat, *_quadrature(flat, bool(exact))).to(p.dtype).reshape(p.shape)
 
 
-def marginalized_average(x: torch.Tensor, p: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+def marginalized_average(
+    x: torch.Tensor, p: torch.Tensor, mask: torch.Tensor | None = None, *, exact: bool | None = None
+) -> torch.Tensor:
     """Marginalized average aggregation E[sum_i z_i x_i / sum_i z_i], z_i ~ Bernoulli(p_i).
 
     Args:
         x (Tensor[B, C, *S]): features, channels first (e.g. (B, C, T), (B, C, H, W), (B, C, T, H, W)).
         p (Tensor[B, *S]): selection probabilities in [0, 1].
         mask (BoolTensor[B, *S], optional): True = valid position.
+        exact: the quadrature rule, as in :func:`maa_weights`.
 
     Returns:
         Tensor[B, C]: the aggregated features (the empty subset contributes 0).
@@ -131,7 +185,7 @@ def marginalized_average(x: torch.Tensor, p: torch.Tensor, mask: torch.Tensor | 
             f"p has shape {tuple(p.shape)} but x of shape {tuple(x.shape)} needs p of shape "
             f"{tuple(x.shape[:1] + x.shape[2:])}"
         )
-    weights = maa_weights(p, mask)
+    weights = maa_weights(p, mask, exact=exact)
     return weighted_pool(x, weights)
 
 
