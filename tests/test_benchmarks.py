@@ -14,6 +14,6 @@ def _load(name):
 
 
 def test_aggregators_benchmark_smoke():
-    table = _load("aggregators").main(["--quick", "--repeats", "1"])
+    table = _load("aggregators").main(["--quick", "--repeats", "1", "--runs", "2"])
     for name in ("maa", "weighted_sum", "topk_mean", "algorithm 1 (paper)"):
         assert f"| {name} |" in table

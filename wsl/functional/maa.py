@@ -38,6 +38,8 @@ exp(-L) |da/dS| <= exp(-L) / L relative to c_i, the same order as the truncation
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
 from ._checks import check_features, check_floating, check_mask, check_probabilities
@@ -58,9 +60,9 @@ def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def _node_blocks(batch: int, positions: int, nodes: int) -> list[tuple[int, int]]:
+def _node_blocks(batch: int, positions: int, nodes: int) -> list[slice]:
     step = max(1, _BLOCK_ELEMENTS // max(1, batch * positions))
-    return [(start, min(start + step, nodes)) for start in range(0, nodes, step)]
+    return [slice(start, min(start + step, nodes)) for start in range(0, nodes, step)]
 
 
 def use_truncated_rule(positions: int, dtype: torch.dtype) -> bool:
@@ -68,41 +70,48 @@ def use_truncated_rule(positions: int, dtype: torch.dtype) -> bool:
     return positions > 2 * TRUNCATED_RULE[_compute_dtype(dtype)][0]
 
 
-def _quadrature(p: torch.Tensor, exact: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Nodes ``v``, ``1 - v`` and weights (each Tensor[1, n] or Tensor[B, n]) for p (Tensor[B, N])."""
+class _Nodes(NamedTuple):
+    """Quadrature nodes for p (Tensor[B, N]), each Tensor[1 or B, 1, n]: ``neg_v64`` = -v_j in float64
+    (for log G), ``v`` = v_j, ``u`` = 1 - v_j and ``w`` = the weights, in the compute dtype."""
+
+    neg_v64: torch.Tensor
+    v: torch.Tensor
+    u: torch.Tensor
+    w: torch.Tensor
+
+
+def _quadrature(p: torch.Tensor, exact: bool) -> _Nodes:
     if exact:
-        v, u, w = gauss_legendre_01_torch(p.shape[1] // 2 + 1, p.dtype, p.device)
-        return v.unsqueeze(0), u.unsqueeze(0), w.unsqueeze(0)
+        return _Nodes(*gauss_legendre_01_torch(p.shape[1] // 2 + 1, p.dtype, p.device))
     nodes, efolds = TRUNCATED_RULE[p.dtype]
-    t, one_minus_t, w = gauss_legendre_01_torch(nodes, p.dtype, p.device)
+    neg_t64, t64, one_minus_t64, w64 = gauss_legendre_01_torch(nodes, torch.float64, p.device)
     # a = min(1, L / (S - 1)) per sample, a constant for autograd (see the module docstring).
-    total = p.detach().sum(dim=1, keepdim=True)  # (B, 1)
+    total = p.detach().sum(dim=1, dtype=torch.float64).view(-1, 1, 1)  # (B, 1, 1)
     a = efolds / torch.clamp(total - 1.0, min=efolds)
-    v = a * t  # (B, K)
-    u = torch.addcmul(1.0 - a, a, one_minus_t)  # 1 - a t = (1 - a) + a (1 - t), without cancellation
-    return v, u, a * w
+    u = torch.addcmul(1.0 - a, a, one_minus_t64)  # 1 - a t = (1 - a) + a (1 - t), without cancellation
+    return _Nodes(a * neg_t64, (a * t64).to(p.dtype), u.to(p.dtype), (a * w64).to(p.dtype))
 
 
 class _MAAWeights(torch.autograd.Function):
-    """lambda (Tensor[B, N]) from p (Tensor[B, N]) and quadrature nodes v, 1 - v and weights w
-    (Tensor[1 or B, n], constants); float32 or float64."""
+    """lambda (Tensor[B, N]) from p (Tensor[B, N]) and the quadrature nodes (constants); float32 or float64."""
 
     @staticmethod
-    def forward(ctx, p: torch.Tensor, v: torch.Tensor, u: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    def forward(ctx, p: torch.Tensor, neg_v64: torch.Tensor, v: torch.Tensor, u: torch.Tensor,
+                w: torch.Tensor) -> torch.Tensor:
         batch, positions = p.shape
         one_minus_p = (1 - p).unsqueeze(-1)  # (B, N, 1)
         p3 = p.unsqueeze(-1)
-        p3_64 = p3.double()  # log G in float64: every term of the sum of N logs to full precision
+        p3_64 = p3.to(torch.float64)  # log G in float64: every term of the sum of N logs to full precision
         weights, c = [], None
-        for start, stop in _node_blocks(batch, positions, v.shape[1]):
-            v_blk, u_blk = v[:, None, start:stop], u[:, None, start:stop]  # (1 or B, 1, n_blk)
-            log_g = torch.mul(p3_64, v_blk.double()).neg_().log1p_().sum(dim=1)  # (B, n_blk): log G(v_j)
-            weight = log_g.exp_().to(p.dtype).mul_(w[:, start:stop])  # W_j = w_j G(v_j)
-            inv_a = torch.addcmul(one_minus_p, p3, u_blk).reciprocal_()  # 1 / (1 - p_i v_j)
-            part = torch.bmm(inv_a, weight.unsqueeze(-1)).squeeze(-1)  # (B, N)
+        for blk in _node_blocks(batch, positions, v.shape[-1]):
+            log_g = torch.mul(p3_64, neg_v64[..., blk]).log1p_().sum(dim=1, keepdim=True)  # (B, 1, n): log G(v_j)
+            weight = log_g.exp_().to(p.dtype).mul_(w[..., blk])  # W_j = w_j G(v_j)
+            inv_a = torch.addcmul(one_minus_p, p3, u[..., blk]).reciprocal_()  # (B, N, n): 1 / (1 - p_i v_j)
+            part = torch.bmm(inv_a, weight.transpose(1, 2))  # (B, N, 1)
             c = part if c is None else c.add_(part)
             weights.append(weight)
-        node_weight = weights[0] if len(weights) == 1 else torch.cat(weights, dim=1)
+        node_weight = weights[0] if len(weights) == 1 else torch.cat(weights, dim=-1)  # (B, 1, n)
+        c = c.squeeze(-1)
         ctx.save_for_backward(p, c, node_weight, v, u)
         return p * c
 
@@ -118,14 +127,15 @@ class _MAAWeights(torch.autograd.Function):
         p3 = p.unsqueeze(-1)
         gp = grad * p
         gp_row = gp.unsqueeze(1)  # (B, 1, N)
-        grad_p = grad * c
-        for start, stop in _node_blocks(batch, positions, node_weight.shape[1]):
-            inv_a = torch.addcmul(one_minus_p, p3, u[:, None, start:stop]).reciprocal_()  # (B, N, n_blk)
-            wv = node_weight[:, start:stop] * v[:, start:stop]  # (B, n_blk)
-            r = torch.bmm(gp_row, inv_a).squeeze(1)  # (B, n_blk)
-            grad_p.sub_(torch.bmm(inv_a, (wv * r).unsqueeze(-1)).squeeze(-1))
-            grad_p.addcmul_(gp, torch.bmm(inv_a.square_(), wv.unsqueeze(-1)).squeeze(-1))
-        return grad_p, None, None, None
+        grad_p = (grad * c).unsqueeze(-1)  # (B, N, 1)
+        wv_all = node_weight * v  # (B, 1, n)
+        for blk in _node_blocks(batch, positions, v.shape[-1]):
+            inv_a = torch.addcmul(one_minus_p, p3, u[..., blk]).reciprocal_()  # (B, N, n)
+            wv = wv_all[..., blk]
+            r = torch.bmm(gp_row, inv_a)  # (B, 1, n)
+            grad_p.sub_(torch.bmm(inv_a, r.mul_(wv).transpose(1, 2)))
+            grad_p.addcmul_(gp.unsqueeze(-1), torch.bmm(inv_a.square_(), wv.transpose(1, 2)))
+        return grad_p.squeeze(-1), None, None, None, None
 
 
 def _flatten_probabilities(p: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

@@ -49,11 +49,13 @@ def gauss_legendre_01(num_nodes: int) -> tuple[np.ndarray, np.ndarray]:
 @torch.compiler.assume_constant_result
 def gauss_legendre_01_torch(
     num_nodes: int, dtype: torch.dtype, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(1 - nodes, nodes, weights)`` of :func:`gauss_legendre_01` as tensors on ``device``.
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(-v, v, 1 - v, weights)`` for the nodes v of :func:`gauss_legendre_01`, each Tensor[1, 1, n]
+    on ``device``: ``-v`` in float64, the others in ``dtype``.
 
-    ``1 - nodes`` is computed in float64 before the cast so that it keeps full relative precision.
-    Cached per (size, dtype, device); ``torch.compile`` treats the result as a constant.
+    In MAA's integral over v = 1 - u, the Gauss-Legendre nodes u map to v = 1 - u; ``1 - v`` is the node
+    itself, so both keep full relative precision. Cached per (size, dtype, device); ``torch.compile``
+    treats the result as a constant.
     """
     return _nodes_as_tensors(num_nodes, dtype, device)
 
@@ -61,5 +63,9 @@ def gauss_legendre_01_torch(
 @functools.lru_cache(maxsize=256)
 def _nodes_as_tensors(num_nodes: int, dtype: torch.dtype, device: torch.device):
     nodes, weights = gauss_legendre_01(num_nodes)
-    as_tensor = functools.partial(torch.as_tensor, dtype=dtype, device=device)
-    return as_tensor(1.0 - nodes), as_tensor(nodes), as_tensor(weights)
+    v = 1.0 - nodes
+
+    def as_tensor(values, value_dtype=dtype):
+        return torch.as_tensor(values, dtype=value_dtype, device=device).view(1, 1, -1)
+
+    return as_tensor(-v, torch.float64), as_tensor(v), as_tensor(nodes), as_tensor(weights)
