@@ -17,3 +17,8 @@ def test_aggregators_benchmark_smoke():
     table = _load("aggregators").main(["--quick", "--repeats", "1", "--runs", "2"])
     for name in ("maa", "weighted_sum", "topk_mean", "algorithm 1 (paper)"):
         assert f"| {name} |" in table
+
+
+def test_maa_truncation_benchmark_smoke():
+    table = _load("maa_truncation").main(["--max-n", "200"])
+    assert "| 32 | 36 |" in table and "float64" in table

@@ -15,28 +15,13 @@ import torch
 import wsl
 from wsl.functional import maa_weights, marginalized_average
 from wsl.functional.maa import TRUNCATED_RULE, use_truncated_rule
-from wsl.reference import maa_recurrence, maa_weights_enumerate
+from wsl.reference import maa_recurrence, maa_weights_enumerate, probability_families
 
 K64, L64 = TRUNCATED_RULE[torch.float64]
 
 
 def _families(n: int, seed: int = 0) -> dict[str, torch.Tensor]:
-    """The eight families of p, each of shape (n,), float64."""
-    generator = torch.Generator().manual_seed(seed)
-    u = torch.rand(n, generator=generator, dtype=torch.float64)
-    normal = torch.randn(n, generator=generator, dtype=torch.float64)
-    spikes = torch.where(u < 0.01, 0.5 + 0.5 * u, 1e-6 * u)  # a few strong positions over tiny values
-    near_switch = torch.full((n,), (L64 + 1 + 0.25) / n, dtype=torch.float64)  # S just above L + 1
-    return {
-        "uniform": u,
-        "power8": u**8,
-        "sparse_spikes": spikes,
-        "sum_near_switch": near_switch * (0.9 + 0.2 * u) / (0.9 + 0.2 * u).mean(),
-        "zeros_and_ones": (u < 0.3).double(),
-        "all_ones": torch.ones(n, dtype=torch.float64),
-        "all_tiny": 1e-7 * u,
-        "clipped_normal": (0.3 + 0.3 * normal).clamp(0, 1),
-    }
+    return probability_families(n, seed, switch=L64 + 1)
 
 
 def _max_relative(approx: torch.Tensor, exact: torch.Tensor) -> float:

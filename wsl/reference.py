@@ -3,6 +3,7 @@
 - :func:`maa_enumerate`: the definition, E[sum z_i x_i / sum z_i] summed over all 2^N subsets.
 - :func:`maa_recurrence`: Algorithm 1 of the paper (Proposition 3's O(N^2) recurrence), which keeps
   every (N + 1) x C intermediate alive for the backward pass.
+- :func:`probability_families`: eight hard families of p for accuracy tests of the quadrature rules.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import itertools
 
 import torch
 
-__all__ = ["maa_enumerate", "maa_recurrence", "maa_weights_enumerate"]
+__all__ = ["maa_enumerate", "maa_recurrence", "maa_weights_enumerate", "probability_families"]
 
 
 def _flatten(x: torch.Tensor, p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -70,3 +71,26 @@ def maa_recurrence(x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         m = torch.cat([m.new_zeros(batch, 1, channels), m_new], dim=1)  # m_0^t = 0
         q = torch.cat([(1 - pt) * q[:, :1], q_new], dim=1)  # q_0^t = (1 - p_t) q_0^{t-1}
     return m.sum(dim=1)
+
+
+def probability_families(n: int, seed: int = 0, switch: float = 37.0) -> dict[str, torch.Tensor]:
+    """Eight families of p, each Tensor[n] in float64, that stress MAA's quadrature rules.
+
+    uniform; u^8 (most p tiny); sparse spikes (1 % of p in [0.5, 1], the rest below 1e-6); a sum of p
+    just above ``switch`` (the truncated rule's S - 1 = L switch); exact 0/1 mixtures; all ones; all
+    tiny (below 1e-7); a normal clipped to [0, 1] (many exact zeros and ones).
+    """
+    generator = torch.Generator().manual_seed(seed)
+    u = torch.rand(n, generator=generator, dtype=torch.float64)
+    normal = torch.randn(n, generator=generator, dtype=torch.float64)
+    jitter = 0.9 + 0.2 * u
+    return {
+        "uniform": u,
+        "power8": u**8,
+        "sparse_spikes": torch.where(u < 0.01, 0.5 + 0.5 * u, 1e-6 * u),
+        "sum_near_switch": (switch + 0.25) / n * jitter / jitter.mean(),
+        "zeros_and_ones": (u < 0.3).double(),
+        "all_ones": torch.ones(n, dtype=torch.float64),
+        "all_tiny": 1e-7 * u,
+        "clipped_normal": (0.3 + 0.3 * normal).clamp(0, 1),
+    }
