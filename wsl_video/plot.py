@@ -4,12 +4,12 @@ Table-1-style comparison of detection AP per tIoU and classification mAP."""
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Mapping, Sequence, Tuple
 
 import numpy as np
+
+from wsl.utils.io import atomic_writer
 
 __all__ = ["plot_cas", "plot_runs", "format_metrics_table", "summarize_runs"]
 
@@ -62,17 +62,11 @@ def plot_cas(path: str | Path, sequences: Sequence[Tuple[str, np.ndarray]],
     if title:
         figure.suptitle(title)
     figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        figure.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
+        with atomic_writer(path, "wb") as handle:
+            figure.savefig(handle, format="png", dpi=110)
     finally:
         plt.close(figure)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def summarize_runs(runs: Sequence[Mapping]) -> dict:

@@ -1,5 +1,5 @@
 """Small shared utilities: atomic file writes and the command-line runner."""
 
-from .io import atomic_save, atomic_write_json, atomic_write_text, atomic_writer, read_yaml
+from .io import atomic_save, atomic_write_json, atomic_write_text, atomic_writer, load_checkpoint, read_yaml
 
-__all__ = ["atomic_save", "atomic_write_json", "atomic_write_text", "atomic_writer", "read_yaml"]
+__all__ = ["atomic_save", "atomic_write_json", "atomic_write_text", "atomic_writer", "load_checkpoint", "read_yaml"]
