@@ -126,6 +126,7 @@ def plot_runs(run_dirs: Sequence[str | Path], video_name: str, path: str | Path,
     The class defaults to the video's first ground-truth class, or to the first run's most probable
     class when the video has no action.
     """
+    from wsl.utils.runs import recorded_path
     from wsl_video.inference import predict_video
     from wsl_video.train import load_run, open_data
 
@@ -138,7 +139,8 @@ def plot_runs(run_dirs: Sequence[str | Path], video_name: str, path: str | Path,
         config, model, state = load_run(run_dir, device)
         key = repr(sorted(vars(config.data).items()))
         if key not in datasets:
-            datasets[key] = open_data(config, subset, data_root)
+            root = recorded_path(config.data.data_root, data_root, source=Path(run_dir) / "config.yaml")
+            datasets[key] = open_data(config, subset, root)
         dataset = datasets[key]
         video = dataset.video(dataset.index(video_name))
         prediction = predict_video(model, dataset.features(video_name), config.inference,
