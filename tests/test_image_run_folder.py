@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
+import stat
+import sys
 
 import numpy as np
 import pytest
@@ -156,3 +159,22 @@ def test_run_works_from_any_directory(sim, tmp_path, monkeypatch, capsys):
     config["data_root"] = str(tmp_path / "nowhere")
     (copy / "config.yaml").write_text(yaml.safe_dump(config))
     _error(capsys, ["evaluate", "--run", str(copy), "--quiet"], "nowhere", "--data-root")
+
+
+# --- permissions ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes (os.umask) on this platform only")
+def test_outputs_readable_under_umask_022(sim, tmp_path):
+    previous = os.umask(0o022)
+    try:
+        run = tmp_path / "run"
+        assert main(["train", "--data-root", str(sim / "CUB_200_2011"), "--out", str(run), "--epochs", "1",
+                     *TINY]) == 0
+        assert main(["evaluate", "--run", str(run), "--quiet"]) == 0
+        assert main(["localize", "--run", str(run), str(_image(tmp_path)), "--out", str(tmp_path / "loc")]) == 0
+    finally:
+        os.umask(previous)
+    written = [path for folder in (run, tmp_path / "loc") for path in folder.iterdir()]
+    assert {path.suffix for path in written} >= {".yaml", ".log", ".pt", ".json", ".png"}
+    assert {path.name: stat.S_IMODE(path.stat().st_mode) for path in written} == {p.name: 0o644 for p in written}
