@@ -124,7 +124,8 @@ def run_setting(job: dict) -> List[dict]:
         config.train.iterations = iterations
         config.train.checkpoint_every = iterations
         config.train.log_every = max(1, iterations // 10)
-        train(config.resolved(), run_dir, resume=k > 0, evaluate=False, progress=False, train_set=fit)
+        train(config.resolved(), run_dir, resume=k > 0, overwrite=k == 0, evaluate=False, progress=False,
+              train_set=fit)
         resolved, model, _ = load_run(run_dir)
         prediction = predict_dataset(model, held_out, resolved.inference, resolved.train.num_segments,
                                      progress=False)

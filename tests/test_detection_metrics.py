@@ -295,7 +295,8 @@ THUMOS_GT = THUMOS_DIR / "gt.json"
 THUMOS_AMBIGUOUS = THUMOS_DIR / "Ambiguous_test.txt"
 
 
-@pytest.mark.skipif(not (THUMOS_GT.is_file() and THUMOS_AMBIGUOUS.is_file()), reason="THUMOS14 files not available")
+@pytest.mark.skipif(not (THUMOS_GT.is_file() and THUMOS_AMBIGUOUS.is_file()),
+                    reason=f"THUMOS14 files not found: {THUMOS_GT} and {THUMOS_AMBIGUOUS}")
 def test_thumos14_against_reference():
     from wsl_video.detections import load_ambiguous, load_ground_truth
 

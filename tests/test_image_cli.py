@@ -78,7 +78,7 @@ def test_train_resume_continues(sim, tmp_path):
     assert main(["train", "--out", str(out), "--resume", "--epochs", "2", "--quiet"]) == 0
     history = json.loads((out / "history.json").read_text())
     assert [record["epoch"] for record in history] == [1, 2]
-    assert torch.load(out / "checkpoint.pt", weights_only=False)["epoch"] == 2
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["epoch"] == 2
 
 
 def test_evaluate(run_dir, capsys):

@@ -111,10 +111,10 @@ def test_resume_is_exact(sim, tmp_path):
             epoch_callback=interrupt,
             log=lambda message: None,
         )
-    assert torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)["epoch"] == 1
+    assert torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)["epoch"] == 1
     train(_config(sim, tmp_path / "resumed", **changes), resume=True, progress=False, log=lambda message: None)
-    straight = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=False)
-    resumed = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)
+    straight = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=True)
+    resumed = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)
     assert resumed["epoch"] == straight["epoch"] == 3
     for key, value in straight["model"].items():
         assert torch.equal(value, resumed["model"][key]), key
@@ -195,8 +195,8 @@ def test_ddp_torchrun(sim, tmp_path):
     assert metrics["num_images"] == 9  # both shards together: every test image exactly once
     for key in METRIC_KEYS:
         assert 0.0 <= metrics[key] <= 100.0
-    assert torch.load(run / "checkpoint.pt", weights_only=False)["epoch"] == 1
-    assert len(torch.load(run / "checkpoint.pt", weights_only=False)["rng"]) == 2  # one RNG state per rank
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["epoch"] == 1
+    assert len(torch.load(run / "checkpoint.pt", weights_only=True)["rng"]) == 2  # one RNG state per rank
     # the reduced metrics equal a single-process evaluation of the saved model
     model, config = load_run(run)
     single = evaluate_run(model, config, build_splits(config), device=torch.device("cpu"), progress=False)

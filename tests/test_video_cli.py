@@ -152,7 +152,8 @@ def test_bad_data_through_cli(capsys, tmp_path):
     root = tmp_path / "bas"
     assert main(["make-sim", "--layout", "bas", "--videos", "4", "--feature-dim", "8", "--out", str(root)]) == 0
     capsys.readouterr()
-    train = ["train", "--dataset", "thumos14", "--layout", "bas", "--no-eval", "--out", str(tmp_path / "run")] + TINY
+    train = ["train", "--dataset", "thumos14", "--layout", "bas", "--no-eval", "--overwrite", "--out",
+             str(tmp_path / "run")] + TINY
 
     def fresh_copy(name):
         copy = tmp_path / name

@@ -365,3 +365,43 @@ def test_non_numeric_features(bas_root):
     np.save(bas_root / "features" / "test" / "rgb" / "video_test_0000004.npy", np.array([["a", "b"]]))
     with pytest.raises(ValueError, match="video_test_0000004.npy: expected numeric features"):
         open_dataset("thumos14", "test", data_root=bas_root)
+
+
+def test_wtalc_doctored_pickle_runs_nothing(wtalc_root, tmp_path):
+    """A W-TALC file whose pickle would call a function fails with one line naming it; nothing runs."""
+    from hostile import MarkerPayload
+
+    marker = tmp_path / "marker"
+    for name in ("Thumos14reduced-I3D-JOINTFeatures.npy", "Thumos14reduced-Annotations/labels.npy"):
+        path = wtalc_root / name
+        original = path.read_bytes()
+        np.save(path, object_array([np.zeros((3, 4), np.float32), MarkerPayload(marker)]), allow_pickle=True)
+        with pytest.raises(ValueError) as error:
+            open_dataset("thumos14", "train", data_root=wtalc_root)
+        message = str(error.value)
+        assert "\n" not in message and path.name in message and "io.open" in message, message
+        assert not marker.exists()
+        path.write_bytes(original)
+
+
+def test_wtalc_restricted_reader_reads_numpy_pickles(wtalc_root, tmp_path):
+    """NumPy scalars, byte strings, nested arrays and protocol-2 pickles (Python 2 style files) still load."""
+    import pickle
+
+    from wsl_video.data.files import read_npy
+
+    values = object_array([[np.float64(1.5), np.float32(2.0)], [b"Diving", "Shotput"], np.arange(3), (4, 5)])
+    for protocol in (2, 3, 4):
+        path = tmp_path / f"p{protocol}.npy"
+        with open(path, "wb") as handle:
+            np.lib.format.write_array_header_1_0(handle, {"descr": "|O", "fortran_order": False,
+                                                          "shape": values.shape})
+            pickle.dump(values, handle, protocol=protocol)
+        loaded = read_npy(path, allow_pickle=True)
+        assert loaded.dtype == object and loaded.shape == (4,)
+        assert loaded[0] == [1.5, 2.0] and isinstance(loaded[0][0], np.float64)
+        assert loaded[1] == [b"Diving", "Shotput"] and np.array_equal(loaded[2], np.arange(3))
+        assert loaded[3] == (4, 5)
+    plain = tmp_path / "plain.npy"
+    np.save(plain, np.array([b"a", b"bc"]))
+    assert read_npy(plain, allow_pickle=True).tolist() == [b"a", b"bc"]

@@ -15,7 +15,7 @@ from wsl_video.data import THUMOS14_CLASSES, THUMOS14_EXCLUDED_TEST_VIDEOS, open
 from wsl_video.data.sim import thumos14_resources
 
 SHARED = Path(__file__).parents[2] / "shared" / "data" / "thumos14"
-pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason="real THUMOS14 annotation files not available")
+pytestmark = pytest.mark.skipif(not SHARED.is_dir(), reason=f"real THUMOS14 annotation files not found at {SHARED}")
 
 
 def snippets(duration):
@@ -87,3 +87,16 @@ def test_wtalc_real_annotations(wtalc_root, acm_root):
         assert test.video(video.name).labels == video.labels
     feats = test.features(0)
     assert feats["rgb"].shape == (test.videos[0].num_snippets, 2)
+
+
+def test_restricted_reader_reads_the_real_wtalc_files():
+    """The W-TALC annotation files read by the restricted unpickler equal what np.load gives."""
+    from wsl_video.data.files import read_npy
+
+    files = sorted((SHARED / "wtalc").rglob("*.npy"))
+    assert files
+    for path in files:
+        restricted = read_npy(path, allow_pickle=True)
+        reference = np.load(path, allow_pickle=True, encoding="latin1")
+        assert restricted.dtype == reference.dtype and restricted.shape == reference.shape, path.name
+        assert repr(restricted.tolist()) == repr(reference.tolist()), path.name

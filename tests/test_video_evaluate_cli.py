@@ -102,7 +102,7 @@ class TestDetectionFiles:
         with pytest.raises(ValueError, match="line 1"):
             load_ambiguous(path)
 
-    @pytest.mark.skipif(not THUMOS_AMBIGUOUS.is_file(), reason="THUMOS14 annotations not available")
+    @pytest.mark.skipif(not THUMOS_AMBIGUOUS.is_file(), reason=f"THUMOS14 annotations not found: {THUMOS_AMBIGUOUS}")
     def test_thumos_ambiguous(self):
         ambiguous = load_ambiguous(THUMOS_AMBIGUOUS)
         assert sum(len(v) for v in ambiguous.values()) == 99
@@ -179,7 +179,7 @@ class TestEvaluateCommand:
         assert main(args + ["--tiou-thresholds", "0.3,0.5"]) == 0
         assert json.loads(out.read_text())["tiou_thresholds"] == [0.3, 0.5]
 
-    @pytest.mark.skipif(not THUMOS_GT.is_file(), reason="THUMOS14 annotations not available")
+    @pytest.mark.skipif(not THUMOS_GT.is_file(), reason=f"THUMOS14 annotations not found: {THUMOS_GT}")
     def test_thumos14(self, main, tmp_path):
         gt = json.loads(THUMOS_GT.read_text())
         # Perfect detections of the test subset, plus one false positive per video that overlaps an

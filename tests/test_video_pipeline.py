@@ -120,8 +120,8 @@ def test_resume_equivalence(tmp_path, aggregator):
     longer = tiny_config(aggregator, iterations=8)
     train(longer, tmp_path / "resumed", resume=True, evaluate=False, progress=False, train_set=dataset)
     train(longer, tmp_path / "straight", evaluate=False, progress=False, train_set=dataset)
-    resumed = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=False)
-    straight = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=False)
+    resumed = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)
+    straight = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=True)
     assert resumed["iteration"] == straight["iteration"] == 8
     for key, value in straight["model"].items():
         assert torch.equal(resumed["model"][key], value), key
@@ -131,7 +131,7 @@ def test_resume_equivalence(tmp_path, aggregator):
     other = tiny_config(aggregator, iterations=8)
     other.train.seed = 1
     train(other, tmp_path / "other", evaluate=False, progress=False, train_set=dataset)
-    other_state = torch.load(tmp_path / "other" / "checkpoint.pt", weights_only=False)
+    other_state = torch.load(tmp_path / "other" / "checkpoint.pt", weights_only=True)
     assert any(not torch.equal(other_state["model"][k], v) for k, v in straight["model"].items())
     assert "resumed at iteration 4" in (tmp_path / "resumed" / "train.log").read_text()
 

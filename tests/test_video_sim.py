@@ -197,8 +197,9 @@ def test_make_sim_through_wsl_video_cli(tmp_path):
 
     from wsl_video import cli
 
-    if any(importlib.util.find_spec(module) is None for module in cli.COMMANDS.values()):
-        pytest.skip("not every wsl-video command is installed yet")
+    missing = [module for module in cli.COMMANDS.values() if importlib.util.find_spec(module) is None]
+    if missing:
+        pytest.skip(f"wsl-video command modules not found: {', '.join(missing)}")
     out = tmp_path / "sim"
     assert cli.main(["make-sim", "--layout", "bas", "--out", str(out), "--videos", "1", "--feature-dim", "8"]) == 0
     assert len(open_dataset("thumos14", "test", data_root=out)) == 1

@@ -1,9 +1,11 @@
 """Training of the CAM model on CUB-200-2011 (single process, or DDP under ``torchrun``).
 
-``train(config)`` writes into ``config.out``: ``config.yaml`` (full resolved configuration),
-``train.log``, ``checkpoint.pt`` after every epoch (model, optimiser, scheduler, AMP scaler, every rank's RNG
-states, epoch, history), ``history.json`` (per-epoch loss / accuracy / learning rate) and at the end
-``metrics.json``. ``resume=True`` continues bit-for-bit from the last completed epoch.
+``train(config)`` writes into ``config.out``: ``config.yaml`` (full resolved configuration, paths made
+absolute), ``train.log``, ``checkpoint.pt`` after every epoch (model, optimiser, scheduler, AMP scaler, every
+rank's RNG states, epoch, history: tensors, numbers, strings and containers only, read back with
+``weights_only=True``), ``history.json`` (per-epoch loss / accuracy / learning rate) and at the end
+``metrics.json``. ``resume=True`` continues bit-for-bit from the last completed epoch; a folder holding
+another run or unrelated files is refused unless ``overwrite=True`` replaces that run.
 
 Under ``torchrun`` (``WORLD_SIZE`` > 1) each process trains on its DistributedSampler shard (gloo on
 CPU, nccl on CUDA), the batch size is per process, metrics are summed over ranks, and rank 0 writes.
@@ -23,6 +25,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from wsl.utils.io import load_checkpoint
+from wsl.utils.runs import absolute_path, check_run_dir, remove_run_files
 from wsl_image.config import TrainConfig, load_config, save_config
 from wsl_image.evaluate import evaluate_run, format_metrics
 from wsl_image.model import CamModel
@@ -34,6 +38,7 @@ METRICS_NAME = "metrics.json"
 CONFIG_NAME = "config.yaml"
 HISTORY_NAME = "history.json"
 LOG_NAME = "train.log"
+RUN_OUTPUTS = (CONFIG_NAME, CHECKPOINT_NAME, LOG_NAME, HISTORY_NAME, METRICS_NAME, "eval_*.json")
 
 
 @dataclass
@@ -175,10 +180,10 @@ def load_run(run_dir: str | Path, device: torch.device | str = "cpu") -> tuple[C
 
 
 def _load_checkpoint(path: Path) -> dict:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # corrupted or foreign file
-        raise ValueError(f"{path}: not a readable checkpoint ({error})") from None
+    checkpoint = load_checkpoint(path)
+    if not isinstance(checkpoint, dict) or "model" not in checkpoint:
+        raise ValueError(f"{path}: not a wsl-image checkpoint (no model weights)")
+    return checkpoint
 
 
 def _build_optimizer(model: CamModel, config: TrainConfig) -> torch.optim.Optimizer:
@@ -212,9 +217,12 @@ def _build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, step
 
 
 def _rng_state() -> dict:
+    """This process's RNG states as tensors and plain values (NumPy's MT19937 key as an int64 tensor)."""
+    algorithm, key, position, has_gauss, cached_gaussian = np.random.get_state()
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": np.random.get_state(),
+        "numpy": [algorithm, torch.from_numpy(key.astype(np.int64)), int(position), int(has_gauss),
+                  float(cached_gaussian)],
         "python": random.getstate(),
     }
     if torch.cuda.is_available():
@@ -223,9 +231,13 @@ def _rng_state() -> dict:
 
 
 def _set_rng_state(state: dict) -> None:
+    """Restore :func:`_rng_state` (or the NumPy-array form earlier checkpoints hold)."""
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
+    algorithm, key, position, has_gauss, cached_gaussian = state["numpy"]
+    key = key.numpy() if isinstance(key, torch.Tensor) else np.asarray(key)
+    np.random.set_state((algorithm, key.astype(np.uint32), int(position), int(has_gauss), float(cached_gaussian)))
+    python = state["python"]
+    random.setstate((python[0], tuple(python[1]), python[2]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -251,34 +263,48 @@ def _sum_across_ranks(values: list[float], device: torch.device, context: Distri
     return tensor.cpu().tolist()
 
 
-def _check_output(config: TrainConfig, resume: bool) -> None:
+def _check_output(config: TrainConfig, resume: bool, overwrite: bool) -> list[Path]:
+    """Refuse an output folder holding another run or unrelated files; returns the old run's files to remove."""
     if not config.out:
         raise ValueError("--out is required")
+    stale = check_run_dir(config.out, RUN_OUTPUTS, resume=resume, overwrite=overwrite)
     if resume and not (Path(config.out) / CHECKPOINT_NAME).is_file():
         raise FileNotFoundError(f"nothing to resume: {Path(config.out) / CHECKPOINT_NAME} not found")
+    return stale
+
+
+def _absolute_paths(config: TrainConfig) -> TrainConfig:
+    """``config`` with its paths absolute, so the run works from any working directory."""
+    return config.replace(**{name: absolute_path(getattr(config, name))
+                             for name in ("data_root", "metadata", "pretrained_path", "out")})
 
 
 def train(
     config: TrainConfig,
     *,
     resume: bool = False,
+    overwrite: bool = False,
     progress: bool = True,
     epoch_callback: Callable[[int, dict], None] | None = None,
     log: Callable[[str], None] = print,
 ) -> dict | None:
     """Train and evaluate as described by ``config``; returns the metrics (on rank 0, None elsewhere).
 
+    ``config.out`` must be new or empty unless ``resume`` (continue its run) or ``overwrite`` (remove its
+    run's outputs first); a folder with files that are not a run's outputs is always refused (``ValueError``).
     ``epoch_callback(epoch, record)`` is called on every rank after each epoch's checkpoint is written.
     """
-    _check_output(config, resume)
+    config = _absolute_paths(config)
+    stale = _check_output(config, resume, overwrite)  # every rank, before any rank writes
     context = _init_distributed(config.device)
     try:
-        return _train(config, context, resume=resume, progress=progress, epoch_callback=epoch_callback, log=log)
+        return _train(config, context, resume=resume, stale=stale, progress=progress, epoch_callback=epoch_callback,
+                      log=log)
     finally:
         context.close()
 
 
-def _train(config, context, *, resume, progress, epoch_callback, log) -> dict | None:
+def _train(config, context, *, resume, stale, progress, epoch_callback, log) -> dict | None:
     from tqdm import tqdm
 
     from wsl.utils.io import atomic_save, atomic_write_json, atomic_write_text
@@ -308,7 +334,14 @@ def _train(config, context, *, resume, progress, epoch_callback, log) -> dict | 
         raise ValueError(f"num_classes={config.num_classes} but the data has {splits['num_classes']} classes")
     if len(splits["train"]) == 0:
         raise ValueError(f"{config.data_root}: the train split is empty")
-    if context.is_main:
+    checkpoint = _load_checkpoint(out / CHECKPOINT_NAME) if resume else None  # before anything is written
+
+    _seed_everything(config.seed + context.rank)
+    model = build_model(config, config.num_classes, pretrained=False if resume else None).to(device)
+    model.train()
+    optimizer = _build_optimizer(model, config)
+    if context.is_main:  # the model could be built: the run starts here
+        remove_run_files(stale)
         out.mkdir(parents=True, exist_ok=True)
         save_config(config, out / CONFIG_NAME)
     main_log(
@@ -316,11 +349,6 @@ def _train(config, context, *, resume, progress, epoch_callback, log) -> dict | 
         f"{config.grid or 'native'}), {len(splits['train'])} training images, {config.num_classes} classes, "
         f"{context.world_size} process(es) on {device}"
     )
-
-    _seed_everything(config.seed + context.rank)
-    model = build_model(config, config.num_classes, pretrained=False if resume else None).to(device)
-    model.train()
-    optimizer = _build_optimizer(model, config)
     train_sampler = torch.utils.data.distributed.DistributedSampler(
         splits["train"], num_replicas=context.world_size, rank=context.rank, shuffle=True, seed=config.seed
     )
@@ -343,8 +371,7 @@ def _train(config, context, *, resume, progress, epoch_callback, log) -> dict | 
 
     start_epoch = 0
     history: list[dict] = []
-    if resume:
-        checkpoint = _load_checkpoint(out / CHECKPOINT_NAME)
+    if checkpoint is not None:
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])

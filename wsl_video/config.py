@@ -178,6 +178,9 @@ def validate_config(config: RunConfig) -> None:
         value = getattr(train, key)
         _check(isinstance(value, int) and value > 0, f"train.{key} must be a positive integer, got {value!r}")
     _check(float(train.lr) > 0, f"train.lr must be positive, got {train.lr!r}")
+    _check(float(train.weight_decay) >= 0, f"train.weight_decay must be >= 0, got {train.weight_decay!r}")
+    _check(train.sparsity_weight is None or float(train.sparsity_weight) >= 0,
+           f"train.sparsity_weight must be >= 0, got {train.sparsity_weight!r}")
     _check(inference.video_scores in ("sampled", "full"),
            f"inference.video_scores must be 'sampled' or 'full', got {inference.video_scores!r}")
     _check(inference.nms in ("hard", "soft", "none"),

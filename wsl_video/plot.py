@@ -4,12 +4,12 @@ Table-1-style comparison of detection AP per tIoU and classification mAP."""
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Mapping, Sequence, Tuple
 
 import numpy as np
+
+from wsl.utils.io import atomic_writer
 
 __all__ = ["plot_cas", "plot_runs", "format_metrics_table", "summarize_runs"]
 
@@ -62,17 +62,11 @@ def plot_cas(path: str | Path, sequences: Sequence[Tuple[str, np.ndarray]],
     if title:
         figure.suptitle(title)
     figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        figure.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
+        with atomic_writer(path, "wb") as handle:
+            figure.savefig(handle, format="png", dpi=110)
     finally:
         plt.close(figure)
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def summarize_runs(runs: Sequence[Mapping]) -> dict:
@@ -132,6 +126,7 @@ def plot_runs(run_dirs: Sequence[str | Path], video_name: str, path: str | Path,
     The class defaults to the video's first ground-truth class, or to the first run's most probable
     class when the video has no action.
     """
+    from wsl.utils.runs import recorded_path
     from wsl_video.inference import predict_video
     from wsl_video.train import load_run, open_data
 
@@ -144,7 +139,8 @@ def plot_runs(run_dirs: Sequence[str | Path], video_name: str, path: str | Path,
         config, model, state = load_run(run_dir, device)
         key = repr(sorted(vars(config.data).items()))
         if key not in datasets:
-            datasets[key] = open_data(config, subset, data_root)
+            root = recorded_path(config.data.data_root, data_root, source=Path(run_dir) / "config.yaml")
+            datasets[key] = open_data(config, subset, root)
         dataset = datasets[key]
         video = dataset.video(dataset.index(video_name))
         prediction = predict_video(model, dataset.features(video_name), config.inference,

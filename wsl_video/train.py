@@ -5,10 +5,12 @@ uniformly into ``num_segments`` (T = 20) segments and one random snippet is take
 (:func:`wsl_video.data.sample_snippets`); the loss is the video-level multi-label cross-entropy
 (Eq. 10), optimised with Adam at 5e-4.
 
-A run directory holds ``config.yaml`` (the resolved config), ``train.log``, ``checkpoint.pt``
-(model, optimiser, NumPy and torch RNG states and the iteration, replaced atomically every
+A run directory holds ``config.yaml`` (the resolved config, paths made absolute), ``train.log``,
+``checkpoint.pt`` (model, optimiser, NumPy and torch RNG states and the iteration: tensors, numbers,
+strings and containers only, read back with ``weights_only=True``; replaced atomically every
 ``checkpoint_every`` iterations and at the end) and, after evaluation on the test subset,
-``detections.json`` (ActivityNet format) and ``metrics.json``.
+``detections.json`` (ActivityNet format) and ``metrics.json``. Training refuses a folder that holds
+another run or unrelated files, unless told to resume or to overwrite that run.
 """
 
 from __future__ import annotations
@@ -20,20 +22,22 @@ from typing import Any, Callable, Dict, List, Tuple
 import numpy as np
 import torch
 
-from wsl.utils.io import atomic_save, atomic_write_json, atomic_write_text
+from wsl.utils.io import atomic_save, atomic_write_json, atomic_write_text, load_checkpoint
+from wsl.utils.runs import absolute_path, check_run_dir, remove_run_files
 from wsl_video.config import RunConfig, config_to_dict, load_config, save_config
 from wsl_video.inference import DatasetPrediction
 from wsl_video.model import TemporalLocalizer, weak_label_loss
 
 __all__ = ["resolve_device", "open_data", "split_held_out", "build_model", "train", "load_run", "evaluate_run",
            "evaluate_predictions", "jsonable", "CONFIG_FILE", "CHECKPOINT_FILE", "LOG_FILE", "DETECTIONS_FILE",
-           "METRICS_FILE"]
+           "METRICS_FILE", "RUN_OUTPUTS"]
 
 CONFIG_FILE = "config.yaml"
 CHECKPOINT_FILE = "checkpoint.pt"
 LOG_FILE = "train.log"
 DETECTIONS_FILE = "detections.json"
 METRICS_FILE = "metrics.json"
+RUN_OUTPUTS = (CONFIG_FILE, CHECKPOINT_FILE, LOG_FILE, DETECTIONS_FILE, METRICS_FILE)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -175,18 +179,22 @@ def _checkpoint(model, optimizer, rng, iteration: int, config: RunConfig, classe
     return state
 
 
-def train(config: RunConfig, out_dir: str | Path, *, resume: bool = False, evaluate: bool = True,
-          progress: bool = True, echo: Callable[[str], None] | None = None, train_set=None,
-          test_set=None) -> Dict[str, Any]:
+def train(config: RunConfig, out_dir: str | Path, *, resume: bool = False, overwrite: bool = False,
+          evaluate: bool = True, progress: bool = True, echo: Callable[[str], None] | None = None,
+          train_set=None, test_set=None) -> Dict[str, Any]:
     """Train (or resume) a run in ``out_dir``; evaluate it on the test subset unless ``evaluate`` is False.
 
-    ``train_set`` / ``test_set`` are already opened datasets matching ``config.data`` (opened from the
-    config when None). Returns the metrics (empty when not evaluated).
+    ``out_dir`` must be new or empty unless ``resume`` (continue its run) or ``overwrite`` (remove
+    its run's outputs first); a folder with files that are not a run's outputs is always refused
+    (``ValueError``). ``train_set`` / ``test_set`` are already opened datasets matching ``config.data``
+    (opened from the config when None). Returns the metrics (empty when not evaluated).
     """
     from tqdm import tqdm
 
     out_dir = Path(out_dir)
     config = config.resolved()
+    config.data.data_root = absolute_path(config.data.data_root)
+    stale = check_run_dir(out_dir, RUN_OUTPUTS, resume=resume, overwrite=overwrite)
     check_aggregator(config)
     device = resolve_device(config.train.device)
     checkpoint_path = out_dir / CHECKPOINT_FILE
@@ -194,8 +202,9 @@ def train(config: RunConfig, out_dir: str | Path, *, resume: bool = False, evalu
     if resume:
         if not checkpoint_path.is_file():
             raise FileNotFoundError(f"cannot resume: no checkpoint at {checkpoint_path}")
-        state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+        state = load_checkpoint(checkpoint_path)
     train_set = train_set if train_set is not None else open_data(config, "train")
+    remove_run_files(stale)
     out_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, out_dir / CONFIG_FILE)
     log = _Log(out_dir / LOG_FILE, echo, append=resume)
@@ -213,6 +222,8 @@ def train(config: RunConfig, out_dir: str | Path, *, resume: bool = False, evalu
                              "or features")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        for group in optimizer.param_groups:  # the resumed config decides (flags may change them)
+            group["lr"], group["weight_decay"] = config.train.lr, config.train.weight_decay
         rng.bit_generator.state = state["numpy_rng"]
         torch.set_rng_state(state["torch_rng"])
         if "cuda_rng" in state and torch.cuda.is_available():
@@ -275,7 +286,7 @@ def load_run(run_dir: str | Path,
             raise FileNotFoundError(f"{run_dir / name} is missing: not a trained run directory")
     config = load_config(run_dir / CONFIG_FILE).resolved()
     device = resolve_device(device) if isinstance(device, str) else device
-    state = torch.load(run_dir / CHECKPOINT_FILE, map_location="cpu", weights_only=False)
+    state = load_checkpoint(run_dir / CHECKPOINT_FILE)
     model = build_model(config, dict(state["feature_dims"]), len(state["classes"]))
     model.load_state_dict(state["model"])
     return config, model.to(device).eval(), state

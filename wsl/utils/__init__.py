@@ -1,5 +1,7 @@
-"""Small shared utilities: atomic file writes and the command-line runner."""
+"""Small shared utilities: atomic file writes, safe checkpoint loading, run folders and the command-line runner."""
 
-from .io import atomic_save, atomic_write_json, atomic_write_text, atomic_writer, read_yaml
+from .io import atomic_save, atomic_write_json, atomic_write_text, atomic_writer, load_checkpoint, read_yaml
+from .runs import absolute_path, check_run_dir, recorded_path, remove_run_files
 
-__all__ = ["atomic_save", "atomic_write_json", "atomic_write_text", "atomic_writer", "read_yaml"]
+__all__ = ["atomic_save", "atomic_write_json", "atomic_write_text", "atomic_writer", "load_checkpoint", "read_yaml",
+           "absolute_path", "check_run_dir", "recorded_path", "remove_run_files"]

@@ -1,7 +1,10 @@
-"""Atomic file writes: never leave a half-written file behind.
+"""Atomic file writes and safe checkpoint loading.
 
 Every writer goes to a temporary file in the destination folder and renames it over the target
-with :func:`os.replace`, which is atomic on POSIX and Windows.
+with :func:`os.replace`, which is atomic on POSIX and Windows; the file gets the mode a plain
+``open(path, "w")`` would give it (the umask for a new file, the old file's mode for a replaced one).
+Checkpoints are read with ``torch.load(..., weights_only=True)``: tensors, NumPy arrays and plain
+containers only, so loading a checkpoint someone sent never runs code from it.
 """
 
 from __future__ import annotations
@@ -9,13 +12,36 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+import stat
 import tempfile
 from pathlib import Path
 from typing import IO, Any, Iterator, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-__all__ = ["atomic_writer", "atomic_write_text", "atomic_write_json", "atomic_save", "read_yaml"]
+__all__ = ["atomic_writer", "atomic_write_text", "atomic_write_json", "atomic_save", "load_checkpoint",
+           "read_yaml"]
+
+
+def _umask() -> int:
+    """The process umask (read from /proc where possible: setting it to read it is not thread-safe)."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _plain_open_mode(path: Path) -> int:
+    """Permission bits ``open(path, "w")`` gives: an existing file keeps its own, a new one 0o666 & ~umask."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
 
 
 @contextlib.contextmanager
@@ -26,8 +52,10 @@ def atomic_writer(path: PathLike, mode: str = "w", encoding: str | None = "utf-8
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode_bits = _plain_open_mode(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, mode_bits)  # mkstemp creates 0600 whatever the umask
         kwargs = {} if "b" in mode else {"encoding": encoding}
         with os.fdopen(fd, mode, **kwargs) as handle:
             yield handle
@@ -59,6 +87,47 @@ def atomic_save(obj: Any, path: PathLike) -> None:
 
     with atomic_writer(path, "wb") as handle:
         torch.save(obj, handle)
+
+
+def _numpy_globals() -> list:
+    """What a NumPy array or dtype pickles as (``torch.load`` admits these beside tensors and containers)."""
+    import numpy as np
+
+    multiarray = getattr(np, "_core", None) or np.core
+    dtype_classes = [type(np.dtype(code)) for code in "?bBhHiIlLqQefdgFDGSUV"]
+    return [multiarray.multiarray._reconstruct, multiarray.multiarray.scalar, np.ndarray, np.dtype,
+            *dtype_classes]
+
+
+_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+
+
+def load_checkpoint(path: PathLike, map_location: Any = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)`` with NumPy arrays admitted; never runs code from the file.
+
+    Raises:
+        FileNotFoundError: ``path`` is not a file.
+        ValueError: one line naming the file: the checkpoint needs arbitrary unpickling (refused, and
+            nothing in it ran) or it is not a readable checkpoint.
+    """
+    import pickle
+
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        with torch.serialization.safe_globals(_numpy_globals()):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        found = _GLOBAL.search(str(error))
+        what = f"it would call {found.group(1)}" if found else "it holds more than tensors and plain containers"
+        raise ValueError(f"{path}: refused to load: {what} when unpickled (only tensors, arrays and plain "
+                         "containers are read; nothing in the file was run)") from None
+    except Exception as error:  # truncated, not a zip or pickle, wrong format
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise ValueError(f"{path}: not a readable checkpoint ({reason[:200]})") from None
 
 
 def read_yaml(path: PathLike) -> Any:

@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         )
         print(f"== {PAPER_NAMES.get(name, name)} ({name}): {args.backbone} from scratch, grid {args.grid}")
         model_started = time.time()
-        metrics = train(config, progress=not args.quiet)
+        metrics = train(config, overwrite=True, progress=not args.quiet)  # the demo's own run folders
         metrics = {key: value for key, value in metrics.items() if key != "history"}
         metrics["train_seconds"] = round(time.time() - model_started, 1)
         model, config = load_run(out / name, device)

@@ -28,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from wsl.utils.io import atomic_write_json
+    from wsl.utils.runs import recorded_path
     from wsl_image.evaluate import evaluate_run, format_metrics
     from wsl_image.train import build_splits, load_run, resolve_device
 
@@ -36,9 +37,10 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"run folder not found: {run_dir}")
     device = resolve_device(args.device)
     model, config = load_run(run_dir, device)
+    source = run_dir / "config.yaml"
     config = config.replace(
-        data_root=args.data_root,
-        metadata=args.metadata,
+        data_root=recorded_path(config.data_root, args.data_root, source=source, flag="--data-root"),
+        metadata=recorded_path(config.metadata, args.metadata, source=source, flag="--metadata"),
         cam_threshold=args.cam_threshold,
         batch_size=args.batch_size,
         eval_batch_size=args.batch_size,

@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--config", help="YAML file with options (the format of DIR/config.yaml); flags override it")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the run in --out (its outputs are removed first)"
+    )
     parser.add_argument("--backbone", help="timm model name (default resnet50)")
     pretrained = parser.add_mutually_exclusive_group()
     pretrained.add_argument(
@@ -129,5 +132,5 @@ def run(args: argparse.Namespace) -> int:
 
     config = resolve_config(args)
     wsl.build_aggregator(config.aggregator, channels=8, **config.aggregator_kwargs)  # fail fast on a bad name
-    train(config, resume=args.resume, progress=not args.quiet)
+    train(config, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
     return 0

@@ -107,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
         for seed in args.seeds:
             config = demo_config(aggregator, seed, args)
             run_dir = out / "runs" / aggregator / f"seed{seed}"
-            runs[seed] = train(config, run_dir, progress=not args.quiet, train_set=train_set, test_set=test_set)
+            runs[seed] = train(config, run_dir, overwrite=True, progress=not args.quiet, train_set=train_set,
+                               test_set=test_set)  # the demo's own run folders: replaced on a rerun
             print(f"{LABELS.get(aggregator, aggregator):>12} seed {seed}: "
                   f"avg mAP(0.1:0.7) {100 * runs[seed].get('average_mAP_0.1_0.7', float('nan')):.1f}, "
                   f"Cls mAP {100 * runs[seed]['cls_mAP']:.1f} ({time.time() - tic:.0f} s)", flush=True)

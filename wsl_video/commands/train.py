@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="videos per batch (default 16)")
     parser.add_argument("--num-segments", type=int, default=None, help="T, snippets per training video (20)")
     parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 5e-4)")
+    parser.add_argument("--weight-decay", type=float, default=None, help="Adam weight decay (default 0)")
+    parser.add_argument("--sparsity-weight", type=float, default=None,
+                        help="L1 weight on the attention (default 1e-4 for weighted_sum as in STPN, else 0)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     parser.add_argument("--device", default=None, help="auto (cuda if available), cpu, cuda, cuda:1, ...")
     parser.add_argument("--no-cache", action="store_true",
@@ -39,6 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=None, help="YAML config (same format as DIR/config.yaml)")
     parser.add_argument("--out", required=True, help="run directory")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the run in --out (its outputs are removed first)")
     parser.add_argument("--no-eval", action="store_true", help="skip the evaluation on the test subset")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or log lines on the terminal")
 
@@ -79,7 +84,8 @@ def config_from_args(args: argparse.Namespace):
     apply_data_arguments(config, args)
     if args.aggregator is not None:
         config.model.aggregator = args.aggregator
-    for key in ("iterations", "batch_size", "num_segments", "lr", "seed", "device"):
+    for key in ("iterations", "batch_size", "num_segments", "lr", "weight_decay", "sparsity_weight", "seed",
+                "device"):
         value = getattr(args, key)
         if value is not None:
             setattr(config.train, key, value)
@@ -92,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     from wsl_video.train import train
 
     config = config_from_args(args)
-    metrics = train(config, args.out, resume=args.resume, evaluate=not args.no_eval,
+    metrics = train(config, args.out, resume=args.resume, overwrite=args.overwrite, evaluate=not args.no_eval,
                     progress=not args.quiet, echo=None if args.quiet else print)
     if metrics and not args.quiet:
         from wsl_video.plot import format_metrics_table

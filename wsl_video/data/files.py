@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -28,19 +29,78 @@ def read_json(path: Path) -> Any:
         raise ValueError(f"{path}: corrupt JSON ({error})") from None
 
 
+def _numpy_module(name: str):
+    import importlib
+
+    try:
+        return importlib.import_module(name.replace("numpy.core", "numpy._core", 1))
+    except ImportError:  # NumPy 1.x
+        return importlib.import_module(name)
+
+
+# What a NumPy object array of arrays, numbers, byte strings and strings pickles as (NumPy 1 and 2,
+# Python 2 and 3): array and scalar constructors, dtypes, and ``_codecs.encode`` for protocol-2 bytes.
+_ALLOWED_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+}
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """An unpickler that builds only NumPy arrays, scalars, dtypes, bytes, strings and plain containers."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in _ALLOWED_GLOBALS:
+            if module == "_codecs":
+                import codecs
+
+                return codecs.encode
+            if module == "numpy":
+                return getattr(np, name)
+            return getattr(_numpy_module(module), name)
+        raise pickle.UnpicklingError(f"refused to unpickle {module}.{name} (only NumPy arrays, numbers, bytes and "
+                                     "strings are read; nothing in the file was run)")
+
+
+def _load_pickled_npy(path: Path) -> np.ndarray:
+    """Read a ``.npy`` file; an object array goes through :class:`_ArrayUnpickler`, never ``pickle.load``."""
+    with open(path, "rb") as handle:
+        version = np.lib.format.read_magic(handle)
+        if version == (1, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(handle)
+        elif version == (2, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(handle)
+        else:
+            raise ValueError(f"unsupported .npy format version {version}")
+        if not dtype.hasobject:
+            return np.load(path, allow_pickle=False)
+        array = _ArrayUnpickler(handle, encoding="latin1").load()
+    if not isinstance(array, np.ndarray) or array.shape != tuple(shape):
+        raise ValueError(f"the pickle does not hold the array of shape {tuple(shape)} its header announces")
+    return array
+
+
 def read_npy(path: Path, *, allow_pickle: bool = False, mmap_mode: str | None = None) -> np.ndarray:
     """Load a ``.npy`` file; a missing file raises ``FileNotFoundError``, a corrupt one ``ValueError``.
 
-    Pickled object arrays are read with ``encoding="latin1"``, which also opens files written by
-    Python 2 (such as the original W-TALC feature file) without altering numeric data.
+    ``allow_pickle`` admits object arrays (the W-TALC files), read by a restricted unpickler that
+    builds only NumPy arrays, scalars, dtypes, bytes, strings and plain containers: a doctored file
+    fails with a ``ValueError`` naming the function it would have called, and nothing in it runs.
+    They are read with ``encoding="latin1"``, which also opens files written by Python 2 (such as
+    the original W-TALC feature file) without altering numeric data.
     """
     require_file(path, "feature file")
     try:
         if allow_pickle:
-            return np.load(path, allow_pickle=True, mmap_mode=mmap_mode, encoding="latin1")
+            return _load_pickled_npy(path)
         return np.load(path, allow_pickle=False, mmap_mode=mmap_mode)
     except FileNotFoundError:
         raise
+    except pickle.UnpicklingError as error:
+        if str(error).startswith("refused"):
+            raise ValueError(f"{path}: {error}") from None
+        raise ValueError(f"{path}: corrupt or unreadable .npy file (UnpicklingError: {error})") from None
     except Exception as error:  # bad headers, truncated data and unpickling errors come in many types
         reason = f"{type(error).__name__}: {error}"
         raise ValueError(f"{path}: corrupt or unreadable .npy file ({reason})") from None
