@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from wsl.utils.io import atomic_write_text, read_yaml
 
-__all__ = ["TrainConfig", "load_config", "save_config", "parse_grid"]
+__all__ = ["TrainConfig", "load_config", "save_config", "parse_grid", "config_yaml", "CONFIG_COMMENTS"]
 
 _GRID_CHOICES = (4, 7, None)
 
@@ -134,9 +134,10 @@ class TrainConfig:
         if not isinstance(values, Mapping):
             raise ValueError(f"{source}: expected a mapping of option: value, got {type(values).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
+        unknown = sorted(set(values) - names, key=str)
         if unknown:
-            raise ValueError(f"{source}: unknown option(s) {', '.join(unknown)}")
+            raise ValueError(f"{source}: unknown option(s) {', '.join(map(str, unknown))} "
+                             f"(known: {', '.join(sorted(names))})")
         try:
             return cls(**dict(values))
         except TypeError as error:
@@ -147,6 +148,56 @@ class TrainConfig:
         values = self.to_dict()
         values.update({key: value for key, value in changes.items() if value is not None})
         return TrainConfig.from_dict(values)
+
+
+# One line per option: printed above it by `wsl-image config`. A new option needs its line here
+# (tests/test_cli_consistency.py checks that every option has one).
+CONFIG_COMMENTS = {
+    "data_root": "The CUB_200_2011 folder (images/, images.txt, bounding_boxes.txt, ...), required (or --data-root); "
+                 "stored absolute in a run.",
+    "metadata": "wsolevaluation metadata folder (train/, val/, test/), or null for the official CUB split; "
+                "its val split chooses the CAM threshold.",
+    "out": "Run folder (set by `wsl-image train --out`).",
+    "image_size": "Input size S: images are resized to S x S, >= 16.",
+    "workers": "Data-loading worker processes, >= 0 (0: load in the main process).",
+    "val_per_class": "Hold out this many training images per class as a val split that chooses the CAM "
+                     "threshold, >= 0 (0: none).",
+    "backbone": "timm model name, e.g. resnet50, resnet10t, convnext_atto, vit_small_patch16_224.",
+    "pretrained": "true: start from timm's pretrained weights (downloaded from the hub); false: from scratch.",
+    "pretrained_path": "A local timm weights file to start the backbone from, or null.",
+    "backbone_kwargs": "Keyword options of timm.create_model, e.g. {output_stride: 16}.",
+    "grid": "Pool the feature map to 4 x 4 or 7 x 7 before aggregation, or null for the native resolution.",
+    "aggregator": "Aggregator name: maa (MAAN), weighted_sum (weighted-CAM), mean (CAM), max, ... or any plugin "
+                  "(`wsl-image aggregators` lists them).",
+    "aggregator_kwargs": "Keyword options of the aggregator, e.g. {hidden: 256}.",
+    "cam_score": "Class score of the localization map: linear (CAM), sigmoid (the paper's CAS, Eq. 14) or auto "
+                 "(sigmoid with attention-based aggregators, linear otherwise).",
+    "num_classes": "Number of classes, or null to take it from the data.",
+    "epochs": "Training epochs, >= 0.",
+    "batch_size": "Images per batch and process, >= 1.",
+    "optimizer": "sgd (with momentum) or adamw.",
+    "lr": "Learning rate of the backbone, > 0.",
+    "head_lr_scale": "The new layers (aggregator and classifier) learn at lr x this.",
+    "momentum": "SGD momentum.",
+    "weight_decay": "Weight decay of the optimiser, >= 0.",
+    "scheduler": "Learning-rate schedule: cosine, step (x0.1 at 1/2 and 3/4 of training) or none.",
+    "warmup_epochs": "Epochs of linear learning-rate warm-up, >= 0.",
+    "seed": "Random seed of the initialisation, the data order and the augmentations.",
+    "device": "auto (cuda when available), cpu, cuda or cuda:N.",
+    "amp": "true: mixed precision on CUDA (no effect on the CPU).",
+    "cam_threshold": "Fixed CAM threshold of the classic protocol (top-1 / top-5 / GT-known loc), in [0, 1].",
+    "iou_threshold": "IoU a box needs to count as correct in the classic protocol, in (0, 1].",
+    "eval_batch_size": "Batch size of the evaluation, or null for batch_size.",
+}
+
+
+def config_yaml(config: TrainConfig | None = None) -> str:
+    """``config`` (default: the defaults) as YAML with a comment above every option."""
+    from wsl.utils.commented_yaml import commented_yaml
+
+    header = ("wsl-image training configuration. `wsl-image train --config FILE` reads this format, or any subset "
+              "of it; command-line flags override it.")
+    return commented_yaml((config or TrainConfig()).to_dict(), CONFIG_COMMENTS, header=header)
 
 
 def save_config(config: TrainConfig, path: str | Path) -> None:

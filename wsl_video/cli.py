@@ -13,6 +13,8 @@ COMMANDS = {
     "demo": "wsl_video.commands.demo",
     "plot": "wsl_video.commands.plot",
     "make-sim": "wsl_video.commands.make_sim",
+    "config": "wsl_video.commands.config",
+    "aggregators": "wsl_video.commands.aggregators",
 }
 
 

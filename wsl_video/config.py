@@ -24,6 +24,8 @@ __all__ = [
     "save_config",
     "config_from_dict",
     "config_to_dict",
+    "config_yaml",
+    "CONFIG_COMMENTS",
     "DATASETS",
     "THUMOS_TIOU",
     "ACTIVITYNET_TIOU",
@@ -124,6 +126,61 @@ class RunConfig:
 
 _SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "inference": InferenceConfig}
 
+# One line per section and per key: printed above it by `wsl-video config`. A new key needs its line here
+# (tests/test_cli_consistency.py checks that every key has one).
+CONFIG_COMMENTS = {
+    "data": "Which features to read.",
+    "data.dataset": "thumos14, activitynet, or thumos14-sim (simulated THUMOS14 features, no files needed).",
+    "data.data_root": "Folder with the features and annotations (null for thumos14-sim); stored absolute in a run.",
+    "data.layout": "Feature layout on disk: auto (detected), wtalc, bas or acm (THUMOS14), activitynet.",
+    "data.streams": "two: separate RGB and flow models fused at the score level; joint: one model on the "
+                    "concatenated vector.",
+    "data.test_videos": "THUMOS14 test videos: 212 (all) or 210 (without two wrongly annotated ones); "
+                        "null: 212 for thumos14.",
+    "data.skip_missing": "true: skip videos whose feature files are missing (one warning); false: fail.",
+    "data.seconds_per_snippet": "Snippet length in seconds for THUMOS14 (null: 16 frames at 25 fps = 0.64); "
+                                "ActivityNet uses duration / T per video.",
+    "data.seed": "Seed of the thumos14-sim simulator.",
+    "data.sim": "thumos14-sim simulator overrides, e.g. {videos: 50, feature_dim: 32} "
+                "(see wsl_video.data.sim.SimConfig).",
+    "model": "The aggregator and one linear classifier per stream.",
+    "model.aggregator": "Aggregator name: maa (MAAN), weighted_sum (STPN), dropout, norm, softmax_norm, mean, max, "
+                        "topk_mean or any plugin (`wsl-video aggregators` lists them).",
+    "model.aggregator_kwargs": "Keyword options of the aggregator, e.g. {hidden: 256}.",
+    "train": "Optimisation: T segments with one random snippet each, video-level BCE, Adam.",
+    "train.iterations": "Training iterations (batches), a positive integer.",
+    "train.batch_size": "Videos per batch, a positive integer.",
+    "train.num_segments": "T: segments per training video, one random snippet from each (the paper uses 20).",
+    "train.lr": "Adam learning rate, > 0.",
+    "train.weight_decay": "Adam weight decay, >= 0.",
+    "train.sparsity_weight": "Weight of the L1 norm of the attention in the loss, >= 0; null: 1e-4 for "
+                             "weighted_sum (STPN), 0 otherwise.",
+    "train.seed": "Random seed of the initialisation and of the batch sampling.",
+    "train.device": "auto (cuda when available), cpu, cuda, cuda:1, ...",
+    "train.checkpoint_every": "Write checkpoint.pt every this many iterations (and at the end).",
+    "train.log_every": "Write a line to train.log every this many iterations.",
+    "train.cache_features": "true: keep the training features in memory after the first read; false: read "
+                            "them from disk every time.",
+    "inference": "From features to detections.",
+    "inference.class_threshold": "Classes whose video-level probability is below this, in [0, 1], are not "
+                                 "localized (the most probable class always is).",
+    "inference.cas_thresholds": "Cut the CAS of a class at these fractions of its maximum; every run of snippets "
+                                "above a cut is a proposal. null: [0.2] THUMOS14, [0.2, 0.15, 0.1, 0.05] "
+                                "ActivityNet.",
+    "inference.scoring": "Proposal score: mean (mean CAS inside) or outer_inner (inside minus the surrounding "
+                         "region).",
+    "inference.nms": "Per-class suppression of overlapping proposals: hard, soft (Gaussian) or none.",
+    "inference.nms_iou": "tIoU above which hard NMS removes the lower-scored proposal.",
+    "inference.soft_sigma": "Width of the Gaussian score decay of soft NMS.",
+    "inference.max_detections": "At most this many detections per video (the best scores over all classes).",
+    "inference.video_scores": "Video-level probabilities from sampled (num_segments snippets as in training, "
+                              "averaged over score_samples shifted samples) or full (all snippets).",
+    "inference.score_samples": "Shifted uniform samples averaged for sampled video scores, a positive integer.",
+    "inference.stream_weights": "Fusion weight of each stream (rgb, flow); null: equal weights.",
+    "inference.tiou_thresholds": "tIoU thresholds of the detection mAP; null: 0.1:0.1:0.9 THUMOS14, "
+                                 "0.5:0.05:0.95 ActivityNet.",
+}
+
 
 def config_to_dict(config: RunConfig) -> Dict[str, Dict[str, Any]]:
     """Plain nested dict (YAML/JSON serialisable)."""
@@ -200,6 +257,16 @@ def save_config(config: RunConfig, path: str | Path) -> None:
     import yaml
 
     atomic_write_text(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))
+
+
+def config_yaml(config: RunConfig | None = None) -> str:
+    """``config`` (default: the defaults) as YAML with a comment above every section and key."""
+    from wsl.utils.commented_yaml import commented_yaml
+
+    header = ("wsl-video run configuration. `wsl-video train --config FILE` reads this format, or any subset of it; "
+              "command-line flags override it. null: the dataset-dependent default named in the comment.")
+    return commented_yaml(config_to_dict(config or RunConfig()), CONFIG_COMMENTS, sections=tuple(_SECTIONS),
+                          header=header)
 
 
 def load_config(path: str | Path, base: RunConfig | None = None) -> RunConfig:

@@ -8,6 +8,7 @@ from .registry import (
     ENTRY_POINT_GROUP,
     _finish_builtins,
     build_aggregator,
+    describe_aggregators,
     list_aggregators,
     refresh_plugins,
     register_aggregator,
@@ -32,6 +33,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "build_aggregator",
     "list_aggregators",
+    "describe_aggregators",
     "refresh_plugins",
     "register_aggregator",
 ]

@@ -33,6 +33,7 @@ __all__ = [
     "register_aggregator",
     "build_aggregator",
     "list_aggregators",
+    "describe_aggregators",
     "refresh_plugins",
 ]
 
@@ -162,6 +163,34 @@ def list_aggregators(include_aliases: bool = False) -> List[str]:
     if include_aliases:
         names |= set(_aliases)
     return sorted(names)
+
+
+def _summary(factory: Any) -> str:
+    """First line of the docstring of a class or factory ("" when it has none)."""
+    doc = getattr(factory, "__doc__", None) or ""
+    return doc.strip().splitlines()[0].strip() if doc.strip() else ""
+
+
+def describe_aggregators() -> List[Dict[str, Any]]:
+    """One record per aggregator of :func:`list_aggregators`, sorted by name.
+
+    Each record holds ``name``, ``aliases`` (sorted), ``description`` (first docstring line of the class or
+    factory) and ``origin``: ``"built-in"``, ``"registered"`` (in code) or ``"plugin from distribution 'X'"``.
+    Plugins are imported to read their docstrings; one that fails to import warns and is left out.
+    """
+    records = []
+    for name in list_aggregators():
+        factory = _factories.get(name)
+        origin = "built-in" if name in _builtin_names else "registered"
+        if factory is None or factory is _loaded.get(name):
+            entry_point = _discover_plugins().get(name)
+            factory = factory or _load_plugin(name)
+            if factory is None:
+                continue
+            origin = f"plugin from {_dist_name(entry_point)}" if entry_point is not None else origin
+        aliases = sorted(alias for alias, target in _aliases.items() if target == name)
+        records.append({"name": name, "aliases": aliases, "description": _summary(factory), "origin": origin})
+    return records
 
 
 def build_aggregator(name: str, channels: Optional[int] = None, **kwargs: Any) -> nn.Module:

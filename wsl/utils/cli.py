@@ -14,7 +14,38 @@ import sys
 import warnings
 from typing import Mapping, Sequence
 
-__all__ = ["run_cli"]
+__all__ = ["run_cli", "build_parser", "DefaultsHelpFormatter", "format_aggregators"]
+
+
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """States the default of every option whose help does not already: `` (default: VALUE)``.
+
+    Options without a default (None), flags (False) and empty lists are left as they are; lists are shown
+    space-separated, as they are typed.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (not action.option_strings or "default" in text.lower() or default in (None, False, argparse.SUPPRESS)
+                or (isinstance(default, (list, tuple)) and not default)):
+            return text
+        shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else str(default)
+        return f"{text} (default: {shown.replace('%', '%%')})".lstrip()
+
+
+def build_parser(prog: str, description: str, commands: Mapping[str, str]) -> argparse.ArgumentParser:
+    """The parser of ``prog`` with one sub-parser per command (``commands``: name -> module path)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, module_path in commands.items():
+        module = importlib.import_module(module_path)
+        command_parser = sub.add_parser(name, help=module.HELP, description=module.HELP,
+                                        formatter_class=DefaultsHelpFormatter)
+        command_parser.set_defaults(_command_module=module)
+        module.add_arguments(command_parser)
+    return parser
 
 
 def run_cli(prog: str, description: str, commands: Mapping[str, str], argv: Sequence[str] | None = None) -> int:
@@ -23,19 +54,12 @@ def run_cli(prog: str, description: str, commands: Mapping[str, str], argv: Sequ
     Args:
         prog: program name shown in help and error messages.
         description: one-paragraph description for ``--help``.
-        commands: sub-command name -> module path (imported lazily, only the chosen one runs).
+        commands: sub-command name -> module path (the modules define ``HELP``, ``add_arguments`` and ``run``).
         argv: arguments without the program name; ``sys.argv[1:]`` when None.
     """
-    parser = argparse.ArgumentParser(prog=prog, description=description)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.required = True
-    modules = {}
-    for name, module_path in commands.items():
-        module = importlib.import_module(module_path)
-        modules[name] = module
-        command_parser = sub.add_parser(name, help=module.HELP, description=module.HELP)
-        module.add_arguments(command_parser)
-    args = parser.parse_args(argv)
+    args = build_parser(prog, description, commands).parse_args(argv)
+    module = args._command_module
+    del args._command_module
 
     def show_warning(message, category, filename, lineno, file=None, line=None):
         print(f"{prog}: warning: {message}", file=sys.stderr)
@@ -44,7 +68,7 @@ def run_cli(prog: str, description: str, commands: Mapping[str, str], argv: Sequ
         with warnings.catch_warnings():
             warnings.simplefilter("default")
             warnings.showwarning = show_warning
-            status = modules[args.command].run(args)
+            status = module.run(args)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
@@ -53,3 +77,15 @@ def run_cli(prog: str, description: str, commands: Mapping[str, str], argv: Sequ
         print(f"{prog} {args.command}: error: {message}", file=sys.stderr)
         return 2
     return int(status or 0)
+
+
+def format_aggregators(records: Sequence[Mapping]) -> str:
+    """One line per record of :func:`wsl.aggregators.describe_aggregators`: name (aliases), description, origin."""
+    names = [record["name"] + (f" ({', '.join(record['aliases'])})" if record["aliases"] else "")
+             for record in records]
+    width = max((len(name) for name in names), default=0)
+    lines = []
+    for name, record in zip(names, records):
+        origin = "" if record["origin"] == "built-in" else f" [{record['origin']}]"
+        lines.append(f"{name:<{width}}  {record['description'] or '(no description)'}{origin}")
+    return "\n".join(lines)

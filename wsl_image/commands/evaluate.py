@@ -11,7 +11,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", required=True, help="run folder written by `wsl-image train`")
     parser.add_argument("--data-root", help="CUB_200_2011 folder (default: the one the run was trained on)")
     parser.add_argument("--metadata", help="wsolevaluation metadata folder (default: the run's)")
-    parser.add_argument("--split", default="test", choices=["train", "val", "test"], help="split to evaluate (test)")
+    parser.add_argument("--split", default="test", choices=["train", "val", "test"], help="split to evaluate")
     parser.add_argument("--cam-threshold", type=float, help="fixed CAM threshold (default: the run's, 0.2)")
     parser.add_argument("--batch-size", type=int, help="batch size (default: the run's)")
     parser.add_argument("--workers", type=int, help="data-loading worker processes (default: the run's)")

@@ -1,0 +1,18 @@
+"""``wsl-image config``: the default training configuration as commented YAML, to start a ``--config`` file from."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "print the default training configuration as YAML with a comment per key (start a --config file from it)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    pass
+
+
+def run(args: argparse.Namespace) -> int:
+    from wsl_image.config import config_yaml
+
+    print(config_yaml(), end="")
+    return 0
