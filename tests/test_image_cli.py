@@ -110,6 +110,15 @@ def test_localize(run_dir, sim, tmp_path, capsys):
         assert 0 <= x0 <= x1 <= 69 and 0 <= y0 <= y1 <= 49
     overlay = cv2.imread(first["overlay"])
     assert overlay.shape == (50, 70, 3)
+    # the printed lines name the classes (from the CUB classes.txt the run was trained on), not indices
+    from wsl_image.data import load_cub
+
+    names = load_cub(sim / "CUB_200_2011").class_names
+    lines = capsys.readouterr().out.splitlines()[:2]
+    for line, result in zip(lines, results):
+        best = result["predictions"][0]
+        assert best["class_name"] == names[best["class"]]
+        assert line.startswith(f"{result['image']}: {best['class_name']} ") and "class " not in line, line
 
 
 def test_demo_small(sim, tmp_path, capsys):
@@ -139,10 +148,14 @@ def test_demo_small(sim, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "| method |" in printed and "MAAN" in printed and "CAM (GAP)" in printed
     summary = json.loads((out / "summary.json").read_text())
-    assert set(summary) >= {"maa", "mean"}
-    for metrics in summary.values():
+    assert set(summary) == {"units", "maa", "mean"}
+    assert summary["units"].startswith("fractions in [0, 1]")  # as the metrics files; the table is in percent
+    for name in ("maa", "mean"):
+        metrics = summary[name]
+        written = json.loads((out / name / "metrics.json").read_text())
         for key in ("top1_loc", "top5_loc", "gt_known_loc", "max_box_acc", "max_box_acc_v2", "top1_cls"):
-            assert 0.0 <= metrics[key] <= 100.0
+            assert 0.0 <= metrics[key] <= 1.0 and metrics[key] == pytest.approx(written[key])
+        assert f"| {100 * metrics['max_box_acc_v2']:.2f} |" in printed
     assert (out / "overlays" / "maa" / "grid.png").is_file()
     assert (out / "overlays" / "comparison.png").is_file()
     assert len(list((out / "overlays" / "mean").glob("*.png"))) == 3  # 2 images + grid

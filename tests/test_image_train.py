@@ -61,8 +61,9 @@ def test_train_outputs(sim, tmp_path):
     for name in ("config.yaml", "checkpoint.pt", "history.json", "metrics.json", "train.log"):
         assert (run / name).is_file(), name
     written = json.loads((run / "metrics.json").read_text())
+    assert written["units"].startswith("fractions in [0, 1]")
     for key in METRIC_KEYS:
-        assert 0.0 <= written[key] <= 100.0, key
+        assert 0.0 <= written[key] <= 1.0, key
         assert written[key] == pytest.approx(metrics[key])
     assert written["num_images"] == 9  # 3 classes x 3 test images
     assert written["cam_threshold"] == 0.2
@@ -70,6 +71,7 @@ def test_train_outputs(sim, tmp_path):
     assert set(written["at_val_threshold"]) >= {"top1_loc", "gt_known_loc"}
     assert written["top1_loc"] <= written["gt_known_loc"] and written["top1_loc"] <= written["top5_loc"]
     assert len(written["history"]) == 2 and all(np.isfinite(r["loss"]) for r in written["history"])
+    assert all(0.0 <= r["train_acc"] <= 1.0 for r in written["history"])
     saved = load_config(run / "config.yaml")
     assert saved.num_classes == 3 and saved.aggregator == "maa" and saved.grid == 4
     model, _ = load_run(run)
@@ -141,13 +143,15 @@ def test_meter_counts_match_direct_metrics():
     meter.update(cams[:4], boxes[:4], scores[:4], labels[:4])
     meter.update(cams[4:], boxes[4:], scores[4:], labels[4:])
     metrics = meter.compute()
-    direct = localization_accuracy(cams, boxes, scores, labels, cam_threshold=0.5)
+    direct = localization_accuracy(cams, boxes, scores, labels, cam_threshold=0.5)  # percent
     for key, value in direct.items():
-        assert metrics["at_threshold"]["0.5"][key] == pytest.approx(value)
+        assert metrics["at_threshold"]["0.5"][key] == pytest.approx(value / 100)  # fractions
     assert metrics["max_box_acc"] == pytest.approx(
-        max_box_acc(cams, boxes, iou_thresholds=(0.5,), multi_contour=False)[0.5]
+        max_box_acc(cams, boxes, iou_thresholds=(0.5,), multi_contour=False)[0.5] / 100
     )
-    assert metrics["max_box_acc_v2"] == pytest.approx(max_box_acc(cams, boxes)["mean"])
+    assert metrics["max_box_acc_v2"] == pytest.approx(max_box_acc(cams, boxes)["mean"] / 100)
+    v2 = max_box_acc(cams, boxes)
+    assert metrics["max_box_acc_v2_per_iou"] == pytest.approx({str(d): v2[d] / 100 for d in (0.3, 0.5, 0.7)})
 
 
 def test_ddp_torchrun(sim, tmp_path):
@@ -214,4 +218,4 @@ def test_cuda_amp(sim, tmp_path):
     cpu = evaluate_run(
         model, config.replace(amp=False), build_splits(config), device=torch.device("cpu"), progress=False
     )
-    assert cpu["top1_cls"] == pytest.approx(metrics["top1_cls"], abs=100.0 / 9 + 1e-6)
+    assert cpu["top1_cls"] == pytest.approx(metrics["top1_cls"], abs=1.0 / 9 + 1e-6)

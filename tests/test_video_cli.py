@@ -90,8 +90,10 @@ def test_demo(tmp_path):
             "--device", "cpu", "--quiet"]
     assert main(argv) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert set(summary) == {"maa", "weighted_sum"}
-    for entry in summary.values():
+    assert set(summary) == {"units", "maa", "weighted_sum"}
+    assert summary["units"].startswith("fractions in [0, 1]")  # as the metrics files; the table is in percent
+    for entry in (summary["maa"], summary["weighted_sum"]):
+        assert all(0.0 <= value <= 1.0 for value in entry["mAP"])
         assert entry["seeds"] == 2 and len(entry["mAP"]) == len(entry["mAP_std"]) == 9
         assert set(entry["per_seed"]) == {"0", "1"}
     assert len(list((out / "plots").glob("*.png"))) == 1

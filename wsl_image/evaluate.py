@@ -1,9 +1,10 @@
 """Evaluation of a :class:`~wsl_image.model.CamModel` on a CUB split (streaming, DDP-aware).
 
-Reported (percent): classic CAM localization at one CAM threshold (``top1_loc``, ``top5_loc``,
-``gt_known_loc``; IoU >= 0.5 with the box of the largest contour), classification (``top1_cls``,
-``top5_cls``), ``max_box_acc`` (MaxBoxAcc, IoU 0.5, largest contour, best threshold) and
-``max_box_acc_v2`` (MaxBoxAccV2: all contours, mean over IoU 0.3 / 0.5 / 0.7) of Choe et al. (2020).
+Reported as fractions in [0, 1], as the video metrics (the commands print percent): classic CAM
+localization at one CAM threshold (``top1_loc``, ``top5_loc``, ``gt_known_loc``; IoU >= 0.5 with the
+box of the largest contour), classification (``top1_cls``, ``top5_cls``), ``max_box_acc`` (MaxBoxAcc,
+IoU 0.5, largest contour, best threshold) and ``max_box_acc_v2`` (MaxBoxAccV2: all contours, mean over
+IoU 0.3 / 0.5 / 0.7) of Choe et al. (2020).
 Localization maps are those of the ground-truth class (only that class can be correct).
 Under ``torch.distributed`` every rank evaluates its shard and the counts are summed.
 """
@@ -15,8 +16,9 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
-__all__ = ["evaluate_model", "evaluate_run", "format_metrics", "LocalizationMeter", "ShardSampler"]
+__all__ = ["evaluate_model", "evaluate_run", "format_metrics", "LocalizationMeter", "ShardSampler", "METRIC_UNITS"]
 
+METRIC_UNITS = "fractions in [0, 1] (accuracies; CAM thresholds relative to the map's maximum); tables print percent"
 _LOC_KEYS = ("top1_loc", "top5_loc", "gt_known_loc", "top1_cls", "top5_cls")
 
 
@@ -34,7 +36,7 @@ class ShardSampler(torch.utils.data.Sampler):
 
 
 class LocalizationMeter:
-    """Streaming counts of every metric; ``reduce`` sums them over the ranks, ``compute`` gives percents.
+    """Streaming counts of every metric; ``reduce`` sums them over the ranks, ``compute`` gives fractions.
 
     Args:
         cam_thresholds: fixed thresholds for the classic CAM protocol (e.g. ``(0.2,)`` or ``(0.2, tau_val)``).
@@ -90,21 +92,21 @@ class LocalizationMeter:
             setattr(holder, name, reduced if array.ndim else reduced.item())
 
     def compute(self) -> dict:
-        """Metrics in percent; ``at_threshold`` holds the classic protocol at every fixed threshold."""
+        """Metrics as fractions in [0, 1]; ``at_threshold`` holds the classic protocol at every fixed threshold."""
         if self.num_images == 0:
             raise ValueError("no image was evaluated")
         per_threshold = {
             threshold: {
-                key: float(self.loc_counts[row, col] * 100.0 / self.num_images) for col, key in enumerate(_LOC_KEYS)
+                key: float(self.loc_counts[row, col] / self.num_images) for col, key in enumerate(_LOC_KEYS)
             }
             for row, threshold in enumerate(self.cam_thresholds)
         }
         v1 = self.box_acc.compute()
         v2 = self.box_acc_v2.compute()
         metrics = dict(per_threshold[self.cam_thresholds[0]])
-        metrics["max_box_acc"] = v1[self.iou_threshold]
-        metrics["max_box_acc_v2"] = v2["mean"]
-        metrics["max_box_acc_v2_per_iou"] = {str(k): v2[k] for k in self.box_acc_v2.iou_thresholds}
+        metrics["max_box_acc"] = v1[self.iou_threshold] / 100.0  # wsl.metrics.wsol reports percent
+        metrics["max_box_acc_v2"] = v2["mean"] / 100.0
+        metrics["max_box_acc_v2_per_iou"] = {str(k): v2[k] / 100.0 for k in self.box_acc_v2.iou_thresholds}
         metrics["max_box_acc_threshold"] = v1["best_threshold"][self.iou_threshold]
         metrics["num_images"] = int(self.num_images)
         metrics["at_threshold"] = {f"{threshold:g}": values for threshold, values in per_threshold.items()}
@@ -220,14 +222,15 @@ def evaluate_run(
         cam_score=getattr(model, "module", model).resolved_cam_score,
         backbone=config.backbone,
         grid=config.grid,
+        units=METRIC_UNITS,
     )
     return metrics
 
 
 def format_metrics(metrics: dict) -> str:
-    """One-line summary of the main metrics."""
+    """One-line summary of the main metrics, in percent."""
     parts = [
-        f"{key} {metrics[key]:.2f}"
+        f"{key} {100 * metrics[key]:.2f}"
         for key in (
             "top1_loc",
             "top5_loc",
@@ -238,4 +241,4 @@ def format_metrics(metrics: dict) -> str:
             "top5_cls",
         )
     ]
-    return f"{metrics.get('split', 'test')}: " + "  ".join(parts)
+    return f"{metrics.get('split', 'test')} (%): " + "  ".join(parts)

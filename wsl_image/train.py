@@ -428,7 +428,7 @@ def _train(config, context, *, resume, stale, progress, epoch_callback, log) -> 
         record = {
             "epoch": epoch + 1,
             "loss": loss_sum / max(seen, 1),
-            "train_acc": 100.0 * correct / max(seen, 1),
+            "train_acc": correct / max(seen, 1),
             "lr": optimizer.param_groups[0]["lr"],
             "seconds": round(time.time() - started, 2),
         }
@@ -452,7 +452,7 @@ def _train(config, context, *, resume, stale, progress, epoch_callback, log) -> 
             atomic_write_json(out / HISTORY_NAME, history)
             main_log(
                 f"epoch {epoch + 1}/{config.epochs}  loss {record['loss']:.4f}  "
-                f"train acc {record['train_acc']:.2f}%  "
+                f"train acc {100 * record['train_acc']:.2f}%  "
                 f"lr {record['lr']:.2e}  ({record['seconds']:.1f}s)"
             )
         context.barrier()

@@ -8,16 +8,16 @@ HELP = "train maa, weighted_sum and mean on cub-sim and print a Table-4-style co
 
 DEFAULT_AGGREGATORS = ("maa", "weighted_sum", "mean")
 PAPER_NAMES = {"maa": "MAAN", "weighted_sum": "weighted-CAM", "mean": "CAM (GAP)"}
-TABLE_COLUMNS = (
-    ("top-1 loc err @0.2", lambda m: 100.0 - m["top1_loc"]),
-    ("top-5 loc err @0.2", lambda m: 100.0 - m["top5_loc"]),
-    ("top-1 loc err @val", lambda m: 100.0 - (m["at_val_threshold"] or m)["top1_loc"]),
-    ("top-5 loc err @val", lambda m: 100.0 - (m["at_val_threshold"] or m)["top5_loc"]),
-    ("GT-known loc @0.2", lambda m: m["gt_known_loc"]),
-    ("MaxBoxAcc", lambda m: m["max_box_acc"]),
-    ("MaxBoxAccV2", lambda m: m["max_box_acc_v2"]),
-    ("top-1 cls", lambda m: m["top1_cls"]),
-    ("top-5 cls", lambda m: m["top5_cls"]),
+TABLE_COLUMNS = (  # percent, from the fractions of the metrics
+    ("top-1 loc err @0.2", lambda m: 100.0 * (1.0 - m["top1_loc"])),
+    ("top-5 loc err @0.2", lambda m: 100.0 * (1.0 - m["top5_loc"])),
+    ("top-1 loc err @val", lambda m: 100.0 * (1.0 - (m["at_val_threshold"] or m)["top1_loc"])),
+    ("top-5 loc err @val", lambda m: 100.0 * (1.0 - (m["at_val_threshold"] or m)["top5_loc"])),
+    ("GT-known loc @0.2", lambda m: 100.0 * m["gt_known_loc"]),
+    ("MaxBoxAcc", lambda m: 100.0 * m["max_box_acc"]),
+    ("MaxBoxAccV2", lambda m: 100.0 * m["max_box_acc_v2"]),
+    ("top-1 cls", lambda m: 100.0 * m["top1_cls"]),
+    ("top-5 cls", lambda m: 100.0 * m["top5_cls"]),
 )
 
 
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     import wsl
     from wsl.utils.io import atomic_write_json, atomic_write_text
     from wsl_image.config import TrainConfig
-    from wsl_image.evaluate import evaluate_run
+    from wsl_image.evaluate import METRIC_UNITS, evaluate_run
     from wsl_image.overlay import make_grid, render_overlays, save_png
     from wsl_image.train import build_splits, load_run, resolve_device, train
 
@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"== {PAPER_NAMES.get(name, name)} ({name}): {args.backbone} from scratch, grid {args.grid}")
         model_started = time.time()
         metrics = train(config, overwrite=True, progress=not args.quiet)  # the demo's own run folders
-        metrics = {key: value for key, value in metrics.items() if key != "history"}
+        metrics = {key: value for key, value in metrics.items() if key not in ("history", "units")}
         metrics["train_seconds"] = round(time.time() - model_started, 1)
         model, config = load_run(out / name, device)
         splits = build_splits(config)
@@ -163,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
         save_png(out / "overlays" / "comparison.png", grid)
     table = format_table(summary)
     elapsed = time.time() - started
-    atomic_write_json(out / "summary.json", summary)
+    atomic_write_json(out / "summary.json", {"units": METRIC_UNITS, **summary})
     atomic_write_text(out / "table.md", table + "\n")
     first = summary[args.aggregators[0]]
     print()

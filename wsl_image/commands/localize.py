@@ -60,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     atomic_write_json(out / "boxes.json", results)
     for result in results:
         best = result["predictions"][0]
-        print(f"{result['image']}: class {best['class']} ({best['probability']:.2f}) box {best['boxes'][0]}")
+        name = best["class_name"] if best["class_name"] is not None else f"class {best['class']}"  # old runs
+        print(f"{result['image']}: {name} (p={best['probability']:.2f}) box {best['boxes'][0]}")
     print(f"wrote {out / 'boxes.json'} and {len(results)} overlay(s)")
     return 0
 

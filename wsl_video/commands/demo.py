@@ -121,8 +121,9 @@ def run(args: argparse.Namespace) -> int:
             for name, runs in per_aggregator.items()
         }
     settings = {name: demo_settings(name, args) for name in per_aggregator}
-    atomic_write_json(out / "summary.json", jsonable({name: {**metrics, "settings": settings[name]}
-                                                      for name, metrics in summary.items()}))
+    units = "fractions in [0, 1] (AP, mAP, Cls mAP, as in metrics.json); table.md prints percent"
+    atomic_write_json(out / "summary.json", jsonable({"units": units, **{name: {**metrics, "settings": settings[name]}
+                                                                         for name, metrics in summary.items()}}))
     table = format_metrics_table({LABELS.get(name, name): metrics for name, metrics in summary.items()})
     atomic_write_text(out / "table.md", table + "\n")
 
