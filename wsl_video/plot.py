@@ -5,63 +5,132 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Mapping, Sequence, Tuple
+from typing import Mapping, NamedTuple, Sequence, Tuple
 
 import numpy as np
 
 from wsl.utils.io import atomic_writer
 
-__all__ = ["plot_cas", "plot_runs", "format_metrics_table", "summarize_runs"]
+__all__ = ["CasRow", "cas_figure", "plot_cas", "plot_runs", "format_metrics_table", "summarize_runs"]
 
 _TABLE_KEYS = ("average_mAP_0.1_0.7", "cls_mAP")
 
 
-def plot_cas(path: str | Path, sequences: Sequence[Tuple[str, np.ndarray]],
-             segments: Sequence[Tuple[float, float]], seconds_per_snippet: float, *,
-             duration: float | None = None, title: str = "") -> None:
-    """Save a figure with the ground-truth segments on top and one CAS per row below it.
+class CasRow(NamedTuple):
+    """One class activation sequence of a CAS figure.
+
+    label: row title (a run, an aggregator or a class); cas (ndarray[T]): the sequence; detections: the
+    predicted segments ``(start_s, end_s, score)`` drawn under the ground truth; thresholds: the cuts, as
+    fractions of ``max(cas)``, at which proposals were made (dashed lines).
+    """
+
+    label: str
+    cas: np.ndarray
+    detections: Sequence[Tuple[float, float, float]] = ()
+    thresholds: Sequence[float] = ()
+
+
+_GT_COLOR, _DETECTION_COLOR, _CAS_COLOR = "tab:green", "tab:orange", "tab:blue"
+
+
+def _segment_strip(axis, ground_truth, detections, duration: float) -> None:
+    """Two lanes: the ground truth on top (when given), the detections under it (opacity follows the score)."""
+    from matplotlib.patches import Rectangle
+
+    lanes = [("detections", 0.0)] + ([("ground truth", 1.0)] if ground_truth is not None else [])
+    top = max((score for _, _, score in detections), default=1.0)
+    for start, end, score in detections:
+        alpha = 0.35 + 0.65 * (float(score) / top if top > 0 else 1.0)
+        axis.add_patch(Rectangle((start, 0.12), end - start, 0.76, color=_DETECTION_COLOR, alpha=alpha,
+                                 linewidth=0, gid="detection"))
+    for start, end in ground_truth or ():
+        axis.add_patch(Rectangle((start, 1.12), end - start, 0.76, color=_GT_COLOR, linewidth=0, gid="ground_truth"))
+    axis.set_ylim(0, len(lanes))
+    axis.set_yticks([offset + 0.5 for _, offset in lanes], [name for name, _ in lanes], fontsize=8)
+    axis.tick_params(axis="y", length=0)
+    axis.set_xlim(0, duration)
+    for side in ("top", "right", "left"):
+        axis.spines[side].set_visible(False)
+
+
+def cas_figure(rows: Sequence[CasRow | Tuple], seconds_per_snippet: float, *,
+               ground_truth: Sequence[Tuple[float, float]] | None = None, duration: float | None = None,
+               title: str = ""):
+    """A matplotlib figure: per row, its predicted segments under the ground truth, then the CAS.
 
     Args:
-        path: PNG file, written atomically.
-        sequences: (label, cas (ndarray[T])) per run, e.g. one per aggregator.
-        segments: ground-truth (start_s, end_s) of the plotted class.
+        rows: :class:`CasRow` (or ``(label, cas[, detections[, thresholds]])`` tuples), e.g. one per run
+            for one class, or one per detected class of a video.
         seconds_per_snippet: duration of one snippet; snippet ``t`` covers [t, t + 1) * this.
+        ground_truth: (start_s, end_s) segments of the plotted class; None when the video has no
+            annotations (then no ground-truth lane is drawn).
         duration: video length in seconds (default: the longest CAS).
         title: figure title, e.g. "video_test_0000004 — HammerThrow".
+
+    The CAS axes have y ticks and the label "CAS"; each threshold is a dashed line at ``threshold x max``.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
-    if not sequences:
-        raise ValueError("plot_cas needs at least one sequence")
-    length = max(len(cas) for _, cas in sequences)
+    rows = [row if isinstance(row, CasRow) else CasRow(*row) for row in rows]
+    if not rows:
+        raise ValueError("a CAS figure needs at least one row")
+    if not seconds_per_snippet > 0:
+        raise ValueError(f"seconds_per_snippet must be positive, got {seconds_per_snippet}")
+    length = max(len(row.cas) for row in rows)
     duration = float(duration) if duration else length * seconds_per_snippet
-    rows = len(sequences) + 1
-    figure, axes = plt.subplots(rows, 1, figsize=(10, 0.6 + 1.1 * rows), sharex=True, squeeze=False)
-    axes = axes[:, 0]
-    ground_truth = axes[0]
-    for start, end in segments:
-        ground_truth.axvspan(start, end, color="tab:green", alpha=0.9)
-    ground_truth.set_yticks([])
-    ground_truth.set_ylabel("GT", rotation=0, ha="right", va="center")
-    for axis, (label, cas) in zip(axes[1:], sequences):
-        cas = np.asarray(cas, dtype=np.float64)
+    height = 0.9 + 1.7 * len(rows)
+    figure = plt.figure(figsize=(10, height))
+    outer = figure.add_gridspec(len(rows), 1, hspace=0.42, left=0.11, right=0.98, top=1 - 0.55 / height,
+                                bottom=0.5 / height)
+    axes, first = [], None
+    for index in range(len(rows)):
+        inner = outer[index].subgridspec(2, 1, hspace=0.06,
+                                         height_ratios=[0.55 if ground_truth is not None else 0.3, 1.0])
+        for part in range(2):
+            axes.append(figure.add_subplot(inner[part], sharex=first))
+            first = first or axes[-1]
+    for axis in axes[:-1]:
+        axis.tick_params(axis="x", labelbottom=False)
+    for index, row in enumerate(rows):
+        strip, axis = axes[2 * index], axes[2 * index + 1]
+        strip.set_gid("segments")
+        axis.set_gid("cas")
+        _segment_strip(strip, ground_truth, sorted(row.detections), duration)
+        strip.set_title(row.label, loc="left", fontsize=9, pad=3)
+        cas = np.asarray(row.cas, dtype=np.float64)
         times = (np.arange(len(cas)) + 0.5) * seconds_per_snippet
-        for start, end in segments:
-            axis.axvspan(start, end, color="tab:green", alpha=0.12, linewidth=0)
-        axis.fill_between(times, cas, color="tab:blue", alpha=0.35, linewidth=0)
-        axis.plot(times, cas, color="tab:blue", linewidth=1.0)
-        top = float(cas.max()) if cas.size and cas.max() > 0 else 1.0
-        axis.set_ylim(0, top * 1.05)
-        axis.set_yticks([])
-        axis.set_ylabel(label, rotation=0, ha="right", va="center")
+        for start, end in ground_truth or ():
+            axis.axvspan(start, end, color=_GT_COLOR, alpha=0.12, linewidth=0)
+        axis.fill_between(times, cas, color=_CAS_COLOR, alpha=0.3, linewidth=0)
+        axis.plot(times, cas, color=_CAS_COLOR, linewidth=1.0)
+        peak = float(cas.max()) if cas.size else 0.0
+        for threshold in row.thresholds:
+            axis.axhline(threshold * peak, color="0.25", linestyle="--", linewidth=0.9)
+        axis.set_ylim(0, (peak if peak > 0 else 1.0) * 1.08)
+        axis.yaxis.set_major_locator(MaxNLocator(nbins=3, min_n_ticks=2))
+        axis.tick_params(axis="y", labelsize=8)
+        axis.set_ylabel("CAS", fontsize=9)
+        if row.thresholds:
+            cuts = ", ".join(f"{threshold:g}" for threshold in row.thresholds)
+            strip.set_title(f"dashed: CAS cut at {cuts} × max", loc="right", fontsize=8, pad=3, color="0.25")
     axes[-1].set_xlim(0, duration)
     axes[-1].set_xlabel("time (s)")
     if title:
-        figure.suptitle(title)
-    figure.tight_layout()
+        figure.suptitle(title, y=1 - 0.15 / height)
+    return figure
+
+
+def plot_cas(path: str | Path, rows: Sequence[CasRow | Tuple], seconds_per_snippet: float, *,
+             ground_truth: Sequence[Tuple[float, float]] | None = None, duration: float | None = None,
+             title: str = "") -> None:
+    """Save :func:`cas_figure` as a PNG, atomically (same arguments)."""
+    import matplotlib.pyplot as plt
+
+    figure = cas_figure(rows, seconds_per_snippet, ground_truth=ground_truth, duration=duration, title=title)
     try:
         with atomic_writer(path, "wb") as handle:
             figure.savefig(handle, format="png", dpi=110)
@@ -121,19 +190,20 @@ def format_metrics_table(results: Mapping[str, Mapping]) -> str:
 def plot_runs(run_dirs: Sequence[str | Path], video_name: str, path: str | Path, *,
               class_name: str | None = None, subset: str = "test", data_root: str | None = None,
               device: str = "cpu", labels: Sequence[str] | None = None) -> str:
-    """CAS of one video for every run (Fig. 5 style); returns the plotted class name.
+    """CAS of one video for every run (Fig. 5 style), with each run's detections of the class and its cut
+    thresholds; returns the plotted class name.
 
     The class defaults to the video's first ground-truth class, or to the first run's most probable
     class when the video has no action.
     """
     from wsl.utils.runs import recorded_path
-    from wsl_video.inference import predict_video
+    from wsl_video.inference import localize, predict_video
     from wsl_video.train import load_run, open_data
 
     if not run_dirs:
         raise ValueError("plot needs at least one run directory")
     datasets: dict = {}
-    sequences, video, chosen = [], None, class_name
+    rows, video, chosen = [], None, class_name
     names = list(labels) if labels is not None else _run_labels(run_dirs)
     for run_dir, label in zip(run_dirs, names):
         config, model, state = load_run(run_dir, device)
@@ -150,9 +220,13 @@ def plot_runs(run_dirs: Sequence[str | Path], video_name: str, path: str | Path,
             chosen = video.labels[0] if video.labels else classes[int(np.argmax(prediction.scores))]
         if chosen not in classes:
             raise ValueError(f"class {chosen!r} is not one of the classes of {run_dir}")
-        sequences.append((label, prediction.cas[:, classes.index(chosen)]))
+        class_id = classes.index(chosen)
+        detections = [(start, end, score) for c, start, end, score in
+                      localize(prediction, video.seconds_per_snippet, config.inference, video.duration)
+                      if c == class_id]
+        rows.append(CasRow(label, prediction.cas[:, class_id], detections, list(config.inference.cas_thresholds)))
     segments = [(start, end) for start, end, label in video.annotations if label == chosen]
-    plot_cas(path, sequences, segments, video.seconds_per_snippet, duration=video.duration,
+    plot_cas(path, rows, video.seconds_per_snippet, ground_truth=segments, duration=video.duration,
              title=f"{video_name} — {chosen}")
     return chosen
 

@@ -1,0 +1,119 @@
+"""CAS figures: a y-axis, the cut threshold, the predicted segments under the ground truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from wsl_video import plot
+from wsl_video.plot import CasRow, cas_figure, plot_cas
+
+
+def _patches(axis, gid):
+    """Flat [start, end, start, end, ...] of the rectangles drawn with ``gid``."""
+    spans = sorted((p.get_x(), p.get_x() + p.get_width()) for p in axis.patches if p.get_gid() == gid)
+    return [value for span in spans for value in span]
+
+
+def _cas_axes(figure):
+    return [axis for axis in figure.axes if axis.get_gid() == "cas"]
+
+
+def _strip_axes(figure):
+    return [axis for axis in figure.axes if axis.get_gid() == "segments"]
+
+
+def test_cas_figure():
+    import matplotlib.pyplot as plt
+
+    cas = np.array([0.0, 0.1, 0.6, 0.8, 0.7, 0.1, 0.0, 0.3, 0.4, 0.0])
+    rows = [CasRow("MAAN", cas, detections=[(1.28, 3.2, 0.7), (4.48, 5.76, 0.3)], thresholds=[0.2]),
+            CasRow("STPN", cas * 0.5, detections=[(1.28, 3.2, 0.35)], thresholds=[0.2, 0.1])]
+    figure = cas_figure(rows, 0.64, ground_truth=[(1.0, 3.0)], duration=6.4, title="video — Class")
+    try:
+        figure.canvas.draw()
+        axes, strips = _cas_axes(figure), _strip_axes(figure)
+        assert len(axes) == len(strips) == 2
+        for axis, strip, row in zip(axes, strips, rows):
+            # a readable y-axis: ticks with labels and an axis label
+            low, high = axis.get_ylim()
+            labels = [label.get_text() for label, tick in zip(axis.get_yticklabels(), axis.get_yticks())
+                      if low <= tick <= high and label.get_visible()]
+            assert len(labels) >= 2 and all(labels) and axis.get_ylabel() == "CAS"
+            # the cut threshold(s): dashed horizontal lines at fraction x max
+            dashed = sorted(line.get_ydata()[0] for line in axis.lines if line.get_linestyle() == "--")
+            assert dashed == pytest.approx(sorted(t * row.cas.max() for t in row.thresholds))
+            # predicted segments under the ground truth, in the strip above the CAS
+            expected = [value for s, e, _ in sorted(row.detections) for value in (s, e)]
+            assert _patches(strip, "detection") == pytest.approx(expected)
+            assert _patches(strip, "ground_truth") == pytest.approx([1.0, 3.0])
+            detection_y = max(p.get_y() for p in strip.patches if p.get_gid() == "detection")
+            truth_y = min(p.get_y() for p in strip.patches if p.get_gid() == "ground_truth")
+            assert detection_y < truth_y  # the detections lane lies under the ground-truth lane
+            assert strip.get_title(loc="left") == row.label
+    finally:
+        plt.close(figure)
+
+
+def test_cas_figure_without_ground_truth(tmp_path):
+    """Several detected classes of one video without annotations (e.g. a user's own video)."""
+    import matplotlib.pyplot as plt
+
+    rows = [CasRow("HighJump", np.linspace(0, 1, 8), detections=[(2.0, 5.0, 0.9)], thresholds=[0.2]),
+            CasRow("LongJump", np.linspace(1, 0, 8))]
+    figure = cas_figure(rows, 0.64)
+    try:
+        for strip in _strip_axes(figure):
+            assert _patches(strip, "ground_truth") == []
+        assert _patches(_strip_axes(figure)[0], "detection") == pytest.approx([2.0, 5.0])
+    finally:
+        plt.close(figure)
+    plot_cas(tmp_path / "cas.png", rows, 0.64, title="my_video")
+    assert (tmp_path / "cas.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_exception():
+    with pytest.raises(ValueError, match="at least one"):
+        cas_figure([], 0.64)
+    with pytest.raises(ValueError, match="seconds_per_snippet"):
+        cas_figure([CasRow("a", np.ones(3))], 0.0)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    from wsl_video.config import RunConfig
+    from wsl_video.train import train
+
+    config = RunConfig()
+    config.data.dataset = "thumos14-sim"
+    config.data.sim = {"videos": 8, "feature_dim": 8}
+    config.train.iterations = 40
+    config.train.batch_size = 4
+    config.train.device = "cpu"
+    run = tmp_path_factory.mktemp("plot") / "run"
+    train(config.resolved(), run, progress=False)
+    return run
+
+
+def test_plot_runs_draws_the_run_detections(run_dir, tmp_path, monkeypatch):
+    """plot_runs draws each run's detections of the plotted class and its CAS threshold."""
+    from wsl_video.config import load_config
+    from wsl_video.detections import load_detections
+
+    drawn = {}
+    real = plot.plot_cas
+
+    def capture(path, rows, seconds_per_snippet, **kwargs):
+        drawn.update(rows=rows, **kwargs)
+        real(path, rows, seconds_per_snippet, **kwargs)
+
+    monkeypatch.setattr(plot, "plot_cas", capture)
+    results, _ = load_detections(run_dir / "detections.json")
+    video = sorted(results)[0]
+    chosen = plot.plot_runs([run_dir], video, tmp_path / "cas.png")
+    (row,) = drawn["rows"]
+    expected = sorted((d["segment"][0], d["segment"][1], d["score"]) for d in results[video] if d["label"] == chosen)
+    assert expected and np.allclose(np.array(sorted(row.detections)), np.array(expected))
+    assert list(row.thresholds) == load_config(run_dir / "config.yaml").inference.cas_thresholds
+    assert drawn["ground_truth"] is not None
+    assert (tmp_path / "cas.png").is_file()
