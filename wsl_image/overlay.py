@@ -7,6 +7,7 @@ Images are ``ndarray[H, W, 3]`` uint8 RGB; maps ``ndarray[H, W]`` in [0, 1]; box
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -17,9 +18,11 @@ __all__ = [
     "draw_boxes",
     "figure6_tile",
     "make_grid",
+    "caption_lines",
     "save_png",
     "denormalize_image",
     "render_overlays",
+    "display_name",
 ]
 
 RED = (255, 0, 0)
@@ -62,44 +65,123 @@ def draw_boxes(image: np.ndarray, boxes, color: tuple[int, int, int], thickness:
     return canvas
 
 
+CAPTION_FONT = 0  # cv2.FONT_HERSHEY_SIMPLEX
+_TOKEN = re.compile(r"([^\s_-]+[_-]?|[_-])(\s*)")
+
+
+def _text_width(text: str, scale: float) -> int:
+    import cv2
+
+    return cv2.getTextSize(text, CAPTION_FONT, scale, 1)[0][0]
+
+
+def _line_height(scale: float) -> int:
+    import cv2
+
+    (_, height), baseline = cv2.getTextSize("Ag", CAPTION_FONT, scale, 1)
+    return height + baseline + 3
+
+
+def _wrap(text: str, width: int, scale: float) -> list[str]:
+    """Greedy wrap at spaces, after ``_`` and ``-``; a piece wider than ``width`` is cut between characters."""
+    lines: list[str] = []
+    for paragraph in text.split("\n"):
+        line, separator = "", ""
+        for match in _TOKEN.finditer(paragraph.strip()):
+            token = match.group(1)
+            candidate = line + separator + token if line else token
+            if _text_width(candidate, scale) <= width:
+                line = candidate
+            else:
+                if line:
+                    lines.append(line)
+                line = ""
+                for char in token:  # a token too wide for a line on its own is cut
+                    if line and _text_width(line + char, scale) > width:
+                        lines.append(line)
+                        line = ""
+                    line += char
+            separator = " " if match.group(2) else ""
+        lines.append(line)
+    return lines
+
+
+def caption_lines(text: str, width: int, *, scale: float = 0.4, min_scale: float = 0.3,
+                  max_lines: int = 3) -> tuple[list[str], float]:
+    """Lines and font scale that fit ``text`` into ``width`` pixels (``cv2.FONT_HERSHEY_SIMPLEX``, thickness 1).
+
+    Wraps at spaces, after ``_`` and ``-`` and at explicit newlines; shrinks the font (down to ``min_scale``)
+    while more than ``max_lines`` lines are needed; at the smallest size extra lines are dropped and the
+    last kept one ends with ``..``. Every returned line is at most ``width`` pixels wide.
+    """
+    if width < 1:
+        raise ValueError(f"caption width must be positive, got {width}")
+    current = scale
+    while True:
+        lines = _wrap(str(text), width, current)
+        if len(lines) <= max_lines or current <= min_scale + 1e-9:
+            break
+        current = max(min_scale, round(current - 0.05, 2))
+    if len(lines) > max_lines:
+        lines = lines[:max_lines]
+        last = lines[-1]
+        while last and _text_width(last + "..", current) > width:
+            last = last[:-1]
+        lines[-1] = last + ".."
+    return lines, current
+
+
+def _draw_lines(canvas: np.ndarray, lines: Sequence[str], scale: float, x: int, y: int) -> None:
+    """Draw ``lines`` top-down from (x, y) (top-left corner of the first line)."""
+    import cv2
+
+    step = _line_height(scale)
+    for number, line in enumerate(lines):
+        baseline_y = y + number * step + step - 4
+        cv2.putText(canvas, line, (x, baseline_y), CAPTION_FONT, scale, (0, 0, 0), 1, cv2.LINE_AA)
+
+
 def make_grid(
     tiles: Sequence[np.ndarray],
     labels: Sequence[str] | None = None,
     columns: int = 4,
     title: str | None = None,
     pad: int = 4,
+    max_lines: int = 5,
 ) -> np.ndarray:
-    """Tile equally sized RGB images (H, W, 3) into a grid with an optional caption under each."""
-    import cv2
+    """Tile equally sized RGB images (H, W, 3) into a grid with an optional caption under each.
 
+    Captions (``\\n`` starts a new line) are wrapped and, if needed, shrunk so that each stays within its
+    tile's width in at most ``max_lines`` lines (:func:`caption_lines`); the caption band is as tall as the
+    longest one. The title is wrapped to the grid's width the same way.
+    """
     if not tiles:
         raise ValueError("make_grid needs at least one tile")
     height, width = tiles[0].shape[:2]
     if any(tile.shape[:2] != (height, width) for tile in tiles):
         raise ValueError("all tiles must have the same size")
-    caption = 18 if labels else 0
-    header = 26 if title else 0
+    if labels is not None and len(labels) != len(tiles):
+        raise ValueError(f"got {len(tiles)} tiles but {len(labels)} labels")
     columns = max(1, min(columns, len(tiles)))
     rows = (len(tiles) + columns - 1) // columns
-    grid = np.full((header + rows * (height + caption + pad) + pad, columns * (width + pad) + pad, 3), 255, np.uint8)
+    grid_width = columns * (width + pad) + pad
+    layouts = [caption_lines(label, width, max_lines=max_lines) for label in labels] if labels else []
+    caption = max((len(lines) * _line_height(scale) for lines, scale in layouts), default=0)
+    caption += 2 if caption else 0
+    title_lines, title_scale = caption_lines(title, max(1, grid_width - 2 * pad), scale=0.6, min_scale=0.35) \
+        if title else ([], 0.6)
+    header = len(title_lines) * _line_height(title_scale) + 4 if title else 0
+    grid = np.full((header + rows * (height + caption + pad) + pad, grid_width, 3), 255, np.uint8)
     if title:
-        cv2.putText(grid, title, (pad, 19), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
+        _draw_lines(grid, title_lines, title_scale, pad, 4)
     for index, tile in enumerate(tiles):
         row, col = divmod(index, columns)
         y = header + pad + row * (height + caption + pad)
         x = pad + col * (width + pad)
         grid[y : y + height, x : x + width] = tile
-        if labels:
-            cv2.putText(
-                grid,
-                str(labels[index])[:40],
-                (x, y + height + 13),
-                cv2.FONT_HERSHEY_SIMPLEX,
-                0.4,
-                (0, 0, 0),
-                1,
-                cv2.LINE_AA,
-            )
+        if layouts:
+            lines, scale = layouts[index]
+            _draw_lines(grid, lines, scale, x, y + height + 1)
     return grid
 
 
@@ -134,6 +216,12 @@ def _check_image(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
+def display_name(class_name: str) -> str:
+    """``"001.Black_footed_Albatross"`` -> ``"Black footed Albatross"`` (CUB folder names to words)."""
+    match = re.match(r"^\d+\.(.+)$", class_name)
+    return (match.group(1) if match else class_name).replace("_", " ")
+
+
 def render_overlays(
     model,
     dataset,
@@ -144,32 +232,66 @@ def render_overlays(
     title: str | None = None,
     device="cpu",
     columns: int = 4,
+    class_names: Sequence[str] | None = None,
+    label_prefix: str = "",
 ) -> dict:
     """Figure-6 overlays of ``model`` on ``dataset[indices]`` (evaluation items with ground-truth boxes).
 
-    Writes ``out_dir/<image_id>.png`` for each image and ``out_dir/grid.png``; the map is the one of the
-    ground-truth class, the green box the largest contour at ``cam_threshold``.
-    Returns ``{"images": [paths], "grid": path, "tiles": [RGB arrays]}``.
+    Writes ``out_dir/<image_id>.png`` for each image, with a caption under it, and ``out_dir/grid.png``.
+    The map is the one of the ground-truth class, the green box the largest contour at ``cam_threshold``.
+    Captions give the predicted class, its probability, the ground-truth class when the prediction is
+    wrong, and the IoU of the green box with the red one(s). ``class_names`` defaults to the model's
+    (``model.class_names``) or the dataset's; ``label_prefix`` starts every caption (e.g. the model's name).
+
+    Returns ``{"images": [paths], "grid": path, "tiles": [RGB arrays without caption], "labels": [captions],
+    "records": [{"image_id", "class", "class_name", "score", "gt_class", "gt_class_name", "iou"}]}``.
     """
     import torch
 
     from wsl.localization import boxes_from_map
+    from wsl.metrics import box_iou
 
+    if class_names is None:
+        class_names = getattr(model, "class_names", None) or getattr(getattr(dataset, "meta", None), "class_names",
+                                                                        None)
     out_dir = Path(out_dir)
-    tiles, labels, paths = [], [], []
+    tiles, labels, paths, records = [], [], [], []
     model.eval()
     for index in indices:
         item = dataset[index]
         image = item["image"].unsqueeze(0).to(device)
         with torch.no_grad():
             logits, maps = model.localize(image, classes=torch.tensor([item["label"]], device=device))
+        probabilities = logits.float().softmax(dim=1)[0].cpu()
         heatmap = maps[0, 0].float().cpu().numpy()
         predicted = boxes_from_map(heatmap, cam_threshold)
-        tile = figure6_tile(denormalize_image(item["image"]), heatmap, item["boxes"].numpy(), predicted)
+        gt_boxes = item["boxes"].numpy()
+        iou = float(box_iou(predicted, gt_boxes).max()) if len(predicted) and len(gt_boxes) else 0.0
+        tile = figure6_tile(denormalize_image(item["image"]), heatmap, gt_boxes, predicted)
         name = str(item["image_id"]).replace("/", "_")
-        paths.append(save_png(out_dir / f"{Path(name).stem}.png", tile))
-        correct = "ok" if int(logits.argmax(1)) == int(item["label"]) else "wrong class"
+        record = {
+            "image_id": str(item["image_id"]),
+            "class": int(probabilities.argmax()),
+            "score": float(probabilities.max()),
+            "gt_class": int(item["label"]),
+            "iou": iou,
+        }
+        record["class_name"] = class_names[record["class"]] if class_names else None
+        record["gt_class_name"] = class_names[record["gt_class"]] if class_names else None
+        label = label_prefix + _caption(record)
+        paths.append(save_png(out_dir / f"{Path(name).stem}.png", make_grid([tile], [label], columns=1, pad=2)))
         tiles.append(tile)
-        labels.append(f"{Path(name).stem[:24]} ({correct})")
+        labels.append(label)
+        records.append(record)
     grid = save_png(out_dir / "grid.png", make_grid(tiles, labels, columns=columns, title=title))
-    return {"images": paths, "grid": grid, "tiles": tiles}
+    return {"images": paths, "grid": grid, "tiles": tiles, "labels": labels, "records": records}
+
+
+def _caption(record: dict) -> str:
+    def name(key: str, index_key: str) -> str:
+        return display_name(record[key]) if record[key] else f"class {record[index_key]}"
+
+    text = f"{name('class_name', 'class')} p={record['score']:.2f}"
+    if record["class"] != record["gt_class"]:
+        text += f" (GT {name('gt_class_name', 'gt_class')})"
+    return f"{text}\nIoU {record['iou']:.2f}"

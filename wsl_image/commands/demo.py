@@ -103,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
     metadata = sim / "metadata" / "CUB"
     summary: dict = {}
     tiles_by_aggregator: dict = {}
+    labels_by_aggregator: dict = {}
     for name in args.aggregators:
         config = TrainConfig(
             data_root=str(sim / "CUB_200_2011"),
@@ -154,11 +155,13 @@ def run(args: argparse.Namespace) -> int:
                 title=f"{PAPER_NAMES.get(name, name)} ({name}), box at tau={threshold:.2f}",
             )
             tiles_by_aggregator[name] = rendered["tiles"]
+            labels_by_aggregator[name] = rendered["labels"]
     if tiles_by_aggregator:
         names = list(tiles_by_aggregator)
         tiles = [tile for name in names for tile in tiles_by_aggregator[name]]
-        labels = [PAPER_NAMES.get(name, name) for name in names for _ in tiles_by_aggregator[name]]
-        title = "rows: " + ", ".join(names) + " (ground truth red, prediction green)"
+        labels = [label for name in names for label in labels_by_aggregator[name]]
+        title = "rows: " + ", ".join(f"{PAPER_NAMES.get(name, name)} ({name})" for name in names) + \
+            " (ground truth red, prediction green)"
         grid = make_grid(tiles, labels, columns=len(tiles_by_aggregator[names[0]]), title=title)
         save_png(out / "overlays" / "comparison.png", grid)
     table = format_table(summary)
