@@ -155,11 +155,14 @@ def test_aggregators_command_lists_plugins(tmp_path):
     (dist_info / "entry_points.txt").write_text("[wsl.aggregators]\ndoubler = wsl_demo_plugin:Doubler\n")
     (dist_info / "RECORD").write_text("")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])}
-    for module in ("wsl_video", "wsl_image"):
-        completed = subprocess.run([sys.executable, "-m", module, "aggregators"], env=env, capture_output=True,
-                                   text=True, timeout=120)
-        assert completed.returncode == 0, completed.stderr
-        line = next(line for line in completed.stdout.splitlines() if line.startswith("doubler"))
+    both = ("from wsl_video.cli import main as video; from wsl_image.cli import main as image; "
+            "assert video(['aggregators']) == 0; print('--'); assert image(['aggregators']) == 0")
+    completed = subprocess.run([sys.executable, "-c", both], env=env, capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr
+    outputs = completed.stdout.split("--\n")
+    assert len(outputs) == 2
+    for output in outputs:  # wsl-video, then wsl-image
+        line = next(line for line in output.splitlines() if line.startswith("doubler"))
         assert "Twice the mean: a minimal third-party aggregator." in line and "wsl-demo-plugin" in line
 
 

@@ -39,7 +39,7 @@ def test_train_image():
     """A short run of the image example: it trains, localizes and prints MaxBoxAccV2 beside the baselines."""
     out = _run("train_image.py", "--epochs", "2")
     assert "MaxBoxAccV2 (%)" in out and "epoch 2:" in out
-    rows = [_row(out, name) for name in ("maa on test_resnet, 2 epochs", "centre Gaussian", "random map")]
+    rows = [_row(out, name) for name in ("maa on test_resnet, 2 epochs", "centre Gaussian", "random 7x7 map")]
     for values in rows:
         assert len(values) == 4 and all(0.0 <= value <= 100.0 for value in values)
         assert min(values[:3]) <= values[3] <= max(values[:3])  # the mean over the three IoU thresholds
