@@ -23,7 +23,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", required=True, help="run folder: config.yaml, checkpoint.pt, history.json, metrics.json"
     )
-    parser.add_argument("--config", help="YAML file with options (the format of DIR/config.yaml); flags override it")
+    parser.add_argument(
+        "--config",
+        help="YAML file with options (the format of DIR/config.yaml; `wsl-image config` prints the defaults); "
+        "flags override it",
+    )
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument(
         "--overwrite", action="store_true", help="replace the run in --out (its outputs are removed first)"

@@ -39,7 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="auto (cuda if available), cpu, cuda, cuda:1, ...")
     parser.add_argument("--no-cache", action="store_true",
                         help="read training features from disk every time instead of keeping them in memory")
-    parser.add_argument("--config", default=None, help="YAML config (same format as DIR/config.yaml)")
+    parser.add_argument("--config", default=None,
+                        help="YAML config (same format as DIR/config.yaml; `wsl-video config` prints the defaults)")
     parser.add_argument("--out", required=True, help="run directory")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     parser.add_argument("--overwrite", action="store_true",
