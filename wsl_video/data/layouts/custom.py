@@ -29,18 +29,23 @@ __all__ = ["ANNOTATION_FILE", "FEATURES_DIR", "SUBSETS", "open_custom"]
 ANNOTATION_FILE = "annotations.json"
 FEATURES_DIR = "features"
 SUBSETS = ("train", "test")
-# Subset names of other annotation files, and what to write instead. "validation" is ActivityNet's
-# test split but THUMOS14's training split, so it is never guessed.
-_HINTS = {"training": "train", "testing": "test", "val": "train or test", "validation": "train or test"}
+# Subset names of other annotation files, and what to write instead.
+_HINTS = {"training": "write 'train' instead", "testing": "write 'test' instead",
+          "validation": "it is the training split of THUMOS14 but the test split of ActivityNet: write 'train' "
+                        "or 'test'"}
+_HINTS["val"] = _HINTS["validation"]
 
 
-def _check_subset(gt_path: Path, entry: Entry) -> None:
-    if entry.subset in SUBSETS:
+def _check_subset(gt_path: Path, name: str, record: object) -> None:
+    subset = record.get("subset") if isinstance(record, dict) else None
+    if subset in SUBSETS:
         return
-    hint = _HINTS.get(entry.subset.lower())
-    advice = f" (write {hint!r} instead)" if hint else ""
-    raise ValueError(f"{gt_path}: video {entry.name} has subset {entry.subset!r}; "
-                     f"the subset must be 'train' or 'test'{advice}")
+    if subset is None or subset == "":
+        raise ValueError(f"{gt_path}: video {name} has no subset; the subset must be 'train' or 'test'")
+    text = str(subset)
+    hint = f"write {text.lower()!r} instead" if text.lower() in SUBSETS else _HINTS.get(text.lower())
+    raise ValueError(f"{gt_path}: video {name} has subset {subset!r}; the subset must be 'train' or 'test'"
+                     + (f" ({hint})" if hint else ""))
 
 
 def open_custom(root: Path, subset: str, *, streams: str = "two", skip_missing: bool = False,
@@ -60,8 +65,8 @@ def open_custom(root: Path, subset: str, *, streams: str = "two", skip_missing: 
     gt_path = root / ANNOTATION_FILE
     data = read_json(gt_path)
     entries = parse_database(data, gt_path, ambiguous_label=None)
-    for entry in entries.values():
-        _check_subset(gt_path, entry)
+    for name, record in data["database"].items():
+        _check_subset(gt_path, str(name), record)
     classes = sorted({label for entry in entries.values() for _, _, label in entry.annotations})
     if not classes:
         raise ValueError(f"{gt_path}: no annotated action in any video, so no class to learn")
