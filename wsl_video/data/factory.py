@@ -36,8 +36,8 @@ def open_dataset(
         subset: ``train`` (THUMOS14 validation set, ActivityNet training set) or ``test`` (THUMOS14 test
             set, ActivityNet validation set); for ``custom``, the subset named in ``annotations.json``.
         data_root: folder holding the features (not used by ``thumos14-sim``).
-        layout: ``auto`` (detected), or ``wtalc``, ``bas``, ``acm`` for THUMOS14; ``activitynet`` for it;
-            ``custom`` for it.
+        layout: ``auto`` (detected), or ``wtalc``, ``bas``, ``acm`` for THUMOS14; ActivityNet and ``custom``
+            have one layout each, named ``activitynet`` and ``custom``.
         streams: ``two`` (one stream per modality: ``rgb`` and ``flow``, or ``rgb`` alone for RGB-only
             features) or ``joint`` (one stream, the modalities concatenated).
         skip_missing: skip videos without feature files (with one warning) instead of raising.
