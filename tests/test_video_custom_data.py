@@ -172,6 +172,19 @@ def test_read_manifest(two_root):
     assert read_manifest(two_root / "manifest.json").streams == ("rgb", "flow")  # order does not matter
 
 
+def test_minimal_hand_written_manifest(two_root):
+    """The keys the docs list for a hand-written manifest are enough (features made by another tool)."""
+    manifest = json.loads((two_root / "manifest.json").read_text())
+    minimal = {"format": "wsl-video-features", "version": 1,
+               "extractor": {"streams": ["rgb", "flow"]},
+               "videos": {name: {key: record[key] for key in ("num_snippets", "seconds_per_snippet")}
+                          for name, record in manifest["videos"].items()}}
+    (two_root / "manifest.json").write_text(json.dumps(minimal))
+    ds = open_dataset("custom", "train", data_root=two_root)
+    assert ds.feature_dims == DIM and ds.extractor == {"streams": ["rgb", "flow"]}
+    assert ds.video("clip_mixed").duration is None  # neither file gives it
+
+
 def test_layout_option(two_root):
     assert len(open_dataset("custom", "test", data_root=two_root, layout="custom")) == 2
     with pytest.raises(ValueError, match="layout"):
