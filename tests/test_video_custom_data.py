@@ -506,3 +506,29 @@ def test_copied_run_evaluates(custom_runs, sim_custom, tmp_path, capsys):
     capsys.readouterr()
     metrics = json.loads((custom_runs["two"] / "metrics.json").read_text())
     np.testing.assert_allclose(json.loads(output.read_text())["mAP"], metrics["mAP"], rtol=0, atol=1e-12)
+
+
+def test_detect_refuses_other_features(custom_runs, sim_custom, tmp_path, capsys):
+    """detect on a data root with other feature sizes or another class list: one line, exit 2, no file."""
+    other_dims = tmp_path / "dims"
+    assert main(["make-sim", "--layout", "custom", "--videos", "4", "--feature-dim", "12", "--seed", "3",
+                 "--out", str(other_dims)]) == 0
+    capsys.readouterr()
+    output = tmp_path / "detections.json"
+    argv = ["detect", "--run", str(custom_runs["two"]), "--output", str(output), "--quiet", "--data-root"]
+    assert main([*argv, str(other_dims)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "12 dims, the model was trained on 8" in error and len(error.splitlines()) == 1
+    assert not output.exists()
+
+    renamed = tmp_path / "renamed"
+    shutil.copytree(sim_custom["two"], renamed)
+    path = renamed / "annotations.json"
+    text = path.read_text()
+    label = json.loads(text)["database"]
+    first = next(a["label"] for entry in label.values() for a in entry["annotations"])
+    path.write_text(text.replace(f'"{first}"', '"SomethingElse"'))
+    assert main([*argv, str(renamed)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "classes only one side has" in error and "SomethingElse" in error and len(error.splitlines()) == 1
+    assert not output.exists()

@@ -24,7 +24,7 @@ import copy
 import json
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Tuple
 
 import numpy as np
 import torch
@@ -36,8 +36,8 @@ from wsl_video.inference import DatasetPrediction
 from wsl_video.model import TemporalLocalizer, weak_label_loss
 
 __all__ = ["resolve_device", "open_data", "split_held_out", "build_model", "train", "load_run", "run_extractor",
-           "evaluate_run", "evaluate_predictions", "jsonable", "CONFIG_FILE", "CHECKPOINT_FILE", "LOG_FILE",
-           "DETECTIONS_FILE", "METRICS_FILE", "RUN_OUTPUTS"]
+           "evaluate_run", "evaluate_predictions", "check_run_classes", "jsonable", "CONFIG_FILE", "CHECKPOINT_FILE",
+           "LOG_FILE", "DETECTIONS_FILE", "METRICS_FILE", "RUN_OUTPUTS"]
 
 CONFIG_FILE = "config.yaml"
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -348,6 +348,18 @@ def load_run(run_dir: str | Path,
     model = build_model(config, dict(state["feature_dims"]), len(state["classes"]))
     model.load_state_dict(state["model"])
     return config, model.to(device).eval(), state
+
+
+def check_run_classes(state: Mapping[str, Any], dataset, run_dir: str | Path) -> None:
+    """Refuse a dataset whose class list differs from the run's (detections would get wrong labels)."""
+    classes = list(state["classes"])
+    if classes != list(dataset.classes):
+        theirs = list(dataset.classes)
+        missing = sorted(set(classes) ^ set(theirs))
+        detail = (f"classes only one side has: {', '.join(missing[:5])}" if missing
+                  else "the same classes in another order")
+        raise ValueError(f"{run_dir} was trained on {len(classes)} classes and {dataset.name} ({dataset.subset}) has "
+                         f"{len(theirs)}, {detail}")
 
 
 def evaluate_predictions(dataset, prediction: DatasetPrediction, tiou_thresholds) -> Dict[str, Any]:
