@@ -31,7 +31,7 @@ __all__ = [
     "ACTIVITYNET_TIOU",
 ]
 
-DATASETS = ("thumos14", "activitynet", "thumos14-sim")
+DATASETS = ("thumos14", "activitynet", "thumos14-sim", "custom")
 THUMOS_TIOU = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 ACTIVITYNET_TIOU = [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95]
 STPN_SPARSITY = 1e-4
@@ -39,7 +39,13 @@ STPN_SPARSITY = 1e-4
 
 @dataclass
 class DataConfig:
-    """Which features to read (see :func:`wsl_video.data.open_dataset`)."""
+    """Which features to read (see :func:`wsl_video.data.open_dataset`).
+
+    ``extractor`` is recorded, not set: training replaces whatever a config file says with the
+    ``extractor`` mapping of the ``manifest.json`` of a ``custom`` dataset (how its features were extracted
+    from the videos). It is None (features of unknown origin) for ``thumos14``, ``activitynet`` and
+    ``thumos14-sim``, and in runs written before it existed. Read it with :func:`wsl_video.train.run_extractor`.
+    """
 
     dataset: str = "thumos14"
     data_root: str | None = None
@@ -50,6 +56,7 @@ class DataConfig:
     seconds_per_snippet: float | None = None
     seed: int = 0  # simulator seed (thumos14-sim)
     sim: Dict[str, Any] = field(default_factory=dict)
+    extractor: Dict[str, Any] | None = None  # recorded from the custom dataset's manifest.json
 
 
 @dataclass
@@ -130,11 +137,12 @@ _SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "in
 # (tests/test_cli_consistency.py checks that every key has one).
 CONFIG_COMMENTS = {
     "data": "Which features to read.",
-    "data.dataset": "thumos14, activitynet, or thumos14-sim (simulated THUMOS14 features, no files needed).",
+    "data.dataset": "thumos14, activitynet, thumos14-sim (simulated THUMOS14 features, no files needed) or custom "
+                    "(own videos: annotations.json + manifest.json + features/ under data_root).",
     "data.data_root": "Folder with the features and annotations (null for thumos14-sim); stored absolute in a run.",
-    "data.layout": "Feature layout on disk: auto (detected), wtalc, bas or acm (THUMOS14), activitynet.",
-    "data.streams": "two: separate RGB and flow models fused at the score level; joint: one model on the "
-                    "concatenated vector.",
+    "data.layout": "Feature layout on disk: auto (detected), wtalc, bas or acm (THUMOS14), activitynet, custom.",
+    "data.streams": "two: separate RGB and flow models fused at the score level (RGB alone for RGB-only "
+                    "features); joint: one model on the concatenated vector.",
     "data.test_videos": "THUMOS14 test videos: 212 (all) or 210 (without two wrongly annotated ones); "
                         "null: 212 for thumos14.",
     "data.skip_missing": "true: skip videos whose feature files are missing (one warning); false: fail.",
@@ -143,6 +151,8 @@ CONFIG_COMMENTS = {
     "data.seed": "Seed of the thumos14-sim simulator.",
     "data.sim": "thumos14-sim simulator overrides, e.g. {videos: 50, feature_dim: 32} "
                 "(see wsl_video.data.sim.SimConfig).",
+    "data.extractor": "Recorded, not set: a custom dataset's manifest.json extractor settings, copied at train "
+                      "time; null for the other datasets.",
     "model": "The aggregator and one linear classifier per stream.",
     "model.aggregator": "Aggregator name: maa (MAAN), weighted_sum (STPN), dropout, norm, softmax_norm, mean, max, "
                         "topk_mean or any plugin (`wsl-video aggregators` lists them).",
@@ -229,6 +239,8 @@ def validate_config(config: RunConfig) -> None:
     _check(data.dataset in DATASETS, f"data.dataset must be one of {DATASETS}, got {data.dataset!r}")
     _check(data.streams in ("two", "joint"), f"data.streams must be 'two' or 'joint', got {data.streams!r}")
     _check(isinstance(data.sim, dict), "data.sim must be a mapping of simulator overrides")
+    _check(data.extractor is None or isinstance(data.extractor, dict),
+           f"data.extractor must be a mapping or null, got {data.extractor!r}")
     _check(isinstance(config.model.aggregator, str), "model.aggregator must be a name")
     _check(isinstance(config.model.aggregator_kwargs, dict), "model.aggregator_kwargs must be a mapping")
     for key in ("iterations", "batch_size", "num_segments", "checkpoint_every", "log_every"):
