@@ -198,7 +198,8 @@ def test_help_states_defaults(prog):
         formatter = subparser._get_formatter()
         for action in subparser._actions:
             default = action.default
-            if default in (None, False, argparse.SUPPRESS) or default == [] or not action.option_strings:
+            if default is None or default is False or default == argparse.SUPPRESS or default == [] \
+                    or not action.option_strings:  # (identity: a default of 0 must be stated too)
                 continue
             text = formatter._expand_help(action) if action.help else ""
             if "default" not in text.lower() or not _mentions(text, default):

@@ -1,7 +1,8 @@
 """Training configuration of the CAM model: one dataclass, read from and written to YAML.
 
 ``DIR/config.yaml`` written by ``wsl-image train`` holds the full resolved configuration and is
-read back by ``--config``, ``--resume``, ``evaluate`` and ``localize``.
+read back by ``--config``, ``--resume``, ``evaluate`` and ``localize``. ``wsl-image config`` prints the
+defaults with the comment of every option (:data:`CONFIG_COMMENTS`, :func:`config_yaml`).
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 A run directory holds ``config.yaml`` with every field below; ``wsl-video train --config FILE`` reads
 the same format (any subset of the fields), and command-line flags override it. Unknown sections or
-keys are rejected with a ``ValueError`` that names them.
+keys are rejected with a ``ValueError`` that names them. ``wsl-video config`` prints the defaults with the
+comment of every key (:data:`CONFIG_COMMENTS`, :func:`config_yaml`).
 """
 
 from __future__ import annotations

@@ -27,8 +27,8 @@ class DefaultsHelpFormatter(argparse.HelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         default = action.default
-        if (not action.option_strings or "default" in text.lower() or default in (None, False, argparse.SUPPRESS)
-                or (isinstance(default, (list, tuple)) and not default)):
+        if (not action.option_strings or "default" in text.lower() or default is None or default is False
+                or default == argparse.SUPPRESS or (isinstance(default, (list, tuple)) and not default)):
             return text
         shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else str(default)
         return f"{text} (default: {shown.replace('%', '%%')})".lstrip()
