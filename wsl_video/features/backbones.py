@@ -19,7 +19,8 @@ swin3d_t/s      768   short256_crop224            ImageNet (0.485, 0.456, 0.406)
 swin3d_b        1024  short256_crop224            same                                   32 frames, 15 fps
 ==============  ====  ==========================  =====================================  ==================
 
-MViT takes exactly 16 x 224 x 224 clips (its positional tables are built for that size).
+MViT takes exactly 16 x 224 x 224 clips (its positional tables are built for that size); S3D takes
+clips of at least 14 frames.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class BackboneSpec:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     fixed_input: tuple[int, int, int] | None = None  # (T, H, W) the model requires, if any
+    min_frames: int = 1  # shortest clip the model takes
 
 
 VIDEO_BACKBONES = {
@@ -56,7 +58,7 @@ VIDEO_BACKBONES = {
         BackboneSpec("r3d_18", "R3D_18_Weights", "fc", 512, "resize128x171_crop112", *_KINETICS),
         BackboneSpec("mc3_18", "MC3_18_Weights", "fc", 512, "resize128x171_crop112", *_KINETICS),
         BackboneSpec("r2plus1d_18", "R2Plus1D_18_Weights", "fc", 512, "resize128x171_crop112", *_KINETICS),
-        BackboneSpec("s3d", "S3D_Weights", "classifier", 1024, "resize256x256_crop224", *_KINETICS),
+        BackboneSpec("s3d", "S3D_Weights", "classifier", 1024, "resize256x256_crop224", *_KINETICS, min_frames=14),
         BackboneSpec("mvit_v1_b", "MViT_V1_B_Weights", "head", 768, "short256_crop224", *_MVIT, (16, 224, 224)),
         BackboneSpec("mvit_v2_s", "MViT_V2_S_Weights", "head", 768, "short256_crop224", *_MVIT, (16, 224, 224)),
         BackboneSpec("swin3d_t", "Swin3D_T_Weights", "head", 768, "short256_crop224", *_IMAGENET),
@@ -96,6 +98,9 @@ class VideoBackbone(nn.Module):
         if fixed is not None and tuple(clips.shape[2:]) != fixed:
             raise ValueError(f"{self.spec.name} takes clips of exactly {fixed[0]} x {fixed[1]} x {fixed[2]} "
                              f"(T x H x W), got {tuple(clips.shape[2:])}")
+        if clips.shape[2] < self.spec.min_frames:
+            raise ValueError(f"{self.spec.name} takes clips of at least {self.spec.min_frames} frames, "
+                             f"got {clips.shape[2]}")
         if self.spec.name == "s3d":  # its average pool has a fixed 2x7x7 kernel: average whatever map there is
             return self.model.features(clips).mean(dim=(2, 3, 4))
         return self.model(clips)

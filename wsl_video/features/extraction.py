@@ -138,7 +138,11 @@ class FeatureExtractor:
             from wsl_video.features.backbones import load_video_backbone
 
             networks = {"rgb": load_video_backbone(s.backbone, s.rgb_weights)}
-            fixed = networks["rgb"].spec.fixed_input
+            spec = networks["rgb"].spec
+            if s.snippet < spec.min_frames:
+                raise ValueError(f"{s.backbone} takes clips of at least {spec.min_frames} frames, "
+                                 f"got snippet {s.snippet}")
+            fixed = spec.fixed_input
             if fixed is not None and (s.snippet, self.resize.output_size, self.resize.output_size) != fixed:
                 raise ValueError(f"{s.backbone} takes clips of exactly {fixed[0]} frames of {fixed[1]}x{fixed[2]}: "
                                  f"snippet {s.snippet} with resize {s.resize} gives {s.snippet} frames of "

@@ -204,7 +204,8 @@ class RaftFlow:
         batch_size: frame pairs per forward pass.
 
     Frames are scaled to [-1, 1] as torchvision's RAFT transforms do, padded at the bottom and right
-    (edge values) to a multiple of 8 pixels, and the flow is cut back to the frame size.
+    (edge values) to a multiple of 8 pixels and at least 128 (RAFT's smallest input), and the flow is
+    cut back to the frame size.
     """
 
     def __init__(self, model: str = "raft_large", weights: str | Path | None = "DEFAULT", iterations: int = 12,
@@ -240,7 +241,7 @@ class RaftFlow:
 
         _check_frames(frames)
         height, width = frames.shape[1:3]
-        pad_h, pad_w = (-height) % 8, (-width) % 8
+        pad_h, pad_w = max(128, height + (-height) % 8) - height, max(128, width + (-width) % 8) - width
         out = np.empty((len(frames) - 1, height, width, 2), np.float32)
         with torch.inference_mode():
             images = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
