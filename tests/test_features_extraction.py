@@ -81,13 +81,16 @@ def test_matches_a_manual_composition(tmp_path):
             np.testing.assert_allclose(result.features["flow"][i], flow[0].numpy(), rtol=1e-5, atol=1e-12)
 
 
-def test_a_video_does_not_depend_on_the_others(tmp_path, extractor):
+def test_a_video_does_not_depend_on_the_others_or_the_workers(tmp_path, extractor):
     a = write_video(tmp_path / "a.mp4", moving_pattern(20, 24, 32, dx=1), 25)
     b = write_video(tmp_path / "b.mp4", moving_pattern(28, 24, 32, dy=2, seed=3), 25)
     alone = extractor.extract(a).features
     extractor.extract(b)
     after = extractor.extract(a).features
     assert all(np.array_equal(alone[s], after[s]) for s in alone)
+    with FeatureExtractor(ExtractionSettings(**SMALL), device="cpu", batch_size=3, workers=2) as parallel:
+        pooled = parallel.extract(a).features  # TV-L1 in two worker processes
+    assert all(np.array_equal(alone[s], pooled[s]) for s in alone)
 
 
 def test_exception_short_and_bad(tmp_path, extractor):
