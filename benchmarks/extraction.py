@@ -6,14 +6,16 @@ video handled per second of computation; a 16-frame snippet is 0.64 s of video):
 
 - decode: PyAV decoding, resampling to 25 fps and scaling to the 256-pixel shorter side (frames/s);
 - TV-L1 and RAFT (large and small, 12 iterations) between consecutive scaled frames (pairs/s; one
-  process, one OpenCV thread for TV-L1: ``--workers N`` processes scale it by about N);
+  process, one OpenCV thread for TV-L1: ``--workers N`` processes scale it by about N). TV-L1's cost
+  depends on the motion (it stops when it converges): its pairs are spread over the excerpt below;
 - I3D RGB and flow forward passes on 16 x 224 x 224 clips, batches of ``--batch-size`` (snippets/s);
 - the whole of ``FeatureExtractor.extract`` on an excerpt of the video, with the share of its time
   spent outside the two networks (decoding, flow, cropping and scaling, copies).
 
 Networks run with random weights (the speed is the same as with the real checkpoints). The input is
 the real clip ``/work/shared/data/videos/v_GGSY1Qvo990.mp4`` (320x240, 19.62 fps) when present, else a
-synthetic 320x240 25 fps video.
+synthetic 320x240 25 fps video. On one CPU thread with TV-L1 in the main process, times are the
+process's CPU time, so other jobs on a shared machine do not change them; otherwise wall-clock time.
 
     OMP_NUM_THREADS=1 python benchmarks/extraction.py --threads 1     # the README figures
     python benchmarks/extraction.py --device cuda --workers 8
@@ -129,15 +131,17 @@ def main(argv=None) -> str:
     rate = frames_decoded / _median_time(decode, repeats, device)
     rows.append(("decode + resample + scale", "frames/s", rate, rate / 25))
 
-    frames = np.concatenate(list(VideoDecoder(video, 25, resize, limit_seconds=(pairs + 1) / 25 + 0.01).chunks()))
-    frames = frames[:pairs + 1]
+    excerpt = np.concatenate(list(VideoDecoder(video, 25, resize, limit_seconds=seconds).chunks()))
+    frames = excerpt[:pairs + 1]
     height, width = frames.shape[1:3]
 
-    # optical flow
+    # optical flow. TV-L1 stops iterating when it converges, so its cost depends on the motion: its pairs are
+    # spread over the whole excerpt that is extracted below. RAFT's cost does not: consecutive frames.
+    starts = np.linspace(0, len(excerpt) - 2, pairs).round().astype(int)
     opencv_threads = cv2.getNumThreads()
     cv2.setNumThreads(1)  # as in each worker process
     with TVL1Flow(workers=0) as tvl1:
-        rate = pairs / _median_time(lambda: tvl1(frames), repeats, torch.device("cpu"))
+        rate = pairs / _median_time(lambda: [tvl1(excerpt[j:j + 2]) for j in starts], repeats, torch.device("cpu"))
     cv2.setNumThreads(opencv_threads)
     rows.append((f"TV-L1 ({width}x{height}, 1 process)", "pairs/s", rate, rate / 25))
     iterations = 1 if args.quick else 12

@@ -141,8 +141,8 @@ def test_bad_videos_are_reported_and_skipped(tmp_path, videos, capsys):
 @pytest.mark.parametrize(("extra", "message"), [
     (["--shard", "2/2"], "between 0 and 1"), (["--shard", "1"], "I/N"), (["--shard", "a/b"], "I/N"),
     (["--shard", "0/0"], "at least 1"), (["--shard=-1/2"], "between 0 and 1"),
-    (["--workers", "many"], "--workers"), (["--batch-size", "0"], "--batch-size"), (["--resize", "huge"], "resize mode"),
-    (["--fps", "-5"], "fps"),
+    (["--workers", "many"], "--workers"), (["--batch-size", "0"], "--batch-size"),
+    (["--resize", "huge"], "resize mode"), (["--fps", "-5"], "fps"),
 ])
 def test_exception_bad_options(tmp_path, videos, capsys, extra, message):
     assert main(["extract", str(videos[0]), "--out", str(tmp_path / "out"), *FAST, *extra]) == 2

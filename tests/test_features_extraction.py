@@ -88,8 +88,8 @@ def test_a_video_does_not_depend_on_the_others_or_the_workers(tmp_path, extracto
     extractor.extract(b)
     after = extractor.extract(a).features
     assert all(np.array_equal(alone[s], after[s]) for s in alone)
-    with FeatureExtractor(ExtractionSettings(**SMALL), device="cpu", batch_size=3, workers=2) as parallel:
-        pooled = parallel.extract(a).features  # TV-L1 in two worker processes
+    with FeatureExtractor(ExtractionSettings(**SMALL), device="cpu", batch_size=3, workers=1) as parallel:
+        pooled = parallel.extract(a).features  # TV-L1 in a worker process
     assert all(np.array_equal(alone[s], pooled[s]) for s in alone)
 
 

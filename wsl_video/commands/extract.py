@@ -147,7 +147,8 @@ def run(args: argparse.Namespace) -> int:
                 if status == "other-source":
                     failed.append(stem)
                     say(f"failed {path}: {args.out} already holds {stem!r} extracted from "
-                        f"{store.read_record(stem).get('source')} (not overwritten)")
+                        f"{store.read_record(stem).get('source')} (not overwritten; delete "
+                        f"{store.record_path(stem)} to extract it again)")
                     overall.update(1)
                     continue
                 total = None
