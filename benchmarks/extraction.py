@@ -13,7 +13,7 @@ video handled per second of computation; a 16-frame snippet is 0.64 s of video):
   spent outside the two networks (decoding, flow, cropping and scaling, copies).
 
 Networks run with random weights (the speed is the same as with the real checkpoints). The input is
-the real clip ``/work/shared/data/videos/v_GGSY1Qvo990.mp4`` (320x240, 19.62 fps) when present, else a
+the real clip ``../shared/data/videos/v_GGSY1Qvo990.mp4`` (320x240, 19.62 fps) when present, else a
 synthetic 320x240 25 fps video. On one CPU thread with TV-L1 in the main process, times are the
 process's CPU time, so other jobs on a shared machine do not change them; otherwise wall-clock time.
 
@@ -43,7 +43,9 @@ from wsl_video.features.flow import RaftFlow, TVL1Flow  # noqa: E402
 from wsl_video.features.i3d import load_i3d  # noqa: E402
 from wsl_video.features.settings import ExtractionSettings  # noqa: E402
 
-REAL_CLIP = Path("/work/shared/data/videos/v_GGSY1Qvo990.mp4")
+REAL_CLIP = next((p for p in (ROOT.parent / "shared" / "data" / "videos" / "v_GGSY1Qvo990.mp4",
+                              Path("/work/shared/data/videos/v_GGSY1Qvo990.mp4")) if p.is_file()),
+                 ROOT.parent / "shared" / "data" / "videos" / "v_GGSY1Qvo990.mp4")
 
 
 def _synthetic_video(path: Path, seconds: float, width: int = 320, height: int = 240) -> Path:

@@ -8,7 +8,9 @@ from typing import Sequence
 
 import numpy as np
 
-REAL_VIDEOS = Path("/work/shared/data/videos")
+# the shared data folder beside the repository (../shared), or the machine-wide one for a git worktree
+_VIDEO_FOLDERS = [Path(__file__).resolve().parents[2] / "shared" / "data" / "videos", Path("/work/shared/data/videos")]
+REAL_VIDEOS = next((p for p in _VIDEO_FOLDERS if p.is_dir()), _VIDEO_FOLDERS[0])
 CLEAN_AND_JERK = REAL_VIDEOS / "v_GGSY1Qvo990.mp4"  # 19.62 fps, 320x240, 355 frames
 DOG_WALK = REAL_VIDEOS / "v_ZNVhz7ctTq0.mp4"  # 30 fps, 480x360, 420 frames
 
