@@ -82,6 +82,12 @@ def test_resume_skips_finished_videos(tmp_path, videos, capsys):
     (foreign / "notes.txt").write_text("mine")
     assert main(["extract", str(videos[0]), "--out", str(foreign), *FAST]) == 2
     assert "not a features folder" in capsys.readouterr().err
+    annotated = tmp_path / "annotated"  # a dataset folder started with its annotations is fine
+    annotated.mkdir()
+    (annotated / "annotations.json").write_text("{}")
+    assert main(["extract", str(videos[0]), "--out", str(annotated), *FAST]) == 0
+    assert (annotated / "annotations.json").read_text() == "{}"
+    capsys.readouterr()
     # the same stem from another file is not overwritten
     other = write_video(tmp_path / "a.mp4", moving_pattern(9, 24, 32, dy=1), 25)
     assert main(["extract", str(other), "--out", str(out), *FAST]) == 0
@@ -142,7 +148,7 @@ def test_bad_videos_are_reported_and_skipped(tmp_path, videos, capsys):
     (["--shard", "2/2"], "between 0 and 1"), (["--shard", "1"], "I/N"), (["--shard", "a/b"], "I/N"),
     (["--shard", "0/0"], "at least 1"), (["--shard=-1/2"], "between 0 and 1"),
     (["--workers", "many"], "--workers"), (["--batch-size", "0"], "--batch-size"),
-    (["--resize", "huge"], "resize mode"), (["--fps", "-5"], "fps"),
+    (["--resize", "huge"], "resize mode"), (["--fps", "-5"], "fps"), (["--device", "tpu:7"], "device"),
 ])
 def test_exception_bad_options(tmp_path, videos, capsys, extra, message):
     assert main(["extract", str(videos[0]), "--out", str(tmp_path / "out"), *FAST, *extra]) == 2

@@ -65,9 +65,12 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
             return torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', '0') or 0) % torch.cuda.device_count()}")
         return torch.device("cpu")
     try:
-        return torch.device(device)
+        chosen = torch.device(device)
     except (RuntimeError, TypeError):
         raise ValueError(f"unknown device {device!r}") from None
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r}: CUDA is not available on this machine")
+    return chosen
 
 
 class FeatureExtractor:

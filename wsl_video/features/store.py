@@ -42,6 +42,7 @@ __all__ = ["FeatureStore", "MANIFEST_FORMAT", "MANIFEST_VERSION", "read_manifest
 
 MANIFEST_FORMAT = "wsl-video-features"
 MANIFEST_VERSION = 1
+ANNOTATIONS = "annotations.json"
 _RECORD_KEYS = ("source", "source_fps", "duration", "frames", "num_snippets", "seconds_per_snippet")
 
 
@@ -126,7 +127,8 @@ class FeatureStore:
                     raise ValueError(f"{self.root}: holds features extracted with other settings "
                                      f"({'; '.join(differences)}); use another output folder")
                 return
-            others = sorted(p.name for p in self.root.iterdir() if p.name != self.lock_path.name)
+            # a new folder may already hold the dataset's annotations.json, nothing else
+            others = sorted(p.name for p in self.root.iterdir() if p.name not in (self.lock_path.name, ANNOTATIONS))
             if others:
                 raise ValueError(f"{self.root}: not empty and not a features folder written by wsl-video extract "
                                  f"(holds {', '.join(others[:3])}{' ...' if len(others) > 3 else ''}); "
