@@ -22,3 +22,11 @@ def test_aggregators_benchmark_smoke():
 def test_maa_truncation_benchmark_smoke():
     table = _load("maa_truncation").main(["--max-n", "200"])
     assert "| 32 | 36 |" in table and "float64" in table
+
+
+def test_extraction_benchmark_smoke():
+    table = _load("extraction").main(["--quick"])
+    for stage in ("| decode + resample + scale |", "| TV-L1", "| RAFT small", "| I3D rgb", "| I3D flow",
+                  "| whole excerpt"):
+        assert stage in table
+    assert "outside the networks" in table

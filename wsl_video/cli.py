@@ -13,6 +13,7 @@ COMMANDS = {
     "demo": "wsl_video.commands.demo",
     "plot": "wsl_video.commands.plot",
     "make-sim": "wsl_video.commands.make_sim",
+    "extract": "wsl_video.commands.extract",
     "config": "wsl_video.commands.config",
     "aggregators": "wsl_video.commands.aggregators",
 }
@@ -21,7 +22,7 @@ COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     return run_cli(
         "wsl-video",
-        "Weakly-supervised temporal action localization (MAAN and baselines) on I3D features.",
+        "Weakly-supervised temporal action localization (MAAN and baselines) from I3D features or video files.",
         COMMANDS,
         argv,
     )
