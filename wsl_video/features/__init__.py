@@ -35,14 +35,19 @@ _EXPORTS = {
     "VideoBackbone": "backbones", "VIDEO_BACKBONES": "backbones", "load_video_backbone": "backbones",
     "ExtractionSettings": "settings", "extractor_differences": "settings", "BACKBONES": "settings",
     "FeatureExtractor": "extraction", "VideoFeatures": "extraction", "extract_video": "extraction",
-    "FeatureStore": "store", "read_manifest": "store",
+    "FeatureStore": "store",
     "parse_shard": "sharding", "select_shard": "sharding", "shard_from_environment": "sharding",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = sorted([*_EXPORTS, "read_manifest"])
 
 
 def __getattr__(name: str):
+    if name == "read_manifest":  # one reader for the manifest, shared with the custom dataset
+        from wsl_video.data.manifest import read_manifest
+
+        globals()[name] = read_manifest
+        return read_manifest
     if name not in _EXPORTS:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
@@ -51,4 +56,4 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+    return sorted(set(globals()) | set(__all__))

@@ -36,43 +36,13 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 
 from wsl.utils.io import atomic_write_json, atomic_writer
+from wsl_video.data.manifest import MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION
 from wsl_video.features.settings import extractor_differences
 
-__all__ = ["FeatureStore", "MANIFEST_FORMAT", "MANIFEST_VERSION", "read_manifest"]
+__all__ = ["FeatureStore"]
 
-MANIFEST_FORMAT = "wsl-video-features"
-MANIFEST_VERSION = 1
 ANNOTATIONS = "annotations.json"
 _RECORD_KEYS = ("source", "source_fps", "duration", "frames", "num_snippets", "seconds_per_snippet")
-
-
-def read_manifest(path: str | Path) -> dict[str, Any]:
-    """Read and check a ``manifest.json`` (a file, or the folder holding it).
-
-    Raises:
-        FileNotFoundError: no manifest.
-        ValueError: not JSON, another format or version, or a video record without a contract key.
-    """
-    path = Path(path)
-    if path.is_dir():
-        path = path / "manifest.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"features manifest not found: {path}")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
-        raise ValueError(f"{path}: not a {MANIFEST_FORMAT} manifest")
-    if manifest.get("version") != MANIFEST_VERSION:
-        raise ValueError(f"{path}: manifest version {manifest.get('version')!r}, this reader knows {MANIFEST_VERSION}")
-    if not isinstance(manifest.get("extractor"), dict) or not isinstance(manifest.get("videos"), dict):
-        raise ValueError(f"{path}: manifest lacks the 'extractor' or 'videos' mapping")
-    for stem, record in manifest["videos"].items():
-        missing = [k for k in _RECORD_KEYS if not isinstance(record, dict) or k not in record]
-        if missing:
-            raise ValueError(f"{path}: video {stem!r} lacks {', '.join(missing)}")
-    return manifest
 
 
 @contextlib.contextmanager
@@ -99,7 +69,7 @@ class FeatureStore:
         self.root = Path(root)
         if self.root.exists() and not self.root.is_dir():
             raise ValueError(f"{self.root}: exists and is not a folder")
-        self.manifest_path = self.root / "manifest.json"
+        self.manifest_path = self.root / MANIFEST_FILE
         self.records_dir = self.root / "manifest.d" / "videos"
         self.extractor_path = self.root / "manifest.d" / "extractor.json"
         self.lock_path = self.root / ".manifest.lock"
