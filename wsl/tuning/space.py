@@ -107,8 +107,8 @@ class Setting:
 
     def describe(self) -> str:
         if self.choices is not None:
-            text = "one of " + ", ".join(format_value(v) if not isinstance(v, (list, tuple))
-                                         else f"[{format_value(v)}]" for v in self.choices)
+            text = "one of " + ", ".join(f"[{format_value(v)}]" if isinstance(v, (list, tuple)) and len(v) > 1
+                                         else format_value(v) for v in self.choices)
         elif self.low is not None:
             scale = "log-uniform" if self.log else "uniform"
             kind = "integer" if self.integer else "number"

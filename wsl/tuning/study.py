@@ -495,7 +495,7 @@ def write_outputs(task: TuneTask, study, out: Path, url: str, name: str) -> Dict
     if best is None:
         (out / BEST_FILE).unlink(missing_ok=True)
         return summary
-    settings = task.space.decode(best.params) | best.user_attrs.get("settings", {})
+    settings = task.space.fixed("train") | task.space.decode(best.params) | best.user_attrs.get("settings", {})
     per_seed = best.user_attrs.get("per_seed") or []
     header = [
         f"chosen by {task.command}: trial {best.number} of study '{name}' ({url}), "
