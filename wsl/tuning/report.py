@@ -13,6 +13,8 @@ from wsl.tuning.space import SearchSpace, format_value
 
 __all__ = ["STATE_NAMES", "trial_rows", "write_trials_csv", "setting_importances", "plot_study"]
 
+MIN_TRIALS = 3  # finished trials before importances are computed
+MIN_OBSERVATIONS = 8  # scored settings (a trial scores one per checkpoint and inference setting)
 STATE_NAMES = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed", "RUNNING": "running",
                "WAITING": "waiting"}
 
@@ -103,9 +105,11 @@ def setting_importances(trials: Sequence, space: SearchSpace) -> Tuple[Dict[str,
     read_off = [name for name in space.searched() if space.settings[name].kind != "train"]
     read_off_choices = {name: [format_value(v) for v in space.settings[name].options] for name in read_off}
     observations = []
+    scored = 0
     for trial in trials:
         if trial.state.name not in ("COMPLETE", "PRUNED"):
             continue
+        scored += 1
         base = {name: value for name, value in trial.params.items() if name in space.settings}
         distributions = {name: trial.distributions[name] for name in base}
         for settings, score in trial.user_attrs.get("profile") or []:
@@ -120,11 +124,10 @@ def setting_importances(trials: Sequence, space: SearchSpace) -> Tuple[Dict[str,
                         distributions[name] = CategoricalDistribution(read_off_choices[name])
             observations.append((params, dict(distributions), float(score)))
     searched = space.searched()
-    minimum = 4
-    if len(observations) < minimum or not searched:
-        reason = (f"importance needs at least {minimum} scored settings (this study has {len(observations)})"
-                  if searched else "nothing is searched")
-        return None, reason
+    if not searched:
+        return None, "nothing is searched"
+    if scored < MIN_TRIALS or len(observations) < MIN_OBSERVATIONS:
+        return None, (f"importance needs at least {MIN_TRIALS} finished trials\n(this study has {scored})")
     study = optuna.create_study(direction="maximize")
     for params, distributions, score in observations:
         study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, value=score))
@@ -135,11 +138,14 @@ def setting_importances(trials: Sequence, space: SearchSpace) -> Tuple[Dict[str,
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            importances = optuna.importance.get_param_importances(
-                study, evaluator=PedAnovaImportanceEvaluator(), params=varying)
+            raw = optuna.importance.get_param_importances(
+                study, evaluator=PedAnovaImportanceEvaluator(), params=varying, normalize=False)
     except (ValueError, RuntimeError, ZeroDivisionError) as error:
-        return None, f"importance could not be computed yet ({error})"
-    return {name: float(value) for name, value in importances.items()}, ""
+        return None, f"importance could not be computed yet\n({error})"
+    total = sum(raw.values())
+    if not total > 0:
+        return None, "no setting made a measurable difference yet"
+    return {name: float(value) / total for name, value in raw.items()}, ""
 
 
 def plot_study(path: str | Path, trials: Sequence, space: SearchSpace, *, title: str, metric: str,

@@ -468,6 +468,19 @@ def _worker_process(factory: Callable[..., TuneTask], kwargs: Dict[str, Any], op
     return _Worker(task, study, options, Path(options.out), lock, prefix=f"[process {index}] ").run()
 
 
+def _worker_main(factory, kwargs, options, url, name, index, errors) -> None:
+    """A process started by ``jobs``: bad input goes back to the parent as one line."""
+    import sys
+
+    try:
+        _worker_process(factory, kwargs, options, url, name, index)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except (ValueError, FileNotFoundError, KeyError, OSError) as error:
+        errors.put(str(error))
+        sys.exit(2)
+
+
 def _lock_path(url: str) -> Path | None:
     path = _sqlite_path(url)
     return None if path is None else path.with_name(path.name + ".lock")
@@ -629,27 +642,39 @@ def run_study(task: TuneTask, options: TuneOptions) -> Dict[str, Any]:
                                              "per_seed": evaluation.per_seed})
             worker.echo(f"base settings: {task.scale * evaluation.score:.1f}{task.unit} "
                         f"({_settings_text(params | evaluation.settings)})")
-        pool = None
-        futures = []
+        processes: list = []
         try:
             if options.jobs > 1:
                 import multiprocessing
-                from concurrent.futures import ProcessPoolExecutor
 
+                context = multiprocessing.get_context("spawn")
+                errors = context.SimpleQueue()
                 factory, kwargs = task.worker()
                 plain = {k: v for k, v in vars(options).items() if k != "echo"} | {"jobs": 1, "out": str(out)}
                 plain["echo"] = print if options.echo is not None else None
-                pool = ProcessPoolExecutor(max_workers=options.jobs - 1,
-                                           mp_context=multiprocessing.get_context("spawn"))
-                futures = [pool.submit(_worker_process, factory, kwargs, plain, url, name, index + 2)
-                           for index in range(options.jobs - 1)]
+                for index in range(options.jobs - 1):
+                    process = context.Process(target=_worker_main, name=f"tune-process-{index + 2}",
+                                              args=(factory, kwargs, plain, url, name, index + 2, errors))
+                    process.start()
+                    processes.append(process)
             worker.run()
-            for future in futures:
-                future.result()
+            for process in processes:
+                process.join()
+            failed = [p for p in processes if p.exitcode != 0]
+            if failed:
+                message = errors.get() if not errors.empty() else f"exit status {failed[0].exitcode}"
+                raise ValueError(f"{failed[0].name}: {message}")
+        except BaseException:
+            for process in processes:  # stop the other processes of this command; their trials run again later
+                if process.is_alive():
+                    process.terminate()
+            raise
         finally:
-            if pool is not None:
-                pool.shutdown(wait=True, cancel_futures=True)
+            for process in processes:
+                process.join()
             with lock:
+                if processes:
+                    _recover(study, options.trials, out)
                 summary = write_outputs(task, study, out, url, name)
         summary["continued"] = continuing
         return summary
