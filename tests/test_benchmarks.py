@@ -22,3 +22,17 @@ def test_aggregators_benchmark_smoke():
 def test_maa_truncation_benchmark_smoke():
     table = _load("maa_truncation").main(["--max-n", "200"])
     assert "| 32 | 36 |" in table and "float64" in table
+
+
+def test_tune_transfer_benchmark_smoke(tmp_path):
+    import json
+
+    module = _load("tune_transfer")
+    argv = ["--out", str(tmp_path), "--quick", "--videos", "10", "--sim", "feature_dim=8", "--trials", "2",
+            "--tune-seeds", "0", "--seeds", "0", "--aggregators", "weighted_sum"]
+    assert module.main(argv) == 0
+    results = json.loads((tmp_path / "results.json").read_text())["aggregators"]["weighted_sum"]
+    assert {"held_out_default", "held_out_tuned", "test_default", "test_tuned"} <= set(results)
+    assert not (tmp_path / "data-train-only" / "features" / "test").exists()
+    assert (tmp_path / "data" / "features" / "test").is_dir()
+    assert "| weighted_sum |" in (tmp_path / "table.md").read_text()

@@ -133,6 +133,32 @@ def test_best_yaml_round_trips_through_train(bas_root, space_file, tmp_path):
     assert "iteration {0}/{0}".format(values["train"]["iterations"]) in (run / "train.log").read_text()
 
 
+def test_checkpoints_continue_one_run_exactly(tmp_path):
+    """Scores read off a run at successive checkpoints equal those of runs trained straight to each length."""
+    from wsl_video.config import RunConfig
+    from wsl_video.train import load_run, train
+    from wsl_video.tune import VideoTuneTask, apply_settings
+
+    config = RunConfig()
+    config.data.dataset, config.data.sim = "thumos14-sim", {"videos": 12, "feature_dim": 8}
+    config.train.device, config.train.batch_size = "cpu", 4
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump(SPACE))
+    task = VideoTuneTask(config, held_out=3, space_file=str(space))
+    grid = task.space.grid()
+    params = {"lr": 1e-3, "weight_decay": 1e-4, "sparsity_weight": 1e-3}
+    evaluation = task.evaluate(params, [4, 8], grid, tmp_path / "trial")
+    assert "resumed at iteration 4" in (tmp_path / "trial" / "seed0" / "train.log").read_text()
+    for iterations in (4, 8):
+        straight = apply_settings(task.config, {**params, "iterations": iterations})
+        train(straight, tmp_path / f"straight{iterations}", evaluate=False, progress=False, train_set=task.fit)
+        _, model, _ = load_run(tmp_path / f"straight{iterations}")
+        scores = task.score_grid(model, straight, grid)
+        read_off = [score for settings, score in evaluation.profile if settings["iterations"] == iterations]
+        assert read_off == scores
+    assert evaluation.score == max(score for _, score in evaluation.profile)
+
+
 def _python():
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
                OMP_NUM_THREADS="1")

@@ -56,11 +56,11 @@ VIDEO_KEYS = {
 #: The default search space (``docs/tuning.md``); a ``--space`` YAML file overrides it key by key.
 DEFAULT_SPACE: Dict[str, Any] = {
     "lr": {"low": 1e-4, "high": 3e-3, "log": True},
-    "weight_decay": {"low": 1e-5, "high": 1e-1, "log": True},
+    "weight_decay": {"low": 1e-5, "high": 1.0, "log": True},
     "sparsity_weight": {"low": 1e-4, "high": 1.0, "log": True},
     "iterations": {"choices": [500, 1000, 2000, 3000, 5000]},
     "video_scores": {"choices": ["sampled", "full"]},
-    "cas_thresholds": {"choices": [0.1, 0.2, 0.3, 0.4, 0.5]},
+    "cas_thresholds": {"choices": [0.05, 0.1, 0.2, 0.3, 0.5, [0.2, 0.15, 0.1, 0.05]]},
 }
 
 _TRAIN_FIELDS = ("lr", "weight_decay", "sparsity_weight", "batch_size", "num_segments", "iterations")
@@ -130,9 +130,10 @@ class VideoTuneTask(TuneTask):
         self.held_out_list = None if held_out_list is None else absolute_path(held_out_list)
         self.held_out_count, self.split_seed = held_out, int(split_seed)
         self.space = self._space(config, self.space_file)
-        thumos = config.data.dataset != "activitynet"
-        self.metric_name = "average_mAP_0.1_0.7" if thumos else "average_mAP"
-        self.metric = "held-out average mAP@" + ("0.1:0.7" if thumos else "0.5:0.95")
+        tious = config.inference.tiou_thresholds
+        short = all(any(abs(t - 0.1 * k) < 1e-9 for t in tious) for k in range(1, 8))  # THUMOS14's 0.1:0.7
+        self.metric_name = "average_mAP_0.1_0.7" if short else "average_mAP"
+        self.metric = "held-out average mAP@" + ("0.1:0.7" if short else f"{min(tious):g}:{max(tious):g}")
         self.metric_key = "held_out_" + self.metric_name
         self.study_name = config.model.aggregator
         dataset = open_data(config, "train")  # the training subset only: the test subset is never opened
