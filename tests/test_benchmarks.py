@@ -36,3 +36,16 @@ def test_tune_transfer_benchmark_smoke(tmp_path):
     assert not (tmp_path / "data-train-only" / "features" / "test").exists()
     assert (tmp_path / "data" / "features" / "test").is_dir()
     assert "| weighted_sum |" in (tmp_path / "table.md").read_text()
+
+
+def test_image_demo_seeds_benchmark_smoke(tmp_path):
+    from wsl_image.sim import make_cub_sim
+
+    sim = tmp_path / "sim"
+    make_cub_sim(sim, seed=1, num_classes=2, train_per_class=3, test_per_class=2, val_per_class=1, image_size=48,
+                 clutter=1)
+    argv = ["--out", str(tmp_path / "out"), "--seeds", "0", "1", "--sim", str(sim), "--demo-args", "--aggregators",
+            "maa", "--image-size", "32", "--epochs", "1", "--overlays", "0", "--device", "cpu"]
+    assert _load("image_demo_seeds").main(argv) == 0
+    table = (tmp_path / "out" / "table.md").read_text().splitlines()
+    assert table[2].startswith("| MAAN (maa) |") and " ± " in table[2] and "| 1 |" in table[2]
