@@ -32,6 +32,12 @@ def best_of_profile(profile: Sequence) -> Tuple[Dict[str, Any], float] | None:
     return best
 
 
+def step_text(step: int, space: SearchSpace) -> str:
+    """Where a trial stopped: ``at iterations 1000`` (a checkpoint setting), else ``at 30 % of training``."""
+    key = space.checkpoint_key()
+    return f"at {key} {step}" if key else f"at {step} % of training"
+
+
 def _note(trial, retries: Mapping[int, int], space: SearchSpace) -> str:
     attrs = trial.user_attrs
     notes = []
@@ -44,8 +50,7 @@ def _note(trial, retries: Mapping[int, int], space: SearchSpace) -> str:
     elif "diverged" in attrs:
         notes.append(f"diverged: {attrs['diverged']}")
     elif trial.state.name == "PRUNED" and trial.intermediate_values:
-        key = space.checkpoint_key() or "step"
-        notes.append(f"pruned at {attrs.get('step_name', key)} {max(trial.intermediate_values)}")
+        notes.append("pruned " + step_text(max(trial.intermediate_values), space))
     elif trial.state.name == "FAIL":
         notes.append("interrupted" + (f", retried as trial {retries[trial.number]}" if trial.number in retries
                                       else ""))

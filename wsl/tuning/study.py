@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Sequence, Tuple
 
+from wsl.tuning.report import step_text
 from wsl.tuning.space import SearchSpace, format_value
 from wsl.utils.errors import TrainingDiverged
 
@@ -381,8 +382,7 @@ class _Worker:
             what = (f"trial {trial.number}: {scale * trial.value:.1f}{unit} "
                     f"({_settings_text(task.space.decode(trial.params) | trial.user_attrs.get('settings', {}))})")
         elif state == "PRUNED":
-            where = (f" at {task.space.checkpoint_key() or 'step'} {trial.last_step}"
-                     if trial.last_step is not None else "")
+            where = " " + step_text(trial.last_step, task.space) if trial.last_step is not None else ""
             reason = " (diverged)" if "diverged" in trial.user_attrs else ""
             what = f"trial {trial.number}: pruned{where}{reason}"
         elif "surplus" in trial.user_attrs:
