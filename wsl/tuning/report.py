@@ -131,8 +131,11 @@ def setting_importances(trials: Sequence, space: SearchSpace) -> Tuple[Dict[str,
     searched = space.searched()
     if not searched:
         return None, "nothing is searched"
-    if scored < MIN_TRIALS or len(observations) < MIN_OBSERVATIONS:
-        return None, (f"importance needs at least {MIN_TRIALS} finished trials\n(this study has {scored})")
+    if scored < MIN_TRIALS:
+        return None, f"importance needs at least {MIN_TRIALS} finished trials\n(this study has {scored})"
+    if len(observations) < MIN_OBSERVATIONS:
+        return None, (f"importance needs at least {MIN_OBSERVATIONS} scored settings\n(this study has "
+                      f"{len(observations)}; a pruned image trial has none)")
     study = optuna.create_study(direction="maximize")
     for params, distributions, score in observations:
         study.add_trial(optuna.trial.create_trial(params=params, distributions=distributions, value=score))

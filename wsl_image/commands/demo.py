@@ -134,7 +134,8 @@ def tune_settings(args: argparse.Namespace, data_root: str, metadata: str | None
         values = read_yaml(best)
         values.update(data_root="", metadata=None, out="", seed=0, device="auto")
         header = "".join(line + "\n" for line in best.read_text(encoding="utf-8").splitlines()
-                         if line.startswith("#")).replace(str(out.resolve()), str(out))
+                         if line.startswith("#"))
+        header = header.replace(str(Path(args.out).resolve()), str(args.out))  # not this machine's paths
         text = header + yaml.safe_dump(values, sort_keys=False)
         for folder in [chosen] + ([Path(args.save_settings)] if args.save_settings else []):
             atomic_write_text(folder / f"{name}.yaml", text)

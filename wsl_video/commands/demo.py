@@ -141,7 +141,7 @@ def tune_settings(args: argparse.Namespace) -> Path:
 
             text = (out / aggregator / "best.yaml").read_text(encoding="utf-8")
             atomic_write_text(Path(args.save_settings) / f"{aggregator}.yaml",
-                              text.replace(str(out.resolve()), str(out)))
+                              text.replace(str(Path(args.out).resolve()), str(args.out)))
     return chosen
 
 
