@@ -225,18 +225,20 @@ def format_table(rows: List[Dict[str, object]], device: torch.device) -> str:
 
 def format_scaling(runs: List[List[Dict]]) -> str:
     """Median over runs of the MAA-weights time per position, in nanoseconds."""
-    lines = [f"| N (B={SCALING_BATCH}) | default rule | default ns / position | exact rule ns / position |",
-             "|---|---|---|---|"]
+    lines = [f"| N (B={SCALING_BATCH}) | default rule | default µs per call | default ns / position |"
+             " exact rule ns / position |",
+             "|---|---|---|---|---|"]
 
-    def cell(values):
+    def cell(values, scale=1e9, positions=1):
         values = [value for value in values if value is not None]
-        return f"{statistics.median(values) * 1e9:.0f}" if values else "—"
+        return f"{statistics.median(values) * scale * positions:,.0f}" if values else "—"
 
     for index, first in enumerate(runs[0]):
         same = [run[index] for run in runs]
         rule = "truncated (K nodes)" if first["truncated"] else "exact"
-        lines.append(f"| {first['positions']:,} | {rule} | {cell(r['default'] for r in same)} |"
-                     f" {cell(r['exact'] for r in same)} |")
+        lines.append(f"| {first['positions']:,} | {rule} |"
+                     f" {cell([r['default'] for r in same], 1e6, first['positions'])} |"
+                     f" {cell(r['default'] for r in same)} | {cell(r['exact'] for r in same)} |")
     return "\n".join(lines)
 
 

@@ -144,6 +144,30 @@ def test_blocked_computation_matches(monkeypatch):
     torch.testing.assert_close(blocked_grad, expected_grad, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("exact", [True, False])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_few_positions_product_path_matches_log_path(monkeypatch, exact, dtype):
+    """Up to 256 positions G is a float64 product with the factors kept for backward; the general path
+    (a sum of log1p per block of nodes, factors computed again in backward) must agree with it."""
+    import wsl.functional.maa as maa_module
+
+    generator = torch.Generator().manual_seed(3)
+    p = torch.rand(4, 200, generator=generator, dtype=torch.float64)
+    p[0, :50] = 1.0
+    p[1, ::3] = 0.0
+    p[2] = p[2] ** 8
+    p = p.to(dtype).requires_grad_(True)
+    grad_out = torch.randn(4, 200, generator=generator, dtype=dtype)
+    product = maa_weights(p, exact=exact)
+    (product_grad,) = torch.autograd.grad(product, p, grad_out)
+    monkeypatch.setattr(maa_module, "_SMALL_POSITIONS", 0)
+    logs = maa_weights(p, exact=exact)
+    (logs_grad,) = torch.autograd.grad(logs, p, grad_out)
+    tolerance = {"rtol": 1e-12, "atol": 1e-14} if dtype == torch.float64 else {"rtol": 1e-5, "atol": 1e-7}
+    torch.testing.assert_close(product, logs, **tolerance)
+    torch.testing.assert_close(product_grad, logs_grad, **tolerance)
+
+
 @pytest.mark.parametrize(
     "n, kinds", [(10_000, ("uniform", "ones")), (3_000, ("near_one", "cubed", "sparse", "tiny"))]
 )

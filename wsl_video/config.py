@@ -29,7 +29,7 @@ __all__ = [
     "ACTIVITYNET_TIOU",
 ]
 
-DATASETS = ("thumos14", "activitynet", "thumos14-sim")
+DATASETS = ("thumos14", "activitynet", "thumos14-sim", "custom")
 THUMOS_TIOU = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 ACTIVITYNET_TIOU = [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95]
 STPN_SPARSITY = 1e-4
@@ -37,7 +37,13 @@ STPN_SPARSITY = 1e-4
 
 @dataclass
 class DataConfig:
-    """Which features to read (see :func:`wsl_video.data.open_dataset`)."""
+    """Which features to read (see :func:`wsl_video.data.open_dataset`).
+
+    ``extractor`` is recorded, not set: training replaces whatever a config file says with the
+    ``extractor`` mapping of the ``manifest.json`` of a ``custom`` dataset (how its features were extracted
+    from the videos). It is None (features of unknown origin) for ``thumos14``, ``activitynet`` and
+    ``thumos14-sim``, and in runs written before it existed. Read it with :func:`wsl_video.train.run_extractor`.
+    """
 
     dataset: str = "thumos14"
     data_root: str | None = None
@@ -48,6 +54,7 @@ class DataConfig:
     seconds_per_snippet: float | None = None
     seed: int = 0  # simulator seed (thumos14-sim)
     sim: Dict[str, Any] = field(default_factory=dict)
+    extractor: Dict[str, Any] | None = None  # recorded from the custom dataset's manifest.json
 
 
 @dataclass
@@ -172,6 +179,8 @@ def validate_config(config: RunConfig) -> None:
     _check(data.dataset in DATASETS, f"data.dataset must be one of {DATASETS}, got {data.dataset!r}")
     _check(data.streams in ("two", "joint"), f"data.streams must be 'two' or 'joint', got {data.streams!r}")
     _check(isinstance(data.sim, dict), "data.sim must be a mapping of simulator overrides")
+    _check(data.extractor is None or isinstance(data.extractor, dict),
+           f"data.extractor must be a mapping or null, got {data.extractor!r}")
     _check(isinstance(config.model.aggregator, str), "model.aggregator must be a name")
     _check(isinstance(config.model.aggregator_kwargs, dict), "model.aggregator_kwargs must be a mapping")
     for key in ("iterations", "batch_size", "num_segments", "checkpoint_every", "log_every"):

@@ -85,6 +85,13 @@ def predict_video(model: TemporalLocalizer, features: Dict[str, np.ndarray], con
         num_segments: T used in training.
     """
     device = next(model.parameters()).device
+    for name in model.stream_names:
+        if name not in features:
+            raise ValueError(f"the model reads a {name!r} stream, the features have {sorted(features)}")
+        expected, found = model.streams[name].classifier.in_features, np.shape(features[name])[-1]
+        if found != expected:
+            raise ValueError(f"{name} features have {found} dims, the model was trained on {expected}: "
+                             "these are not the features the run was trained on")
     lengths = {name: len(f) for name, f in features.items()}
     if len(set(lengths.values())) != 1:
         raise ValueError(f"streams have different numbers of snippets: {lengths}")

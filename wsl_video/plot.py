@@ -128,7 +128,7 @@ def plot_runs(run_dirs: Sequence[str | Path], video_name: str, path: str | Path,
     """
     from wsl.utils.runs import recorded_path
     from wsl_video.inference import predict_video
-    from wsl_video.train import load_run, open_data
+    from wsl_video.train import check_run_classes, load_run, open_data
 
     if not run_dirs:
         raise ValueError("plot needs at least one run directory")
@@ -142,6 +142,7 @@ def plot_runs(run_dirs: Sequence[str | Path], video_name: str, path: str | Path,
             root = recorded_path(config.data.data_root, data_root, source=Path(run_dir) / "config.yaml")
             datasets[key] = open_data(config, subset, root)
         dataset = datasets[key]
+        check_run_classes(state, dataset, run_dir)
         video = dataset.video(dataset.index(video_name))
         prediction = predict_video(model, dataset.features(video_name), config.inference,
                                    config.train.num_segments)

@@ -11,13 +11,20 @@ strings and containers only, read back with ``weights_only=True``; replaced atom
 ``checkpoint_every`` iterations and at the end) and, after evaluation on the test subset,
 ``detections.json`` (ActivityNet format) and ``metrics.json``. Training refuses a folder that holds
 another run or unrelated files, unless told to resume or to overwrite that run.
+
+A run on a ``custom`` dataset records in ``config.yaml`` (``data.extractor``) the ``extractor`` mapping of
+the dataset's ``manifest.json``: the settings its features were extracted with, so that features of new
+videos can be made the same way. :func:`run_extractor` reads it; it is None for features of unknown
+origin (THUMOS14, ActivityNet, thumos14-sim, and runs written before the record existed).
 """
 
 from __future__ import annotations
 
+import copy
+import json
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Tuple
 
 import numpy as np
 import torch
@@ -29,9 +36,9 @@ from wsl_video.config import RunConfig, config_to_dict, load_config, save_config
 from wsl_video.inference import DatasetPrediction
 from wsl_video.model import TemporalLocalizer, weak_label_loss
 
-__all__ = ["resolve_device", "open_data", "split_held_out", "build_model", "train", "load_run", "evaluate_run",
-           "evaluate_predictions", "jsonable", "CONFIG_FILE", "CHECKPOINT_FILE", "LOG_FILE", "DETECTIONS_FILE",
-           "METRICS_FILE", "RUN_OUTPUTS"]
+__all__ = ["resolve_device", "open_data", "split_held_out", "build_model", "train", "load_run", "run_extractor",
+           "evaluate_run", "evaluate_predictions", "check_run_classes", "jsonable", "CONFIG_FILE", "CHECKPOINT_FILE",
+           "LOG_FILE", "DETECTIONS_FILE", "METRICS_FILE", "RUN_OUTPUTS"]
 
 CONFIG_FILE = "config.yaml"
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -74,6 +81,9 @@ def open_data(config: RunConfig, subset: str, data_root: str | None = None):
     if data.test_videos is not None:
         kwargs["test_videos"] = data.test_videos
     if data.seconds_per_snippet is not None:
+        if data.dataset == "custom":
+            raise ValueError("data.seconds_per_snippet does not apply to custom data: the snippet times of "
+                             "each video come from its manifest.json")
         kwargs["seconds_per_snippet"] = data.seconds_per_snippet
     if data.dataset == "thumos14-sim":
         kwargs["sim"] = dict(data.sim)
@@ -122,7 +132,7 @@ def split_held_out(dataset, num_held_out: int | None = None, seed: int = 0, *, n
         return FeatureDataset(dataset.name, subset, dataset.classes, videos,
                               lambda video: dataset._preloaded.get(video.name) or dataset._loader(video),
                               dataset._native_dims, streams=dataset._mode, ambiguous=dataset.ambiguous,
-                              version=dataset.version)
+                              version=dataset.version, extractor=getattr(dataset, "extractor", None))
 
     return view(False, dataset.subset), view(True, "held-out")
 
@@ -221,6 +231,7 @@ def train(config: RunConfig, out_dir: str | Path, *, resume: bool = False, overw
             raise FileNotFoundError(f"cannot resume: no checkpoint at {checkpoint_path}")
         state = load_checkpoint(checkpoint_path)
     train_set = train_set if train_set is not None else open_data(config, "train")
+    config.data.extractor = _recorded_extractor(train_set, state, out_dir)
     remove_run_files(stale)
     out_dir.mkdir(parents=True, exist_ok=True)
     save_config(config, out_dir / CONFIG_FILE)
@@ -289,6 +300,53 @@ def train(config: RunConfig, out_dir: str | Path, *, resume: bool = False, overw
     return metrics
 
 
+def _canonical(value) -> str:
+    return json.dumps(value, sort_keys=True, allow_nan=True)
+
+
+def _recorded_extractor(train_set, state: dict | None, out_dir: Path) -> Dict[str, Any] | None:
+    """The extractor record of a run: its training features' own (None: unknown origin).
+
+    A record is not a setting: whatever a config file says is replaced. A resumed run must find its
+    features extracted as recorded in its checkpoint, so that one run never mixes two kinds of features.
+    """
+    found = getattr(train_set, "extractor", None)
+    found = copy.deepcopy(dict(found)) if found is not None else None
+    if state is not None:
+        recorded = (state.get("config") or {}).get("data", {}).get("extractor")
+        if _canonical(recorded) != _canonical(found):
+            keys = sorted(key for key in set(recorded or {}) | set(found or {})
+                          if _canonical((recorded or {}).get(key)) != _canonical((found or {}).get(key)))
+            raise ValueError(f"cannot resume {out_dir}: its features were extracted with other settings than "
+                             f"those of the run's checkpoint (differing: {', '.join(keys) or 'the whole record'})")
+    return found
+
+
+def run_extractor(run_dir: str | Path) -> Dict[str, Any] | None:
+    """The settings the features of a run's training data were extracted with, or None when unknown.
+
+    The record is ``data.extractor`` of the run's ``config.yaml``: a copy of the ``extractor`` mapping of
+    the ``manifest.json`` of the ``custom`` dataset the run was trained on (``backbone``, ``streams``,
+    ``feature_dims``, ``fps``, ``snippet``, ``resize``, ``flow``, ``weights``, ...). None means features
+    of unknown origin: runs on ``thumos14``, ``activitynet`` and ``thumos14-sim``, and runs written
+    before the record existed.
+
+    Raises:
+        FileNotFoundError: ``run_dir`` has no ``config.yaml``.
+        ValueError: the config cannot be read or its ``data.extractor`` is not a mapping.
+    """
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: not a trained run directory")
+    try:
+        config = load_config(path).resolved()
+    except ValueError as error:
+        message = str(error)
+        raise ValueError(message if message.startswith(str(path)) else f"{path}: {message}") from None
+    extractor = config.data.extractor
+    return copy.deepcopy(extractor) if extractor is not None else None
+
+
 def load_run(run_dir: str | Path,
              device: str | torch.device = "cpu") -> Tuple[RunConfig, TemporalLocalizer, dict]:
     """Load ``config.yaml`` and ``checkpoint.pt`` of a run directory.
@@ -307,6 +365,18 @@ def load_run(run_dir: str | Path,
     model = build_model(config, dict(state["feature_dims"]), len(state["classes"]))
     model.load_state_dict(state["model"])
     return config, model.to(device).eval(), state
+
+
+def check_run_classes(state: Mapping[str, Any], dataset, run_dir: str | Path) -> None:
+    """Refuse a dataset whose class list differs from the run's (detections would get wrong labels)."""
+    classes = list(state["classes"])
+    if classes != list(dataset.classes):
+        theirs = list(dataset.classes)
+        missing = sorted(set(classes) ^ set(theirs))
+        detail = (f"classes only one side has: {', '.join(missing[:5])}" if missing
+                  else "the same classes in another order")
+        raise ValueError(f"{run_dir} was trained on {len(classes)} classes and {dataset.name} ({dataset.subset}) has "
+                         f"{len(theirs)}, {detail}")
 
 
 def evaluate_predictions(dataset, prediction: DatasetPrediction, tiou_thresholds) -> Dict[str, Any]:

@@ -10,7 +10,10 @@ substituting v = 1 - u,
 G at a node is one sum of logs (log1p keeps every term to full relative precision), shared by all
 positions; each c_i is then a weighted sum of 1 / (1 - p_i v_j) over the nodes, computed as
 1 / ((1 - p_i) + p_i (1 - v_j)) so that nothing cancels when p_i and v_j are both near 1. The backward
-pass is analytic. Work is split into blocks of nodes so memory stays bounded.
+pass is analytic. Work is split into blocks of nodes so memory stays bounded. Up to 256 positions,
+where fixed costs dominate, G is instead the product of its N factors (each in (0, 1], relative error
+below N ulp), everything runs in float64 in one block, and the factors 1 / (1 - p_i v_j) are kept for
+the backward pass rather than computed again.
 
 Two rules choose the nodes v_j:
 
@@ -54,6 +57,8 @@ TRUNCATED_RULE = {torch.float64: (32, 36.0), torch.float32: (16, 20.0)}
 
 # Largest number of (position, node) pairs processed at once, per block of nodes.
 _BLOCK_ELEMENTS = 1 << 22
+# Up to this many positions (and one block), the weights take the float64 product path (_SmallMAAWeights).
+_SMALL_POSITIONS = 256
 
 
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -72,7 +77,7 @@ def use_truncated_rule(positions: int, dtype: torch.dtype) -> bool:
 
 class _Nodes(NamedTuple):
     """Quadrature nodes for p (Tensor[B, N]), each Tensor[1 or B, 1, n]: ``neg_v64`` = -v_j in float64
-    (for log G), ``v`` = v_j, ``u`` = 1 - v_j and ``w`` = the weights, in the compute dtype."""
+    (for log G), ``v`` = v_j, ``u`` = 1 - v_j and ``w`` = the weights, in ``dtype``."""
 
     neg_v64: torch.Tensor
     v: torch.Tensor
@@ -80,16 +85,48 @@ class _Nodes(NamedTuple):
     w: torch.Tensor
 
 
-def _quadrature(p: torch.Tensor, exact: bool) -> _Nodes:
+def _quadrature(p: torch.Tensor, exact: bool, dtype: torch.dtype) -> _Nodes:
     if exact:
-        return _Nodes(*gauss_legendre_01_torch(p.shape[1] // 2 + 1, p.dtype, p.device))
+        return _Nodes(*gauss_legendre_01_torch(p.shape[1] // 2 + 1, dtype, p.device))
     nodes, efolds = TRUNCATED_RULE[p.dtype]
     neg_t64, t64, one_minus_t64, w64 = gauss_legendre_01_torch(nodes, torch.float64, p.device)
     # a = min(1, L / (S - 1)) per sample, a constant for autograd (see the module docstring).
     total = p.detach().sum(dim=1, dtype=torch.float64).view(-1, 1, 1)  # (B, 1, 1)
     a = efolds / torch.clamp(total - 1.0, min=efolds)
     u = torch.addcmul(1.0 - a, a, one_minus_t64)  # 1 - a t = (1 - a) + a (1 - t), without cancellation
-    return _Nodes(a * neg_t64, (a * t64).to(p.dtype), u.to(p.dtype), (a * w64).to(p.dtype))
+    return _Nodes(a * neg_t64, (a * t64).to(dtype), u.to(dtype), (a * w64).to(dtype))
+
+
+class _SmallMAAWeights(torch.autograd.Function):
+    """lambda (Tensor[B, N]) from p (Tensor[B, N]) for few positions (N <= ``_SMALL_POSITIONS``).
+
+    Where fixed costs dominate, every step runs in float64 on the whole (B, N, n) array at once: G(v_j)
+    is the product of the factors a_ij = 1 - p_i v_j, each in (0, 1] (no logs; relative error below
+    N ulp), and 1 / a_ij is kept for the backward pass instead of being computed again. The nodes v, u
+    and weights w are float64.
+    """
+
+    @staticmethod
+    def forward(ctx, p: torch.Tensor, v: torch.Tensor, u: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        p64 = p.to(torch.float64)
+        factor = torch.addcmul(torch.sub(1.0, p64).unsqueeze_(-1), p64.unsqueeze(-1), u)  # (B, N, n): a_ij
+        weight = factor.prod(dim=1, keepdim=True).mul_(w)  # (B, 1, n): W_j = w_j G(v_j)
+        inv_a = factor.reciprocal_()
+        c = torch.bmm(inv_a, weight.transpose(1, 2)).squeeze_(-1)  # (B, N)
+        ctx.save_for_backward(p64, c, weight.mul_(v), inv_a)
+        return (p64 * c).to(p.dtype)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        # dL/dp_m = g_m c_m + sum_j W_j v_j / a_mj (g_m p_m / a_mj - R_j),  R_j = sum_i g_i p_i / a_ij
+        p64, c, weight_v, inv_a = ctx.saved_tensors
+        g = grad.to(torch.float64)
+        gp = g * p64
+        r = torch.bmm(gp.unsqueeze(1), inv_a)  # (B, 1, n)
+        inner = torch.addcmul(r.neg_(), gp.unsqueeze(-1), inv_a).mul_(inv_a)  # (B, N, n)
+        grad_p = torch.baddbmm((g * c).unsqueeze_(-1), inner, weight_v.transpose(1, 2)).squeeze_(-1)
+        return grad_p.to(grad.dtype), None, None, None
 
 
 class _MAAWeights(torch.autograd.Function):
@@ -169,9 +206,15 @@ def maa_weights(p: torch.Tensor, mask: torch.Tensor | None = None, *, exact: boo
         Each sample's weights sum to 1 - prod_i (1 - p_i).
     """
     flat = _flatten_probabilities(p, mask)
+    batch, positions = flat.shape
     if exact is None:
-        exact = not use_truncated_rule(flat.shape[1], flat.dtype)
-    return _MAAWeights.apply(flat, *_quadrature(flat, bool(exact))).to(p.dtype).reshape(p.shape)
+        exact = not use_truncated_rule(positions, flat.dtype)
+    if positions <= _SMALL_POSITIONS:
+        nodes = _quadrature(flat, bool(exact), torch.float64)
+        if batch * positions * nodes.v.shape[-1] <= _BLOCK_ELEMENTS:
+            return _SmallMAAWeights.apply(flat, nodes.v, nodes.u, nodes.w).to(p.dtype).reshape(p.shape)
+    nodes = _quadrature(flat, bool(exact), flat.dtype)
+    return _MAAWeights.apply(flat, *nodes).to(p.dtype).reshape(p.shape)
 
 
 def marginalized_average(

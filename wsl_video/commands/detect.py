@@ -23,11 +23,12 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"run directory not found: {args.run}")
     from wsl.utils.runs import recorded_path
     from wsl_video.inference import predict_dataset
-    from wsl_video.train import CONFIG_FILE, load_run, open_data, write_prediction
+    from wsl_video.train import CONFIG_FILE, check_run_classes, load_run, open_data, write_prediction
 
-    config, model, _ = load_run(args.run, args.device)
+    config, model, state = load_run(args.run, args.device)
     data_root = recorded_path(config.data.data_root, args.data_root, source=Path(args.run) / CONFIG_FILE)
     dataset = open_data(config, args.subset, data_root)
+    check_run_classes(state, dataset, args.run)
     prediction = predict_dataset(model, dataset, config.inference, config.train.num_segments,
                                  progress=not args.quiet)
     write_prediction(args.output, dataset, prediction)

@@ -10,13 +10,15 @@ HELP = "train an aggregator on video-level labels; writes config, log, checkpoin
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags shared with ``demo``: which dataset and how to read it (default None = keep the config's)."""
-    parser.add_argument("--dataset", choices=("thumos14", "activitynet", "thumos14-sim"), default=None,
-                        help="dataset (default thumos14)")
+    parser.add_argument("--dataset", choices=("thumos14", "activitynet", "thumos14-sim", "custom"), default=None,
+                        help="dataset (default thumos14); custom: own data, annotations.json + manifest.json + "
+                        "features/ under --data-root")
     parser.add_argument("--data-root", default=None, help="folder with the features and annotations")
-    parser.add_argument("--layout", choices=("auto", "wtalc", "bas", "acm", "activitynet"), default=None,
+    parser.add_argument("--layout", choices=("auto", "wtalc", "bas", "acm", "activitynet", "custom"), default=None,
                         help="feature layout on disk (default auto-detect)")
     parser.add_argument("--streams", choices=("two", "joint"), default=None,
-                        help="separate RGB and flow models fused 0.5/0.5 (two), or one on the joint vector")
+                        help="separate RGB and flow models fused 0.5/0.5 (two; RGB alone for RGB-only "
+                        "features), or one on the joint vector")
     parser.add_argument("--test-videos", type=int, choices=(212, 210), default=None,
                         help="THUMOS14 test set: all 212 videos, or the 210 without two wrongly annotated ones")
     parser.add_argument("--skip-missing", action="store_true", default=None,

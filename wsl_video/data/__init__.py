@@ -1,4 +1,5 @@
-"""Video feature datasets: THUMOS14 (W-TALC, BaS-Net, ACM-Net layouts), ActivityNet1.3 and ``thumos14-sim``.
+"""Video feature datasets: THUMOS14 (W-TALC, BaS-Net, ACM-Net layouts), ActivityNet1.3, ``thumos14-sim`` and
+``custom`` (own videos: features written by ``wsl-video extract`` plus an ``annotations.json``).
 
 >>> ds = open_dataset("thumos14-sim", "train")
 >>> feats = ds.features(0)            # {"rgb": (T, 64), "flow": (T, 64)} float32

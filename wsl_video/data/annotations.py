@@ -60,11 +60,13 @@ def _number(value: Any, what: str, where: str) -> float:
     return number
 
 
-def parse_database(data: Any, path: Path, classes: Sequence[str] | None = None,
+def parse_database(data: Any, path: Path, classes: Sequence[str] | None = None, *,
+                   ambiguous_label: str | None = AMBIGUOUS_LABEL,
                    keep: Callable[[str, Mapping], bool] | None = None) -> dict[str, Entry]:
     """Parse an ActivityNet-style annotation dict ``{"database": {video: {...}}}``.
 
-    Segment times may be numbers or strings. Annotations labelled ``Ambiguous`` go to ``Entry.ambiguous``.
+    Segment times may be numbers or strings. Annotations labelled ``ambiguous_label`` (THUMOS14's
+    ``Ambiguous``; None: no such label, every label is a class) go to ``Entry.ambiguous``.
     With ``classes`` given, any other label outside it raises ``ValueError`` naming the video.
     ``keep(video, record)`` selects the records to parse (e.g. one subset's): the others are skipped
     unread, so opening the training subset never looks at the test annotations.
@@ -94,7 +96,7 @@ def parse_database(data: Any, path: Path, classes: Sequence[str] | None = None,
             if end < start:
                 raise ValueError(f"{where}: segment [{start}, {end}] ends before it starts")
             label = str(item["label"])
-            if label == AMBIGUOUS_LABEL:
+            if ambiguous_label is not None and label == ambiguous_label:
                 ambiguous.append((start, end))
                 continue
             if known is not None and label not in known:

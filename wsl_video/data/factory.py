@@ -10,7 +10,7 @@ from wsl_video.data.records import STREAM_MODES, FeatureDataset
 
 __all__ = ["DATASETS", "SUBSETS", "open_dataset"]
 
-DATASETS = ("thumos14", "activitynet", "thumos14-sim")
+DATASETS = ("thumos14", "activitynet", "thumos14-sim", "custom")
 SUBSETS = ("train", "test")
 
 
@@ -30,17 +30,21 @@ def open_dataset(
     """Open the snippet features and annotations of one subset of a dataset.
 
     Args:
-        dataset: ``thumos14``, ``activitynet`` or ``thumos14-sim`` (built in, needs no files).
+        dataset: ``thumos14``, ``activitynet``, ``thumos14-sim`` (built in, needs no files) or ``custom``
+            (own data: ``annotations.json``, ``manifest.json`` and ``features/`` as ``wsl-video extract``
+            writes them; see :mod:`wsl_video.data.layouts.custom`).
         subset: ``train`` (THUMOS14 validation set, ActivityNet training set) or ``test`` (THUMOS14 test
-            set, ActivityNet validation set).
+            set, ActivityNet validation set); for ``custom``, the subset named in ``annotations.json``.
         data_root: folder holding the features (not used by ``thumos14-sim``).
-        layout: ``auto`` (detected), or ``wtalc``, ``bas``, ``acm`` for THUMOS14; ``activitynet`` for it.
-        streams: ``two`` (``rgb`` and ``flow`` streams) or ``joint`` (one concatenated stream).
+        layout: ``auto`` (detected), or ``wtalc``, ``bas``, ``acm`` for THUMOS14; ActivityNet and ``custom``
+            have one layout each, named ``activitynet`` and ``custom``.
+        streams: ``two`` (one stream per modality: ``rgb`` and ``flow``, or ``rgb`` alone for RGB-only
+            features) or ``joint`` (one stream, the modalities concatenated).
         skip_missing: skip videos without feature files (with one warning) instead of raising.
         test_videos: THUMOS14 test set size, 212 (all) or 210 (without video_test_0000270 and
             video_test_0001496).
         seconds_per_snippet: THUMOS14 snippet length (16 frames at 25 fps); ActivityNet uses
-            ``duration / T`` per video.
+            ``duration / T`` per video, ``custom`` the manifest's ``seconds_per_snippet`` of each video.
         seed: ``thumos14-sim`` seed.
         sim: ``thumos14-sim`` options overriding :class:`~wsl_video.data.sim.SimConfig`.
     """
@@ -68,6 +72,12 @@ def open_dataset(
                          "'thumos14-sim' is the built-in dataset that needs no files")
     root = Path(data_root).expanduser()
     options = dict(streams=streams, skip_missing=skip_missing)
+    if dataset == "custom":
+        if layout not in ("auto", "custom"):
+            raise ValueError(f"custom data has one layout, 'custom'; got layout={layout!r}")
+        from wsl_video.data.layouts.custom import open_custom
+
+        return open_custom(root, subset, **options)
     if dataset == "activitynet":
         if layout not in ("auto", "activitynet"):
             raise ValueError(f"unknown ActivityNet layout {layout!r}; only 'activitynet' is supported")

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
-from typing import Callable, Mapping, Sequence, Union
+from typing import Any, Callable, Mapping, Sequence, Union
 
 import numpy as np
 
 from wsl_video.data.sampling import segment_to_snippets
 
-__all__ = ["Video", "FeatureDataset", "FeatureLoader", "STREAM_MODES"]
+__all__ = ["Video", "FeatureDataset", "FeatureLoader", "STREAM_MODES", "NATIVE_STREAMS"]
 
 STREAM_MODES = ("two", "joint")
 
-#: ``loader(video) -> {stream: ndarray[T, D]}`` in the layout's native streams
-#: (``joint``, or ``rgb`` and ``flow``).
+#: The streams a layout can store: one joint vector, RGB and flow, or RGB alone (RGB-only backbones).
+NATIVE_STREAMS = (("joint",), ("rgb", "flow"), ("rgb",))
+
+#: ``loader(video) -> {stream: ndarray[T, D]}`` in the layout's native streams (see :data:`NATIVE_STREAMS`).
 FeatureLoader = Callable[["Video"], Mapping[str, np.ndarray]]
 
 
@@ -54,16 +57,19 @@ class FeatureDataset:
     """Snippet features of a list of videos with their weak labels and temporal annotations.
 
     Args:
-        name: dataset name (``thumos14``, ``activitynet``, ``thumos14-sim``).
+        name: dataset name (``thumos14``, ``activitynet``, ``thumos14-sim``, ``custom``).
         subset: ``train`` or ``test``.
         classes: class names; label vectors follow this order.
         videos: the videos, in a fixed order.
         loader: returns the native streams of one video (see :data:`FeatureLoader`).
-        native_dims: feature size of every native stream, read from the data (``{"joint": 2048}`` or
-            ``{"rgb": 1024, "flow": 1024}``).
-        streams: ``two`` (separate ``rgb`` and ``flow`` streams) or ``joint`` (one concatenated stream).
+        native_dims: feature size of every native stream, read from the data (``{"joint": 2048}``,
+            ``{"rgb": 1024, "flow": 1024}``, or ``{"rgb": 512}`` for RGB-only features).
+        streams: ``two`` (one stream per modality: ``rgb`` and ``flow``, or ``rgb`` alone for RGB-only
+            features) or ``joint`` (one stream, the modalities concatenated).
         ambiguous: THUMOS14 ``Ambiguous`` segments per video, in seconds.
         version: version string written into :meth:`ground_truth`.
+        extractor: settings the features were extracted with (the ``extractor`` record of a
+            ``manifest.json``), None when unknown.
     """
 
     def __init__(
@@ -78,19 +84,21 @@ class FeatureDataset:
         streams: str = "two",
         ambiguous: Mapping[str, Sequence[tuple[float, float]]] | None = None,
         version: str = "",
+        extractor: Mapping[str, Any] | None = None,
     ) -> None:
         if streams not in STREAM_MODES:
             raise ValueError(f"streams must be one of {STREAM_MODES}, got {streams!r}")
         if not videos:
             raise ValueError(f"{name} ({subset}): the dataset is empty, no video left to load")
         native = tuple(native_dims)
-        if native not in (("joint",), ("rgb", "flow")):
-            raise ValueError(f"native streams must be ('joint',) or ('rgb', 'flow'), got {native}")
+        if native not in NATIVE_STREAMS:
+            raise ValueError(f"native streams must be one of {', '.join(map(str, NATIVE_STREAMS))}, got {native}")
         self.name = name
         self.subset = subset
         self.classes = list(classes)
         self.videos = list(videos)
         self.version = version
+        self.extractor = copy.deepcopy(dict(extractor)) if extractor is not None else None
         self._loader = loader
         self._preloaded: dict[str, Mapping[str, np.ndarray]] = {}
         self._native_dims = dict(native_dims)
@@ -105,7 +113,7 @@ class FeatureDataset:
             if video in names and segments
         }
         if streams == "two":
-            self.streams: tuple[str, ...] = ("rgb", "flow")
+            self.streams: tuple[str, ...] = ("rgb",) if native == ("rgb",) else ("rgb", "flow")
             if native == ("joint",):
                 joint = self._native_dims["joint"]
                 if joint % 2:
@@ -168,7 +176,7 @@ class FeatureDataset:
             return arrays
         if "joint" in arrays:
             return arrays
-        return {"joint": np.concatenate([arrays["rgb"], arrays["flow"]], axis=1)}
+        return {"joint": np.concatenate([arrays[stream] for stream in self._native_dims], axis=1)}
 
     def preload(self, progress: Callable | None = None) -> FeatureDataset:
         """Read every video's features into memory once (later :meth:`features` calls read no file).

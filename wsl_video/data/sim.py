@@ -28,7 +28,7 @@ from wsl_video.data.files import read_json
 from wsl_video.data.records import FeatureDataset, Video
 from wsl_video.data.sampling import segment_to_snippets
 
-__all__ = ["SimConfig", "SimFeatures", "open_sim", "thumos14_resources"]
+__all__ = ["SimConfig", "SimFeatures", "open_sim", "sim_extractor", "thumos14_resources"]
 
 STREAMS = ("rgb", "flow")
 
@@ -252,3 +252,31 @@ def open_sim(subset: str = "train", *, streams: str = "two", test_videos: int = 
                         streams=streams, ambiguous=ambiguous, version="thumos14-sim")
     ds.simulator = generator  # exposes the class patterns and action layout (for analysis and tests)
     return ds
+
+
+def sim_extractor(seed: int = 0, sim: Mapping[str, Any] | None = None, streams: tuple[str, ...] = STREAMS,
+                  seconds_per_snippet: float = 16 / 25) -> dict[str, Any]:
+    """The ``extractor`` record of ``thumos14-sim`` features written in the ``custom`` layout.
+
+    It says that the features were simulated (``"backbone": "thumos14-sim"``, ``"simulated": true``), not
+    extracted from videos, and holds the generator's settings (``seed`` and every :class:`SimConfig`
+    field but ``videos`` and ``cache``), from which the same features can be generated again.
+    """
+    if tuple(streams) not in (STREAMS, ("rgb",)):
+        raise ValueError(f"streams must be ('rgb', 'flow') or ('rgb',), got {tuple(streams)}")
+    config = SimConfig.from_overrides(sim)
+    settings = {key: list(value) if isinstance(value, tuple) else value
+                for key, value in dataclasses.asdict(config).items() if key not in ("videos", "cache")}
+    return {
+        "backbone": "thumos14-sim",
+        "simulated": True,
+        "streams": list(streams),
+        "feature_dims": {stream: config.feature_dim for stream in streams},
+        "fps": 25.0,
+        "snippet": int(round(25.0 * seconds_per_snippet)),
+        "resize": None,
+        "flow": "simulated" if "flow" in streams else None,
+        "weights": {stream: None for stream in streams},
+        "seed": int(seed),
+        "sim": settings,
+    }

@@ -1,9 +1,10 @@
-"""Writing a two-stream dataset to disk in the W-TALC, BaS-Net or ACM-Net THUMOS14 layout (atomic writes)."""
+"""Writing a two-stream dataset to disk in the W-TALC, BaS-Net or ACM-Net THUMOS14 layout, or in the
+``custom`` layout of ``wsl-video extract`` (atomic writes)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -11,7 +12,7 @@ from wsl.utils.io import atomic_write_json, atomic_write_text, atomic_writer
 from wsl_video.data.layouts.wtalc import ANNOTATIONS_DIR, FEATURES_FILE
 from wsl_video.data.records import FeatureDataset
 
-__all__ = ["WRITABLE_LAYOUTS", "write_layout"]
+__all__ = ["WRITABLE_LAYOUTS", "write_layout", "write_custom"]
 
 WRITABLE_LAYOUTS = ("wtalc", "bas", "acm")
 _NATIVE_SUBSET = {"wtalc": {"train": "validation", "test": "test"},
@@ -121,3 +122,70 @@ def _write_wtalc_annotations(subsets: Mapping[str, FeatureDataset], out: Path, j
     durations = np.array([[np.nan if v.duration is None else v.duration] for _, v in videos])
     _save_npy(folder / "duration.npy", durations)
     atomic_write_text(folder / "Ambiguous_test.txt", _ambiguous_text(subsets))
+
+
+def write_custom(
+    subsets: Mapping[str, FeatureDataset],
+    out: str | Path,
+    extractor: Mapping[str, Any],
+    progress: Callable | None = None,
+) -> Path:
+    """Write the ``train`` and/or ``test`` datasets of ``subsets`` under ``out`` in the ``custom`` layout.
+
+    Writes ``features/<stream>/<video>.npy`` for the streams listed in ``extractor["streams"]``
+    (``["rgb", "flow"]`` or ``["rgb"]``), ``annotations.json`` (subsets ``train`` / ``test``; Ambiguous
+    segments left out, the custom layout has none) and, last, ``manifest.json`` with ``extractor`` as its
+    record of settings. ``open_dataset("custom", data_root=out)`` reads it back.
+
+    Args:
+        subsets: ``{"train": ds, "test": ds}`` (either may be left out); two-stream datasets.
+        out: destination folder (created).
+        extractor: the manifest's ``extractor`` mapping (JSON values), e.g.
+            :func:`wsl_video.data.sim.sim_extractor`.
+        progress: optional wrapper for the per-video loop (e.g. ``tqdm``).
+    """
+    from wsl_video.data.layouts.custom import ANNOTATION_FILE, FEATURES_DIR
+    from wsl_video.data.manifest import MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_STREAMS, MANIFEST_VERSION
+
+    streams = tuple(extractor.get("streams") or ())
+    if streams not in MANIFEST_STREAMS:
+        raise ValueError(f"extractor streams must be ['rgb', 'flow'] or ['rgb'], got {extractor.get('streams')!r}")
+    unknown = set(subsets) - {"train", "test"}
+    if unknown or not subsets:
+        raise ValueError(f"subsets must be 'train' and/or 'test', got {sorted(subsets)}")
+    names = [video.name for ds in subsets.values() for video in ds.videos]
+    if len(set(names)) != len(names):
+        raise ValueError("a video name appears in both subsets")
+    for ds in subsets.values():
+        if ds.streams != ("rgb", "flow"):
+            raise ValueError(f"{ds.name} ({ds.subset}): writing needs two-stream features, got {ds.streams}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    wrap = progress or (lambda iterable, **_: iterable)
+    items = [(subset, ds, i) for subset, ds in subsets.items() for i in range(len(ds))]
+    database, videos = {}, {}
+    snippet = extractor.get("snippet")
+    for subset, ds, i in wrap(items, desc="writing custom", unit="video"):
+        video = ds.videos[i]
+        features = ds.features(i)
+        for stream in streams:
+            _save_npy(out / FEATURES_DIR / stream / f"{video.name}.npy", features[stream])
+        database[video.name] = {
+            "subset": subset,
+            "duration": video.duration,
+            "annotations": [{"label": label, "segment": [s, e]} for s, e, label in video.annotations],
+        }
+        videos[video.name] = {
+            "source": None,
+            "source_fps": None,
+            "duration": video.duration,
+            "frames": video.num_snippets * snippet if isinstance(snippet, int) else None,
+            "num_snippets": video.num_snippets,
+            "seconds_per_snippet": video.seconds_per_snippet,
+        }
+    version = next(iter(subsets.values())).version or "custom"
+    atomic_write_json(out / ANNOTATION_FILE, {"version": version, "database": database})
+    manifest = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "extractor": dict(extractor),
+                "videos": videos}
+    atomic_write_json(out / MANIFEST_FILE, manifest)
+    return out

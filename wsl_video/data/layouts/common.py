@@ -67,15 +67,18 @@ def attach_feature_files(
     *,
     skip_missing: bool,
     where: str,
+    check_file: Callable[[Entry, str, Path, int, int], None] | None = None,
 ) -> tuple[list[Video], dict[str, int], Callable[[Video], dict[str, np.ndarray]]]:
     """Read the header of every feature file and build the videos.
 
     Args:
         entries: annotated videos of the subset.
-        paths_of: ``entry -> {stream: path}`` (one joint stream, or ``rgb`` and ``flow``).
+        paths_of: ``entry -> {stream: path}`` (one joint stream, ``rgb`` and ``flow``, or ``rgb`` alone).
         seconds_per_snippet: ``(entry, T) -> seconds`` per snippet.
         skip_missing: skip videos whose files are missing (one warning) instead of raising.
         where: dataset description for messages.
+        check_file: optional ``(entry, stream, path, T, D) -> None`` called on every file found, before
+            the streams' lengths are reconciled; it raises ``ValueError`` on a file it rejects.
 
     Returns:
         ``(videos, dims, loader)`` with ``dims`` the feature size of every stream, read from the files.
@@ -94,6 +97,8 @@ def attach_feature_files(
         lengths = {}
         for stream, path in paths.items():
             length, dim = npy_length_and_dim(path)
+            if check_file is not None:
+                check_file(entry, stream, path, length, dim)
             if stream not in dims:
                 dims[stream], first_path[stream] = dim, path
             elif dim != dims[stream]:
