@@ -28,13 +28,17 @@ def test_tune_transfer_benchmark_smoke(tmp_path):
     import json
 
     module = _load("tune_transfer")
-    argv = ["--out", str(tmp_path), "--quick", "--videos", "10", "--sim", "feature_dim=8", "--trials", "2",
-            "--tune-seeds", "0", "--seeds", "0", "--aggregators", "weighted_sum"]
+    argv = ["--out", str(tmp_path), "--quick", "--videos", "24", "--per-class", "2", "--sim", "feature_dim=8",
+            "--trials", "2", "--tune-seeds", "0", "--seeds", "0", "--aggregators", "weighted_sum"]
     assert module.main(argv) == 0
     results = json.loads((tmp_path / "results.json").read_text())["aggregators"]["weighted_sum"]
     assert {"held_out_default", "held_out_tuned", "test_default", "test_tuned"} <= set(results)
     assert not (tmp_path / "data-train-only" / "features" / "test").exists()
     assert (tmp_path / "data" / "features" / "test").is_dir()
+    gt = json.loads((tmp_path / "data" / "gt.json").read_text())["database"]
+    train = [entry for entry in gt.values() if entry["subset"] != "test"]
+    classes = {a["label"] for entry in train for a in entry["annotations"]}
+    assert len(train) <= 2 * len(classes) < 24  # two videos per class kept
     assert "| weighted_sum |" in (tmp_path / "table.md").read_text()
 
 
