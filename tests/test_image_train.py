@@ -102,7 +102,7 @@ def test_resume_is_exact(sim, tmp_path):
     changes = dict(epochs=3, aggregator="weighted_sum", metadata=None)
     train(_config(sim, tmp_path / "straight", **changes), progress=False, log=lambda message: None)
 
-    def interrupt(epoch, record):
+    def interrupt(epoch, record, model):
         if epoch == 0:
             raise KeyboardInterrupt
 

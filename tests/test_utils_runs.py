@@ -31,6 +31,27 @@ def test_existing_run(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_folder_outputs(tmp_path):
+    """A pattern ending in / names a folder the run owns: it counts as the run's, and overwrite removes it."""
+    outputs = OUTPUTS + ("trials/",)
+    (tmp_path / "config.yaml").write_text("x")
+    (tmp_path / "trials" / "0").mkdir(parents=True)
+    (tmp_path / "trials" / "0" / "checkpoint.pt").write_text("x")
+    with pytest.raises(ValueError, match="already holds a run"):
+        check_run_dir(tmp_path, outputs)
+    stale = check_run_dir(tmp_path, outputs, overwrite=True)
+    assert sorted(path.name for path in stale) == ["config.yaml", "trials"]
+    remove_run_files(stale)
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "trials").write_text("a file, not the run's folder")
+    with pytest.raises(ValueError, match="holds no run"):
+        check_run_dir(tmp_path, outputs, overwrite=True)
+    (tmp_path / "trials").unlink()
+    (tmp_path / "config.yaml").mkdir()  # a folder where the run writes a file is not the run's
+    with pytest.raises(ValueError, match="holds no run"):
+        check_run_dir(tmp_path, outputs, overwrite=True)
+
+
 def test_exception(tmp_path):
     (tmp_path / "config.yaml").write_text("x")
     (tmp_path / "notes.txt").write_text("mine")

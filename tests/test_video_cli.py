@@ -127,24 +127,6 @@ def test_exception(capsys, tmp_path, trained_run):
     _bad(capsys, ["demo", "--aggregators", "nope", "--out", str(tmp_path / "demo")], "nope")
 
 
-def test_demo_settings():
-    import argparse
-
-    from wsl_video.commands import demo
-
-    parser = argparse.ArgumentParser()
-    demo.add_arguments(parser)
-    defaults = parser.parse_args([])
-    for name, selected in demo.SELECTED.items():
-        assert demo.demo_settings(name, defaults) == selected
-        config = demo.demo_config(name, 0, defaults)
-        assert (config.train.iterations, config.train.weight_decay, config.train.sparsity_weight) == (
-            selected["iterations"], selected["weight_decay"], selected["sparsity"])
-    assert demo.demo_settings("mean", defaults) == demo.FALLBACK
-    given = parser.parse_args(["--iterations", "7", "--sparsity", "0.5", "--weight-decay", "0.1"])
-    assert demo.demo_settings("maa", given) == {"iterations": 7, "weight_decay": 0.1, "sparsity": 0.5}
-
-
 def test_bad_data_through_cli(capsys, tmp_path):
     """Missing features, stream lengths that disagree, unknown labels and corrupt JSON: one line, exit 2."""
     import shutil
@@ -177,7 +159,7 @@ def test_bad_data_through_cli(capsys, tmp_path):
 
     unknown = fresh_copy("unknown")
     gt = json.loads((unknown / "gt.json").read_text())
-    video = sorted(gt["database"])[0]
+    video = sorted(name for name, entry in gt["database"].items() if entry["subset"] != "test")[0]  # a training video
     gt["database"][video]["annotations"][0]["label"] = "Juggling"
     (unknown / "gt.json").write_text(json.dumps(gt))
     _bad(capsys, train + ["--data-root", str(unknown)], "Juggling")
@@ -185,16 +167,3 @@ def test_bad_data_through_cli(capsys, tmp_path):
     corrupt = fresh_copy("corrupt")
     (corrupt / "gt.json").write_text('{"database": {')
     _bad(capsys, train + ["--data-root", str(corrupt)], "gt.json")
-
-
-def test_demo_settings_match_selection():
-    """The demo's defaults are the settings the held-out selection wrote."""
-    from pathlib import Path
-
-    from wsl_video.commands import demo
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "video_demo_selection.json"
-    selected = json.loads(path.read_text())["selected"]
-    assert set(selected) == set(demo.SELECTED) == set(demo.AGGREGATORS)
-    for name, settings in selected.items():
-        assert {key: settings[key] for key in ("iterations", "weight_decay", "sparsity")} == demo.SELECTED[name]

@@ -12,6 +12,7 @@ COMMANDS = {
     "localize": "wsl_image.commands.localize",
     "demo": "wsl_image.commands.demo",
     "make-sim": "wsl_image.commands.make_sim",
+    "tune": "wsl_image.commands.tune",
     "config": "wsl_image.commands.config",
     "aggregators": "wsl_image.commands.aggregators",
 }

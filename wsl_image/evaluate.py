@@ -16,7 +16,8 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
-__all__ = ["evaluate_model", "evaluate_run", "format_metrics", "LocalizationMeter", "ShardSampler", "METRIC_UNITS"]
+__all__ = ["evaluate_model", "localization_meter", "evaluate_run", "format_metrics", "LocalizationMeter",
+           "ShardSampler", "METRIC_UNITS"]
 
 METRIC_UNITS = "fractions in [0, 1] (accuracies; CAM thresholds relative to the map's maximum); tables print percent"
 _LOC_KEYS = ("top1_loc", "top5_loc", "gt_known_loc", "top1_cls", "top5_cls")
@@ -114,7 +115,7 @@ class LocalizationMeter:
 
 
 @torch.no_grad()
-def evaluate_model(
+def localization_meter(
     model: torch.nn.Module,
     batches: Iterable[dict],
     *,
@@ -124,11 +125,10 @@ def evaluate_model(
     amp: bool = False,
     progress: bool = False,
     description: str = "evaluate",
-) -> dict:
-    """Evaluate ``model`` (a CamModel, possibly DDP-wrapped) on batches of ``wsl_image.data.collate_boxes``.
-
-    Returns the dict of :meth:`LocalizationMeter.compute` (summed over ranks under torch.distributed).
-    """
+) -> LocalizationMeter:
+    """The :class:`LocalizationMeter` of ``model`` (a CamModel, possibly DDP-wrapped) over batches of
+    ``wsl_image.data.collate_boxes``, summed over ranks under torch.distributed; its ``box_acc`` and
+    ``box_acc_v2`` hold the accuracy at every CAM threshold (``curves()``)."""
     from tqdm import tqdm
 
     model = getattr(model, "module", model)
@@ -149,7 +149,27 @@ def evaluate_model(
         )
     model.train(was_training)
     meter.reduce()
-    return meter.compute()
+    return meter
+
+
+def evaluate_model(
+    model: torch.nn.Module,
+    batches: Iterable[dict],
+    *,
+    device: torch.device | str = "cpu",
+    cam_thresholds: Sequence[float] = (0.2,),
+    iou_threshold: float = 0.5,
+    amp: bool = False,
+    progress: bool = False,
+    description: str = "evaluate",
+) -> dict:
+    """Evaluate ``model`` (a CamModel, possibly DDP-wrapped) on batches of ``wsl_image.data.collate_boxes``.
+
+    Returns the dict of :meth:`LocalizationMeter.compute` (summed over ranks under torch.distributed).
+    """
+    return localization_meter(model, batches, device=device, cam_thresholds=cam_thresholds,
+                              iou_threshold=iou_threshold, amp=amp, progress=progress,
+                              description=description).compute()
 
 
 def evaluate_run(

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from wsl.utils.errors import TrainingDiverged
 from wsl.utils.io import load_checkpoint
 from wsl.utils.runs import absolute_path, check_run_dir, remove_run_files
 from wsl_image.config import TrainConfig, load_config, save_config
@@ -285,26 +286,30 @@ def train(
     resume: bool = False,
     overwrite: bool = False,
     progress: bool = True,
-    epoch_callback: Callable[[int, dict], None] | None = None,
+    epoch_callback: Callable[[int, dict, CamModel], None] | None = None,
     log: Callable[[str], None] = print,
+    splits: dict | None = None,
+    evaluate: bool = True,
 ) -> dict | None:
     """Train and evaluate as described by ``config``; returns the metrics (on rank 0, None elsewhere).
 
     ``config.out`` must be new or empty unless ``resume`` (continue its run) or ``overwrite`` (remove its
     run's outputs first); a folder with files that are not a run's outputs is always refused (``ValueError``).
-    ``epoch_callback(epoch, record)`` is called on every rank after each epoch's checkpoint is written.
+    ``epoch_callback(epoch, record, model)`` is called on every rank after each epoch's checkpoint is written.
+    ``splits`` replaces the data of ``config`` (a dict like :func:`build_splits`'s; ``test`` and ``val`` may be
+    None when ``evaluate`` is False, which skips the final evaluation and returns ``{"history": [...]}``).
     """
     config = _absolute_paths(config)
     stale = _check_output(config, resume, overwrite)  # every rank, before any rank writes
     context = _init_distributed(config.device)
     try:
         return _train(config, context, resume=resume, stale=stale, progress=progress, epoch_callback=epoch_callback,
-                      log=log)
+                      log=log, splits=splits, evaluate=evaluate)
     finally:
         context.close()
 
 
-def _train(config, context, *, resume, stale, progress, epoch_callback, log) -> dict | None:
+def _train(config, context, *, resume, stale, progress, epoch_callback, log, splits, evaluate) -> dict | None:
     from tqdm import tqdm
 
     from wsl.utils.io import atomic_save, atomic_write_json, atomic_write_text
@@ -327,7 +332,7 @@ def _train(config, context, *, resume, stale, progress, epoch_callback, log) -> 
 
     torch.backends.cudnn.benchmark = device.type == "cuda"
 
-    splits = build_splits(config)
+    splits = build_splits(config) if splits is None else splits
     if config.num_classes is None:
         config = config.replace(num_classes=splits["num_classes"])
     if config.num_classes < splits["num_classes"]:
@@ -413,7 +418,7 @@ def _train(config, context, *, resume, stale, progress, epoch_callback, log) -> 
                 logits = train_model(images).logits
                 loss = F.cross_entropy(logits.float(), labels)
             if not torch.isfinite(loss):
-                raise ValueError(f"training diverged: loss is {loss.item()} at epoch {epoch + 1} (lower --lr)")
+                raise TrainingDiverged(f"training diverged: loss is {loss.item()} at epoch {epoch + 1} (lower --lr)")
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
@@ -457,7 +462,7 @@ def _train(config, context, *, resume, stale, progress, epoch_callback, log) -> 
             )
         context.barrier()
         if epoch_callback is not None:
-            epoch_callback(epoch, record)
+            epoch_callback(epoch, record, model)
 
     if start_epoch >= config.epochs and context.is_main and not (out / CHECKPOINT_NAME).is_file():
         atomic_save(
@@ -471,6 +476,8 @@ def _train(config, context, *, resume, stale, progress, epoch_callback, log) -> 
             },
             out / CHECKPOINT_NAME,
         )
+    if not evaluate:
+        return {"history": history} if context.is_main else None
     metrics = evaluate_run(
         model, config, splits, device=device, rank=context.rank, world_size=context.world_size, progress=progress
     )

@@ -13,6 +13,7 @@ COMMANDS = {
     "demo": "wsl_video.commands.demo",
     "plot": "wsl_video.commands.plot",
     "make-sim": "wsl_video.commands.make_sim",
+    "tune": "wsl_video.commands.tune",
     "extract": "wsl_video.commands.extract",
     "config": "wsl_video.commands.config",
     "aggregators": "wsl_video.commands.aggregators",

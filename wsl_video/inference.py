@@ -108,7 +108,9 @@ def predict_video(model: TemporalLocalizer, features: Dict[str, np.ndarray], con
         sampled = {name: f[0][index] for name, f in full.items()}  # (S, T, D)
         scores = model.probabilities(sampled).mean(dim=0)
     if not (torch.isfinite(scores).all() and torch.isfinite(cas).all()):
-        raise ValueError("non-finite scores or CAS: the model has diverged")
+        from wsl.utils.errors import TrainingDiverged
+
+        raise TrainingDiverged("non-finite scores or CAS: the model has diverged")
     return VideoPrediction(scores.cpu().numpy().astype(np.float64), cas.cpu().numpy().astype(np.float64))
 
 
@@ -148,7 +150,7 @@ def predict_dataset(model: TemporalLocalizer, dataset, config: InferenceConfig, 
         try:
             prediction = predict_video(model, dataset.features(i), config, num_segments)
         except ValueError as error:
-            raise ValueError(f"video {video.name}: {error}") from None
+            raise type(error)(f"video {video.name}: {error}") from None
         scores[i] = prediction.scores
         names.append(video.name)
         detections[video.name] = localize(prediction, video.seconds_per_snippet, config, video.duration)

@@ -29,6 +29,7 @@ from typing import Any, Callable, Dict, List, Mapping, Tuple
 import numpy as np
 import torch
 
+from wsl.utils.errors import TrainingDiverged
 from wsl.utils.io import atomic_save, atomic_write_json, atomic_write_text, load_checkpoint
 from wsl.utils.runs import absolute_path, check_run_dir, remove_run_files
 from wsl_video.config import RunConfig, config_to_dict, load_config, save_config
@@ -94,21 +95,37 @@ def open_data(config: RunConfig, subset: str, data_root: str | None = None):
     return dataset
 
 
-def split_held_out(dataset, num_held_out: int, seed: int = 0):
-    """Split a training subset into (fit, held-out) views for hyperparameter selection.
+def split_held_out(dataset, num_held_out: int | None = None, seed: int = 0, *, names=None,
+                   source: str = "the held-out list"):
+    """Split a training subset into (fit, held-out) views for choosing settings (``wsl-video tune``).
 
-    ``num_held_out`` videos, drawn at random with ``seed`` among those with temporal annotations, form
-    the held-out view (their annotations serve only to score settings); the other videos form the fit
-    view. Both views share the parent's feature loader and keep its video order. Returns
-    ``(fit, held_out)`` :class:`~wsl_video.data.records.FeatureDataset` objects.
+    ``num_held_out`` videos with temporal annotations form the held-out view (their annotations serve
+    only to score settings), drawn with ``seed`` and stratified by class
+    (:func:`wsl.tuning.split.stratified_holdout`: each video counts in its rarest class); or ``names``
+    lists them. Every class keeps training videos. Both views share the parent's feature loader (and
+    its preloaded features) and keep its video order. Returns ``(fit, held_out)``
+    :class:`~wsl_video.data.records.FeatureDataset` objects.
+
+    Raises:
+        ValueError: a size out of range, an unknown or unannotated video in ``names``, or a split that
+            leaves a class without training videos; the message names it.
     """
+    from wsl.tuning.split import holdout_by_names, stratified_holdout
     from wsl_video.data.records import FeatureDataset
 
-    annotated = [i for i, video in enumerate(dataset.videos) if video.annotations]
-    if not 0 < num_held_out < len(dataset) or num_held_out > len(annotated):
-        raise ValueError(f"cannot hold out {num_held_out} of the {len(dataset)} videos of {dataset.name} "
-                         f"({dataset.subset}), {len(annotated)} of which are annotated")
-    chosen = set(np.random.default_rng(seed).choice(annotated, size=num_held_out, replace=False).tolist())
+    labels = [video.labels for video in dataset.videos]
+    if names is not None:
+        chosen = holdout_by_names([video.name for video in dataset.videos], list(names), source, labels, "video")
+        for index in chosen:
+            if not dataset.videos[index].annotations:
+                raise ValueError(f"{source}: {dataset.videos[index].name} has no temporal annotation to score "
+                                 "settings with")
+    else:
+        if num_held_out is None:
+            raise ValueError("give the number of held-out videos or their names")
+        annotated = [bool(video.annotations) for video in dataset.videos]
+        chosen = stratified_holdout(labels, num_held_out, seed, eligible=annotated, noun="video")
+    chosen = set(int(i) for i in chosen)
 
     def view(keep: bool, subset: str):
         videos = [video for i, video in enumerate(dataset.videos) if (i in chosen) == keep]
@@ -258,7 +275,7 @@ def train(config: RunConfig, out_dir: str | Path, *, resume: bool = False, overw
         outputs = model(batch)
         loss = weak_label_loss(outputs, labels[videos].to(device), config.train.sparsity_weight)
         if not torch.isfinite(loss):
-            raise ValueError(f"training diverged at iteration {iteration + 1} (loss {loss.item()})")
+            raise TrainingDiverged(f"training diverged at iteration {iteration + 1} (loss {loss.item()})")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -156,6 +156,25 @@ def _score_order(scores: np.ndarray) -> np.ndarray:
     return np.argsort(-scores, kind="stable")
 
 
+def _overlapping_pairs(segments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs ``(i, j)``, ``i != j``, of segments whose intersection is longer than zero (each pair once).
+
+    A sweep by start: the segments starting at or after segment ``a`` (in start order) and before its end.
+    """
+    count = len(segments)
+    if count < 2:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    by_start = np.argsort(segments[:, 0], kind="stable")
+    starts, ends = segments[by_start, 0], segments[by_start, 1]
+    stop = np.searchsorted(starts, ends, side="left")  # positions of the segments starting before each end
+    lengths = np.maximum(stop - np.arange(count) - 1, 0)
+    first = np.repeat(np.arange(count), lengths)
+    offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    second = first + 1 + offsets
+    overlap = np.minimum(ends[first], ends[second]) > np.maximum(starts[first], starts[second])
+    return by_start[first[overlap]], by_start[second[overlap]]
+
+
 def nms_1d(proposals: np.ndarray, iou_threshold: float) -> np.ndarray:
     """Hard non-maximum suppression of temporal proposals.
 
@@ -173,16 +192,27 @@ def nms_1d(proposals: np.ndarray, iou_threshold: float) -> np.ndarray:
     if not 0.0 <= iou_threshold <= 1.0:
         raise ValueError(f"iou_threshold must be in [0, 1], got {iou_threshold}")
     ordered = proposals[_score_order(proposals[:, 2])]
+    first, second = _overlapping_pairs(ordered[:, :2])
+    # only overlapping pairs can have tIoU > threshold >= 0: the same formula as temporal_iou, on those
+    starts, ends = ordered[:, 0], ordered[:, 1]
+    intersection = np.minimum(ends[first], ends[second]) - np.maximum(starts[first], starts[second])
+    union = (ends[first] - starts[first]) + (ends[second] - starts[second]) - intersection
+    iou = np.zeros_like(intersection)
+    np.divide(intersection, union, out=iou, where=union > 0)
+    conflict = iou > iou_threshold
+    first, second = first[conflict], second[conflict]
+    # each kept proposal suppresses the later (lower-scored) ones it conflicts with
+    earlier, later = np.minimum(first, second), np.maximum(first, second)
+    order = np.argsort(earlier, kind="stable")
+    earlier, later = earlier[order], later[order]
+    bounds = np.searchsorted(earlier, np.arange(len(ordered) + 1))
+    suppressed = np.zeros(len(ordered), dtype=bool)
     keep = []
-    remaining = np.arange(len(ordered))
-    while remaining.size:
-        best = remaining[0]
-        keep.append(best)
-        rest = remaining[1:]
-        if rest.size == 0:
-            break
-        iou = temporal_iou(ordered[best : best + 1, :2], ordered[rest, :2])[0]
-        remaining = rest[iou <= iou_threshold]
+    for index in range(len(ordered)):
+        if suppressed[index]:
+            continue
+        keep.append(index)
+        suppressed[later[bounds[index]:bounds[index + 1]]] = True
     return ordered[np.asarray(keep, dtype=np.int64)].reshape(-1, 3)
 
 

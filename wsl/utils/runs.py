@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import shutil
 from pathlib import Path
 from typing import Iterable, List, Union
 
@@ -48,10 +49,16 @@ def recorded_path(recorded: PathLike | None, override: PathLike | None = None, *
     return path
 
 
-def _is_output(name: str, outputs: Iterable[str]) -> bool:
+def _is_output(path: Path, outputs: Iterable[str]) -> bool:
+    """``path`` matches a file pattern of ``outputs`` (or a folder pattern, written with a trailing ``/``)."""
+    name = path.name
     for pattern in outputs:
+        if pattern.endswith("/"):
+            if path.is_dir() and fnmatch.fnmatch(name, pattern[:-1]):
+                return True
+            continue
         # the temporary file an interrupted atomic write leaves is the run's too
-        if fnmatch.fnmatch(name, pattern) or fnmatch.fnmatch(name, f".{pattern}.*.tmp"):
+        if path.is_file() and (fnmatch.fnmatch(name, pattern) or fnmatch.fnmatch(name, f".{pattern}.*.tmp")):
             return True
     return False
 
@@ -67,7 +74,8 @@ def check_run_dir(out: PathLike, outputs: Iterable[str], *, resume: bool = False
 
     Args:
         out: the run folder (it need not exist).
-        outputs: file-name patterns (``fnmatch``) of everything a run writes in its folder.
+        outputs: file-name patterns (``fnmatch``) of everything a run writes in its folder; a pattern
+            ending in ``/`` names a folder the run owns (removed with everything in it by ``overwrite``).
         resume: the run continues from the folder's own checkpoint (no check here).
         overwrite: replace the run in ``out``.
 
@@ -89,7 +97,7 @@ def check_run_dir(out: PathLike, outputs: Iterable[str], *, resume: bool = False
     if resume or not out.is_dir():
         return []
     entries = list(out.iterdir())
-    run_files = [path for path in entries if path.is_file() and _is_output(path.name, outputs)]
+    run_files = [path for path in entries if _is_output(path, outputs)]
     others = [path for path in entries if path not in run_files]
     if others:
         if run_files:
@@ -103,6 +111,10 @@ def check_run_dir(out: PathLike, outputs: Iterable[str], *, resume: bool = False
 
 
 def remove_run_files(paths: Iterable[PathLike]) -> None:
-    """Delete the old run's files that :func:`check_run_dir` returned (already gone is fine)."""
+    """Delete the old run's files (and folders) that :func:`check_run_dir` returned (already gone is fine)."""
     for path in paths:
-        Path(path).unlink(missing_ok=True)
+        path = Path(path)
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)

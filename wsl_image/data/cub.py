@@ -15,7 +15,7 @@ Boxes become ``(x, y, x + width, y + height)``, the same conversion as the wsole
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, TypeVar, Union
+from typing import Callable, Sequence, TypeVar, Union
 
 import numpy as np
 
@@ -36,12 +36,20 @@ CUB_FILES = {
 
 
 def _parse_id_file(
-    path: Path, fields: int, parse: Callable[[list[str]], T], expected: str, *, multi: bool = False
+    path: Path, fields: int, parse: Callable[[list[str]], T], expected: str, *, multi: bool = False,
+    keep: set[int] | None = None,
 ) -> dict[int, list[T]]:
-    """Parse ``<id> <fields...>`` lines into ``{id: [value, ...]}`` in file order."""
+    """Parse ``<id> <fields...>`` lines into ``{id: [value, ...]}`` in file order (only ``keep`` ids when given:
+    the other lines are skipped without reading their fields)."""
     table: dict[int, list[T]] = {}
     for number, line in read_lines(path, path.name):
         parts = line.split(maxsplit=fields)
+        if keep is not None:
+            try:
+                if int(parts[0]) not in keep:
+                    continue
+            except ValueError:
+                pass  # reported below
         if len(parts) != fields + 1:
             raise ValueError(f"{path}:{number}: malformed line {line!r}; expected {expected!r}")
         try:
@@ -77,13 +85,16 @@ def _parse_xywh(parts: list[str]) -> list[float]:
     return [x, y, x + w, y + h]
 
 
-def load_cub(root: PathLike, *, verify_images: bool = True) -> CubMetadata:
+def load_cub(root: PathLike, *, verify_images: bool = True, splits: Sequence[str] | None = None) -> CubMetadata:
     """Read the official ``CUB_200_2011`` layout.
 
     Args:
         root: the ``CUB_200_2011`` folder (or its parent).
         verify_images: read every image header to record ``sizes`` and check that each box lies inside
             its image (about a second for the 11,788 CUB images).
+        splits: keep only these of ``"train"``, ``"test"`` (default both). The lines of the other
+            images are skipped unread in every file but ``train_test_split.txt``, and their image files
+            are never opened: ``splits=("train",)`` works with the test images and annotations absent.
 
     Returns:
         :class:`CubMetadata` with ``is_train`` from ``train_test_split.txt`` and one box per image.
@@ -101,12 +112,21 @@ def load_cub(root: PathLike, *, verify_images: bool = True) -> CubMetadata:
         raise ValueError(f"{files['classes']}: class ids must be 1..{len(class_ids)}, got {class_ids[:5]}...")
     class_names = [classes[k][0] for k in class_ids]
 
-    images = _parse_id_file(files["images"], 1, lambda p: p[0], "<image_id> <image_name>")
-    labels = _parse_id_file(files["labels"], 1, lambda p: int(p[0]), "<image_id> <class_id>")
     split = _parse_id_file(files["split"], 1, _parse_flag, "<image_id> <is_training_image 0|1>")
+    keep = None
+    if splits is not None:
+        unknown = sorted(set(splits) - {"train", "test"})
+        if unknown or not splits:
+            raise ValueError(f"splits of the official CUB layout are 'train' and 'test', got {list(splits)}")
+        keep = {key for key, (flag,) in split.items() if ("train" if flag else "test") in splits}
+        split = {key: value for key, value in split.items() if key in keep}
+    images = _parse_id_file(files["images"], 1, lambda p: p[0], "<image_id> <image_name>", keep=keep)
+    labels = _parse_id_file(files["labels"], 1, lambda p: int(p[0]), "<image_id> <class_id>", keep=keep)
     boxes = _parse_id_file(
-        files["boxes"], 1, _parse_xywh, "<image_id> <x> <y> <width> <height>", multi=True
+        files["boxes"], 1, _parse_xywh, "<image_id> <x> <y> <width> <height>", multi=True, keep=keep
     )
+    if keep is not None:
+        _check_same_ids(split, images, CUB_FILES["split"], CUB_FILES["images"])
     for name, table in (("labels", labels), ("split", split), ("boxes", boxes)):
         _check_same_ids(images, table, CUB_FILES["images"], CUB_FILES[name])
 

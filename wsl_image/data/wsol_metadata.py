@@ -15,7 +15,7 @@ hyper-parameters without touching the test set.
 from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
-from typing import Union
+from typing import Sequence, Union
 
 import numpy as np
 
@@ -129,7 +129,8 @@ def _load_split(split_dir: Path, image_root: Path, verify_images: bool) -> dict:
 
 
 def load_wsol_metadata(
-    metadata_dir: PathLike, image_root: PathLike, *, verify_images: bool = True
+    metadata_dir: PathLike, image_root: PathLike, *, verify_images: bool = True,
+    splits: Sequence[str] | None = None,
 ) -> CubMetadata:
     """Read wsolevaluation metadata.
 
@@ -139,6 +140,8 @@ def load_wsol_metadata(
         image_root: folder the image ids are relative to (``dataset/CUB`` in wsolevaluation).
         verify_images: check that every image exists and decodes, and that its size matches
             ``image_sizes.txt``.
+        splits: read only these sub-folders (each must exist); the others, their images included, are
+            never opened: ``splits=("train",)`` works with the test split absent.
 
     Returns:
         :class:`CubMetadata` with ``splits`` set and ``is_train`` = (split == "train"). Class names are the
@@ -149,9 +152,19 @@ def load_wsol_metadata(
         raise FileNotFoundError(f"metadata folder not found: {metadata_dir}")
     if not image_root.is_dir():
         raise FileNotFoundError(f"image root not found: {image_root}")
+    if splits is not None:
+        unknown = sorted(set(splits) - set(SPLITS))
+        if unknown or not splits:
+            raise ValueError(f"wsolevaluation splits are {', '.join(SPLITS)}, got {list(splits)}")
     if (metadata_dir / "image_ids.txt").is_file():
         name = metadata_dir.name if metadata_dir.name in SPLITS else "test"
         split_dirs = [(name, metadata_dir)]
+    elif splits is not None:
+        split_dirs = [(name, metadata_dir / name) for name in SPLITS if name in splits]
+        for name, folder in split_dirs:
+            if not (folder / "image_ids.txt").is_file():
+                raise FileNotFoundError(f"{folder}: the {name} split of the wsolevaluation metadata is missing "
+                                        "(no image_ids.txt)")
     else:
         split_dirs = [(name, metadata_dir / name) for name in SPLITS if (metadata_dir / name).is_dir()]
         if not split_dirs:

@@ -1,7 +1,8 @@
 """``wsl-video demo``: MAAN against the paper's baseline aggregators on simulated THUMOS14 (Table 1).
 
-Each aggregator trains with its own iterations, weight decay and attention L1 weight, selected on
-videos held out from the training subset (never on the test split); see ``docs/video-demo.md``.
+Each aggregator trains with its own settings, chosen by ``wsl-video tune`` on videos held out from the
+training subset (never on the test split): the ``best.yaml`` files in ``wsl_video/resources/demo/``, or
+a live selection with ``--tune``; see ``docs/video-demo.md``.
 """
 
 from __future__ import annotations
@@ -16,20 +17,19 @@ LABELS = {"maa": "MAAN", "weighted_sum": "STPN", "dropout": "Dropout", "norm": "
           "softmax_norm": "SoftMaxNorm"}
 DEMO_BATCH_SIZE = 16
 DEMO_PLOTS = 3
-# Settings of every aggregator, selected WITHOUT the test split by benchmarks/video_demo_selection.py
-# (160 fit / 40 held-out training videos, split seed 0; the same grid for every aggregator: weight
-# decay {0, 1e-3, 1e-2} x attention L1 weight {0, 0.02, 0.2} x iterations {500, 1000, 2000, 3000};
-# best average mAP@0.1:0.7 on the 40 held-out videos, averaged over training seeds 0 and 1; results
-# in benchmarks/results/video_demo_*.json, see docs/video-demo.md):
-#     OMP_NUM_THREADS=1 python benchmarks/video_demo_selection.py --seeds 0 1 --jobs 2 --out demo_selection
-SELECTED = {  # trailing comment: held-out avg mAP@0.1:0.7 (%) of the selected setting
-    "maa": {"iterations": 1000, "weight_decay": 1e-2, "sparsity": 0.02},  # 27.7
-    "weighted_sum": {"iterations": 2000, "weight_decay": 1e-2, "sparsity": 0.2},  # 37.5
-    "dropout": {"iterations": 3000, "weight_decay": 1e-2, "sparsity": 0.2},  # 41.0
-    "norm": {"iterations": 1000, "weight_decay": 1e-2, "sparsity": 0.0},  # 13.8
-    "softmax_norm": {"iterations": 2000, "weight_decay": 1e-2, "sparsity": 0.0},  # 31.6
-}
-FALLBACK = {"iterations": 3000, "weight_decay": 0.0, "sparsity": 0.0}  # aggregators outside the selection
+# The protocol of the stored settings (resources/demo/<aggregator>.yaml: 40 of the 200 training videos
+# held out, stratified by class, split seed 0; the search space resources/demo/space.yaml), regenerated with
+#     OMP_NUM_THREADS=1 wsl-video demo --tune --jobs 2 --seeds 0 1 2 --save-settings wsl_video/resources/demo
+TUNE_TRIALS = 24
+TUNE_SEEDS = (0, 1)
+FALLBACK = {"iterations": 3000, "weight_decay": 0.0, "sparsity": 0.0}  # aggregators without stored settings
+
+
+def settings_folder() -> Path:
+    """The packaged settings: one ``best.yaml`` of ``wsl-video tune`` per aggregator, and the demo's space."""
+    from importlib import resources
+
+    return Path(str(resources.files("wsl_video") / "resources" / "demo"))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,24 +38,50 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--aggregators", nargs="+", default=list(AGGREGATORS),
                         help=f"aggregators to compare (default {' '.join(AGGREGATORS)})")
     parser.add_argument("--iterations", type=int, default=None,
-                        help="training iterations per run (default: the selected value of each aggregator)")
+                        help="training iterations per run (default: the tuned value of each aggregator)")
     parser.add_argument("--batch-size", type=int, default=DEMO_BATCH_SIZE,
                         help=f"videos per batch (default {DEMO_BATCH_SIZE})")
     parser.add_argument("--sparsity", type=float, default=None,
-                        help="attention L1 weight (default: the selected value of each aggregator)")
+                        help="attention L1 weight (default: the tuned value of each aggregator)")
     parser.add_argument("--weight-decay", type=float, default=None,
-                        help="Adam weight decay (default: the selected value of each aggregator)")
+                        help="Adam weight decay (default: the tuned value of each aggregator)")
     parser.add_argument("--sim", action="append", default=[], metavar="KEY=VALUE",
                         help="thumos14-sim simulator override (repeatable)")
     parser.add_argument("--plots", type=int, default=DEMO_PLOTS,
                         help=f"test videos to plot (default {DEMO_PLOTS})")
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, ...")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    tuning = parser.add_argument_group("settings", "where each aggregator's settings come from")
+    tuning.add_argument("--settings", default=None, metavar="DIR",
+                        help="folder of <aggregator>.yaml settings (default: the packaged ones, chosen by tune)")
+    tuning.add_argument("--tune", action="store_true",
+                        help="choose the settings live with wsl-video tune (in OUT/tune/<aggregator>/) first")
+    tuning.add_argument("--trials", type=int, default=TUNE_TRIALS,
+                        help=f"--tune: trials per aggregator (default {TUNE_TRIALS})")
+    tuning.add_argument("--tune-seeds", type=int, nargs="+", default=list(TUNE_SEEDS),
+                        help=f"--tune: training seeds averaged per setting (default {' '.join(map(str, TUNE_SEEDS))})")
+    tuning.add_argument("--tune-space", default=None, metavar="FILE",
+                        help="--tune: search space (default: the demo's, resources/demo/space.yaml)")
+    tuning.add_argument("--jobs", type=int, default=1, help="--tune: processes per study (default 1)")
+    tuning.add_argument("--save-settings", default=None, metavar="DIR",
+                        help="--tune: also copy each best.yaml to DIR/<aggregator>.yaml (regenerates the packaged "
+                             "settings when DIR is wsl_video/resources/demo)")
+
+
+def stored_settings(aggregator: str, folder: str | Path | None = None):
+    """The tuned config of ``aggregator`` (``folder/<aggregator>.yaml``), or None when there is none."""
+    from wsl_video.config import load_config
+
+    path = Path(folder or settings_folder()) / f"{aggregator}.yaml"
+    return load_config(path) if path.is_file() else None
 
 
 def demo_settings(aggregator: str, args: argparse.Namespace) -> dict:
-    """Iterations, weight decay and attention L1 weight of ``aggregator``: the selected ones unless given."""
-    settings = dict(SELECTED.get(aggregator, FALLBACK))
+    """Iterations, weight decay and attention L1 weight of ``aggregator``: the tuned ones unless given."""
+    stored = stored_settings(aggregator, getattr(args, "settings", None))
+    settings = dict(FALLBACK) if stored is None else {
+        "iterations": stored.train.iterations, "weight_decay": float(stored.train.weight_decay),
+        "sparsity": float(stored.resolved().train.sparsity_weight)}
     for key in ("iterations", "weight_decay", "sparsity"):
         if getattr(args, key, None) is not None:
             settings[key] = getattr(args, key)
@@ -63,12 +89,14 @@ def demo_settings(aggregator: str, args: argparse.Namespace) -> dict:
 
 
 def demo_config(aggregator: str, seed: int, args: argparse.Namespace):
-    """The demo's run configuration: the paper's recipe on thumos14-sim with the selected settings."""
+    """The demo's run configuration: the paper's recipe on thumos14-sim with the tuned settings."""
     from wsl_video.commands.train import parse_overrides
     from wsl_video.config import RunConfig
 
-    config = RunConfig()
+    stored = stored_settings(aggregator, getattr(args, "settings", None))
+    config = RunConfig() if stored is None else stored
     config.data.dataset = "thumos14-sim"
+    config.data.data_root = None
     config.data.sim = parse_overrides(args.sim)
     config.model.aggregator = aggregator
     settings = demo_settings(aggregator, args)
@@ -81,6 +109,40 @@ def demo_config(aggregator: str, seed: int, args: argparse.Namespace):
     config.train.log_every = max(1, settings["iterations"] // 10)
     config.train.checkpoint_every = settings["iterations"]
     return config.resolved()
+
+
+def tune_settings(args: argparse.Namespace) -> Path:
+    """``--tune``: run ``wsl-video tune`` for every aggregator; returns the folder of the chosen settings."""
+    import shutil
+
+    from wsl_video.commands.train import parse_overrides
+    from wsl_video.config import RunConfig
+    from wsl_video.tune import tune
+
+    out = Path(args.out) / "tune"
+    chosen = out / "settings"
+    for aggregator in args.aggregators:
+        config = RunConfig()
+        config.data.dataset = "thumos14-sim"
+        config.data.sim = parse_overrides(args.sim)
+        config.model.aggregator = aggregator
+        config.train.batch_size = args.batch_size
+        config.train.device = args.device
+        print(f"== tune {LABELS.get(aggregator, aggregator)} ({aggregator})", flush=True)
+        space = args.tune_space or str(settings_folder() / "space.yaml")
+        summary = tune(config, out / aggregator, seeds=args.tune_seeds, space_file=space, trials=args.trials,
+                       jobs=args.jobs, echo=None if args.quiet else print)  # held out: a fifth, 40 of 200
+        if summary.get("best_score") is None:
+            raise ValueError(f"tune {aggregator}: no trial completed; raise --trials")
+        chosen.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(out / aggregator / "best.yaml", chosen / f"{aggregator}.yaml")
+        if args.save_settings:  # the folder as given on the command line, not this machine's absolute path
+            from wsl.utils.io import atomic_write_text
+
+            text = (out / aggregator / "best.yaml").read_text(encoding="utf-8")
+            atomic_write_text(Path(args.save_settings) / f"{aggregator}.yaml",
+                              text.replace(str(Path(args.out).resolve()), str(args.out)))
+    return chosen
 
 
 def run(args: argparse.Namespace) -> int:
@@ -97,8 +159,14 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"unknown aggregator {name!r}; available: {', '.join(sorted(known))}")
     if (args.iterations is not None and args.iterations <= 0) or args.batch_size <= 0:
         raise ValueError("--iterations and --batch-size must be positive")
+    if args.save_settings and not args.tune:
+        raise ValueError("--save-settings needs --tune")
+    if args.settings and not Path(args.settings).is_dir():
+        raise FileNotFoundError(f"settings folder not found: {args.settings}")
     out = Path(args.out)
     tic = time.time()
+    if args.tune:
+        args.settings = str(tune_settings(args))
     data_config = demo_config(args.aggregators[0], args.seeds[0], args)  # the same data for every run
     train_set, test_set = open_data(data_config, "train"), open_data(data_config, "test")
     per_aggregator = {}

@@ -20,6 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write only the first N videos of each subset (default: all 200 + 212)")
     parser.add_argument("--test-videos", type=int, default=212, choices=(212, 210),
                         help="THUMOS14 test videos to write (default: 212)")
+    parser.add_argument("--sim", action="append", default=[], metavar="KEY=VALUE",
+                        help="simulator override (repeatable), e.g. --sim strong_level=1.2 (see docs/video-data.md)")
     parser.add_argument("--rgb-only", action="store_true",
                         help="custom layout: write only features/rgb/, as an RGB-only backbone does")
     parser.add_argument("--overwrite", action="store_true", help="write into a non-empty folder")
@@ -41,7 +43,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"{out}: exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not args.overwrite:
         raise ValueError(f"{out}: folder is not empty (pass --overwrite to write into it)")
-    sim = {"cache": False}
+    from wsl_video.commands.train import parse_overrides
+
+    sim = {**parse_overrides(args.sim), "cache": False}
     if args.feature_dim is not None:
         sim["feature_dim"] = args.feature_dim
     if args.videos is not None:

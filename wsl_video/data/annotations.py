@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from wsl_video.data.files import read_lines
 from wsl_video.data.records import Video
@@ -18,6 +18,7 @@ __all__ = [
     "read_ambiguous",
     "make_video",
     "thumos_subset",
+    "keep_thumos_subset",
 ]
 
 #: The 20 THUMOS14 localization classes, in the usual (alphabetical) order.
@@ -60,18 +61,23 @@ def _number(value: Any, what: str, where: str) -> float:
 
 
 def parse_database(data: Any, path: Path, classes: Sequence[str] | None = None, *,
-                   ambiguous_label: str | None = AMBIGUOUS_LABEL) -> dict[str, Entry]:
+                   ambiguous_label: str | None = AMBIGUOUS_LABEL,
+                   keep: Callable[[str, Mapping], bool] | None = None) -> dict[str, Entry]:
     """Parse an ActivityNet-style annotation dict ``{"database": {video: {...}}}``.
 
     Segment times may be numbers or strings. Annotations labelled ``ambiguous_label`` (THUMOS14's
     ``Ambiguous``; None: no such label, every label is a class) go to ``Entry.ambiguous``.
     With ``classes`` given, any other label outside it raises ``ValueError`` naming the video.
+    ``keep(video, record)`` selects the records to parse (e.g. one subset's): the others are skipped
+    unread, so opening the training subset never looks at the test annotations.
     """
     if not isinstance(data, Mapping) or not isinstance(data.get("database"), Mapping):
         raise ValueError(f"{path}: not an ActivityNet-style annotation file (no 'database' object)")
     known = set(classes) if classes is not None else None
     entries = {}
     for name, record in data["database"].items():
+        if keep is not None and not keep(str(name), record if isinstance(record, Mapping) else {}):
+            continue
         where = f"{path}: video {name}"
         if not isinstance(record, Mapping):
             raise ValueError(f"{where}: annotation record is not an object")
@@ -126,6 +132,15 @@ def make_video(entry: Entry, num_snippets: int, seconds_per_snippet: float) -> V
         seconds_per_snippet=float(seconds_per_snippet),
         subset=entry.subset,
     )
+
+
+def keep_thumos_subset(subset: str, split: Iterable[str] | None = None) -> Callable[[str, Mapping], bool]:
+    """``keep`` for :func:`parse_database`: the videos of a split list, or those whose annotation-file
+    subset (``validation``, ``test``...) is ``subset`` (``train``/``test``)."""
+    if split is not None:
+        names = set(split)
+        return lambda name, record: name in names
+    return lambda name, record: thumos_subset(str(record.get("subset", ""))) == subset
 
 
 def thumos_subset(native: str) -> str | None:

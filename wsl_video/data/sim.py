@@ -18,6 +18,7 @@ import numpy as np
 
 from wsl_video.data.annotations import (
     THUMOS14_CLASSES,
+    keep_thumos_subset,
     make_video,
     parse_database,
     read_ambiguous,
@@ -237,11 +238,12 @@ def open_sim(subset: str = "train", *, streams: str = "two", test_videos: int = 
     config = SimConfig.from_overrides(sim)
     folder = thumos14_resources()
     gt_path = folder / "gt.json"
-    entries = parse_database(read_json(gt_path), gt_path, THUMOS14_CLASSES)
+    # only the subset's annotations are parsed; the Ambiguous segments are those of test videos
+    entries = parse_database(read_json(gt_path), gt_path, THUMOS14_CLASSES, keep=keep_thumos_subset(subset))
     chosen = select_thumos(entries, subset, test_videos)
     if config.videos is not None:
         chosen = chosen[: config.videos]
-    ambiguous = read_ambiguous(folder / "Ambiguous_test.txt")
+    ambiguous = read_ambiguous(folder / "Ambiguous_test.txt") if subset == "test" else {}
     videos = [make_video(entry, _num_snippets(entry.duration, seconds_per_snippet), seconds_per_snippet)
               for entry in chosen]
     generator = SimFeatures(THUMOS14_CLASSES, config, seed, ambiguous)

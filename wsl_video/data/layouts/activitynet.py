@@ -34,15 +34,36 @@ def _feature_path(folder: Path, name: str) -> Path:
     return plain if plain.is_file() else prefixed
 
 
+def _labels(data, path: Path) -> set[str]:
+    """Class names of an ActivityNet annotation file: the leaves of its ``taxonomy`` when it has one (the
+    official file does; no video's annotations are read), else every label the annotations use."""
+    if not isinstance(data, dict) or not isinstance(data.get("database"), dict):
+        raise ValueError(f"{path}: not an ActivityNet-style annotation file (no 'database' object)")
+    taxonomy = data.get("taxonomy")
+    if isinstance(taxonomy, list) and taxonomy and all(isinstance(node, dict) for node in taxonomy):
+        parents = {str(node.get("parentName")) for node in taxonomy}
+        leaves = {str(node["nodeName"]) for node in taxonomy if "nodeName" in node} - parents
+        if leaves:
+            return leaves
+    labels = set()
+    for record in data["database"].values():
+        for item in (record.get("annotations") or []) if isinstance(record, dict) else []:
+            if isinstance(item, dict) and "label" in item:
+                labels.add(str(item["label"]))
+    labels.discard("Ambiguous")
+    return labels
+
+
 def open_activitynet(root: Path, subset: str, *, streams: str = "two", skip_missing: bool = False,
                      **_: object) -> FeatureDataset:
     root = Path(root)
     gt_path = root / ANNOTATION_FILE
     data = read_json(gt_path)
-    entries = parse_database(data, gt_path)
-    classes = sorted({label for entry in entries.values() for _, _, label in entry.annotations})
     native = SUBSETS[subset]
-    chosen = [entry for entry in entries.values() if entry.subset == native]
+    # the class list is the same for both subsets; only this subset's entries are parsed
+    classes = sorted(_labels(data, gt_path))
+    entries = parse_database(data, gt_path, keep=lambda name, record: str(record.get("subset", "")) == native)
+    chosen = list(entries.values())
     for entry in chosen:
         if entry.duration is None:
             raise ValueError(f"{gt_path}: video {entry.name} has no duration")

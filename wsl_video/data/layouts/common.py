@@ -8,7 +8,14 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from wsl_video.data.annotations import THUMOS14_CLASSES, Entry, make_video, parse_database, select_thumos
+from wsl_video.data.annotations import (
+    THUMOS14_CLASSES,
+    Entry,
+    keep_thumos_subset,
+    make_video,
+    parse_database,
+    select_thumos,
+)
 from wsl_video.data.files import npy_length_and_dim, read_json, read_lines, read_npy
 from wsl_video.data.records import FeatureDataset, Video
 
@@ -111,13 +118,15 @@ def attach_feature_files(
     return videos, dims, loader
 
 
-def collect_ambiguous(entries: Mapping[str, Entry], root: Path) -> dict[str, list[tuple[float, float]]]:
-    """Ambiguous segments from the annotation file plus ``Ambiguous_test.txt`` in ``root`` when present."""
+def collect_ambiguous(entries: Mapping[str, Entry], root: Path,
+                      test: bool = True) -> dict[str, list[tuple[float, float]]]:
+    """Ambiguous segments from the annotation file plus, for the ``test`` subset, ``Ambiguous_test.txt``
+    in ``root`` when present (the training subset never reads it)."""
     from wsl_video.data.annotations import read_ambiguous
 
     ambiguous = {name: list(entry.ambiguous) for name, entry in entries.items() if entry.ambiguous}
     path = root / "Ambiguous_test.txt"
-    if path.is_file():
+    if test and path.is_file():
         for name, segments in read_ambiguous(path).items():
             known = ambiguous.setdefault(name, [])
             known.extend(segment for segment in segments if segment not in known)
@@ -137,12 +146,15 @@ def open_thumos_gt_json(
 ) -> FeatureDataset:
     """THUMOS14 from ``gt.json`` (+ optional ``split_<subset>.txt``) and one feature file per video
     and stream, located by ``feature_paths(entry) -> {stream: path}`` (the BaS-Net and ACM-Net layouts).
+
+    Only the entries of ``subset`` are parsed and only its feature files are opened: the training
+    subset opens with the test features and test annotations absent.
     """
     root = Path(root)
     gt_path = root / "gt.json"
-    entries = parse_database(read_json(gt_path), gt_path, THUMOS14_CLASSES)
     split_path = root / f"split_{subset}.txt"
     split = read_lines(split_path) if split_path.is_file() else None
+    entries = parse_database(read_json(gt_path), gt_path, THUMOS14_CLASSES, keep=keep_thumos_subset(subset, split))
     chosen = select_thumos(entries, subset, test_videos, split, split_path)
     where = f"thumos14 ({subset}, {layout} layout, {root})"
     videos, dims, loader = attach_feature_files(
@@ -151,4 +163,5 @@ def open_thumos_gt_json(
     if not videos:
         raise ValueError(f"{where}: the dataset is empty")
     return FeatureDataset("thumos14", subset, THUMOS14_CLASSES, videos, loader, dims,
-                          streams=streams, ambiguous=collect_ambiguous(entries, root), version="thumos14")
+                          streams=streams, ambiguous=collect_ambiguous(entries, root, test=subset == "test"),
+                          version="thumos14")

@@ -9,8 +9,9 @@ an ActivityNet-style ``annotations.json``::
     <root>/features/flow/<stem>.npy          (T, D_flow) float32; absent for RGB-only backbones
 
 The classes are the sorted labels of ``annotations.json`` (both subsets); every label is a class (there
-are no ``Ambiguous`` segments). Snippet times come from the manifest, and each feature file must hold
-exactly the manifest's ``num_snippets`` rows. Feature files without an annotation entry are ignored.
+are no ``Ambiguous`` segments). Only the opened subset's entries are parsed. Snippet times come from the
+manifest, and each feature file must hold exactly the manifest's ``num_snippets`` rows. Feature files
+without an annotation entry are ignored.
 """
 
 from __future__ import annotations
@@ -64,14 +65,19 @@ def open_custom(root: Path, subset: str, *, streams: str = "two", skip_missing: 
         raise FileNotFoundError(f"{root}: data folder not found")
     gt_path = root / ANNOTATION_FILE
     data = read_json(gt_path)
-    entries = parse_database(data, gt_path, ambiguous_label=None)
+    if not isinstance(data, dict) or not isinstance(data.get("database"), dict):
+        raise ValueError(f"{gt_path}: not an ActivityNet-style annotation file (no 'database' object)")
     for name, record in data["database"].items():
         _check_subset(gt_path, str(name), record)
-    classes = sorted({label for entry in entries.values() for _, _, label in entry.annotations})
+    # the class list is the labels of both subsets; only this subset's entries are parsed
+    classes = sorted({str(item["label"]) for record in data["database"].values()
+                      for item in record.get("annotations") or [] if isinstance(item, dict) and "label" in item})
+    entries = parse_database(data, gt_path, ambiguous_label=None,
+                             keep=lambda name, record: record.get("subset") == subset)
     if not classes:
         raise ValueError(f"{gt_path}: no annotated action in any video, so no class to learn")
     manifest = read_manifest(root / MANIFEST_FILE)
-    chosen = [entry for entry in entries.values() if entry.subset == subset]
+    chosen = list(entries.values())
     where = f"custom ({subset}, {root})"
     if not chosen:
         raise ValueError(f"{gt_path}: no video has subset {subset!r}")
