@@ -36,10 +36,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def percent(metrics: dict) -> dict:
-    """The demo's metrics in percent (``unit: fraction`` summaries are scaled)."""
-    unit = str(metrics.get("unit", "percent"))
-    if "fraction" not in unit:
+def percent(metrics: dict, units: str) -> dict:
+    """One model's demo metrics in percent (scaled when the summary's ``units`` say fractions)."""
+    if "fraction" not in units:
         return metrics
     scaled = {}
     for key, value in metrics.items():
@@ -75,11 +74,12 @@ def main(argv=None) -> int:
             return 1
         per_seed[seed] = json.loads((out / f"seed{seed}" / "summary.json").read_text())
         print(f"seed {seed} done ({time.time() - tic:.0f} s)", flush=True)
+    units = {seed: str(summary.pop("units", "percent")) for seed, summary in per_seed.items()}
     names = list(per_seed[args.seeds[0]])
     header = "| method | grid | epochs | " + " | ".join(name for name, _ in COLUMNS) + " |"
     lines = [header, "|---|---|---|" + "---:|" * len(COLUMNS)]
     for name in names:
-        runs = [percent(per_seed[seed][name]) for seed in args.seeds]
+        runs = [percent(per_seed[seed][name], units[seed]) for seed in args.seeds]
         grid = runs[0].get("grid")
         epochs = json.loads((out / f"seed{args.seeds[0]}" / name / "history.json").read_text())[-1]["epoch"]
         cells = []

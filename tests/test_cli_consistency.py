@@ -198,6 +198,8 @@ def test_help_states_defaults(prog):
         formatter = subparser._get_formatter()
         for action in subparser._actions:
             default = action.default
+            if isinstance(action, argparse._StoreFalseAction):  # "--no-x": its help says what the flag turns off
+                continue
             if default is None or default is False or default == argparse.SUPPRESS or default == [] \
                     or not action.option_strings:  # (identity: a default of 0 must be stated too)
                 continue
