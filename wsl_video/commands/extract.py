@@ -79,6 +79,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def video_inputs(args: argparse.Namespace):
+    """``stem -> path`` of the videos given as arguments and in ``--video-list``; checks ``--batch-size``.
+
+    Raises:
+        ValueError: no video, two videos with one stem, or a batch size below 1.
+        FileNotFoundError: the list file does not exist.
+    """
+    from pathlib import Path
+
+    from wsl_video.features.sharding import read_video_list, unique_stems
+
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    videos = [Path(v) for v in args.videos]
+    if args.video_list:
+        videos += read_video_list(args.video_list)
+    if not videos:
+        raise ValueError("no videos given: pass video files or --video-list FILE")
+    return unique_stems(videos)
+
+
 def parse_workers(text: str) -> int:
     from wsl_video.features.flow import default_workers
 
@@ -95,7 +116,6 @@ def parse_workers(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     import sys
-    from pathlib import Path
 
     from tqdm import tqdm
 
@@ -104,22 +124,13 @@ def run(args: argparse.Namespace) -> int:
     from wsl_video.features.settings import I3D_WEIGHTS_HELP, ExtractionSettings
     from wsl_video.features.sharding import (
         parse_shard,
-        read_video_list,
         select_shard,
         shard_from_environment,
-        unique_stems,
     )
     from wsl_video.features.store import FeatureStore
 
     # ------------------------------------------------------------ inputs and settings (fail before any work)
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
-    videos = [Path(v) for v in args.videos]
-    if args.video_list:
-        videos += read_video_list(args.video_list)
-    if not videos:
-        raise ValueError("no videos given: pass video files or --video-list FILE")
-    stems = unique_stems(videos)
+    stems = video_inputs(args)
     environment = shard_from_environment()
     if args.shard is not None:
         if environment is not None and environment[1] > 1:

@@ -52,21 +52,13 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from wsl_video.commands.extract import parse_workers
+    from wsl_video.commands.extract import parse_workers, video_inputs
     from wsl_video.detections import write_detections
     from wsl_video.features.decoding import VideoError
-    from wsl_video.features.sharding import read_video_list, unique_stems
     from wsl_video.localize import EXTRACTOR_OPTIONS, VideoLocalizer, localization_settings
 
     # ------------------------------------------------------------ inputs (fail before any work)
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
-    videos = [Path(v) for v in args.videos]
-    if args.video_list:
-        videos += read_video_list(args.video_list)
-    if not videos:
-        raise ValueError("no videos given: pass video files or --video-list FILE")
-    stems = unique_stems(videos)
+    stems = video_inputs(args)
     if not Path(args.run).is_dir():
         raise FileNotFoundError(f"run directory not found: {args.run}")
     out = Path(args.out)
