@@ -1,11 +1,13 @@
 """``wsl-video localize``: video files -> features as the run's were extracted -> detections and plots.
 
-End to end on synthetic PyAV videos: extract -> train --dataset custom -> localize, with random I3D
-weights (and random weights saved in the PyTorch port's checkpoint format for the weight-file cases).
+End to end on synthetic PyAV videos: extract -> train --dataset custom -> localize, with randomly
+initialised I3D weights saved in the PyTorch port's checkpoint format (He-initialised convolutions, so
+that the features vary with the video instead of vanishing through the 20 layers).
 """
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,6 +33,21 @@ VIDEOS = {
 }
 
 
+def _weights(folder: Path) -> list:
+    """rgb_imagenet.pt / flow_imagenet.pt-format checkpoints with random weights; the extract options."""
+    from wsl_video.features import load_i3d
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for seed, modality in enumerate(("rgb", "flow")):
+        network = load_i3d(modality)
+        torch.manual_seed(seed)
+        for module in network.modules():
+            if isinstance(module, torch.nn.Conv3d):
+                torch.nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+        torch.save(network.state_dict(), folder / f"{modality}_imagenet.pt")
+    return ["--rgb-weights", str(folder / "rgb_imagenet.pt"), "--flow-weights", str(folder / "flow_imagenet.pt")]
+
+
 def _frames(count: int, actions, seed: int) -> np.ndarray:
     """A still background texture; each action a moving texture (slide: right, rise: up)."""
     still = np.repeat(texture(24, 32, seed=100 + seed)[None], count, axis=0)
@@ -49,7 +66,8 @@ def trained(tmp_path_factory):
     for seed, (name, (_, count, actions)) in enumerate(VIDEOS.items()):
         videos[name] = write_video(base / "videos" / f"{name}.mp4", _frames(count, actions, seed), FPS)
     data = base / "data"
-    assert main(["extract", *map(str, videos.values()), "--out", str(data), "--random-weights", *FAST]) == 0
+    weights = _weights(base / "weights")
+    assert main(["extract", *map(str, videos.values()), "--out", str(data), *weights, *FAST]) == 0
     database = {name: {"subset": subset, "duration": count / FPS,
                        "annotations": [{"label": label, "segment": [first / FPS, last / FPS]}
                                        for first, last, label in actions]}
@@ -115,7 +133,8 @@ def test_module(trained, tmp_path):
 
     settings = localization_settings(trained["run"])
     assert (settings.snippet, settings.resize, settings.flow_method, settings.random_weights) == \
-        (4, "short24_crop16", "tvl1", True)
+        (4, "short24_crop16", "tvl1", False)
+    assert Path(settings.rgb_weights).name == "rgb_imagenet.pt"
     with VideoLocalizer(trained["run"], settings, device="cpu", batch_size=4) as localizer:
         video = localizer.localize(trained["videos"]["test_rise"])
         assert video.name == "test_rise" and video.seconds_per_snippet == pytest.approx(0.16)
@@ -193,19 +212,13 @@ def test_exception(trained, tmp_path, capsys):
 def test_weight_files(tmp_path, capsys):
     """A run on features from weight files: localize finds them by their recorded paths, takes their new
     place from --rgb-weights/--flow-weights, and refuses other files (by SHA-256)."""
-    from wsl_video.features import load_i3d
-
     weights = tmp_path / "weights"
-    weights.mkdir()
-    for modality in ("rgb", "flow"):
-        torch.manual_seed({"rgb": 1, "flow": 2}[modality])
-        torch.save(load_i3d(modality).state_dict(), weights / f"{modality}_imagenet.pt")
+    files = _weights(weights)
     videos = []
     (tmp_path / "videos").mkdir()
     for seed, (name, (_, count, actions)) in enumerate(list(VIDEOS.items())[:4] + list(VIDEOS.items())[5:6]):
         videos.append(write_video(tmp_path / "videos" / f"{name}.mp4", _frames(count, actions, seed), FPS))
     data = tmp_path / "data"
-    files = ["--rgb-weights", str(weights / "rgb_imagenet.pt"), "--flow-weights", str(weights / "flow_imagenet.pt")]
     assert main(["extract", *map(str, videos), "--out", str(data), *files, *FAST]) == 0
     database = {path.stem: {"subset": VIDEOS[path.stem][0], "duration": VIDEOS[path.stem][1] / FPS,
                             "annotations": [{"label": label, "segment": [a / FPS, b / FPS]}
@@ -236,3 +249,19 @@ def test_weight_files(tmp_path, capsys):
                  "--flow-weights", str(moved / "flow_imagenet.pt")]) == 2
     error = capsys.readouterr().err
     assert "not the ones the run's features were extracted with" in error
+
+
+def test_joint_stream_run(trained, tmp_path):
+    """A run on the concatenated RGB + flow vector gets the extracted streams concatenated the same way."""
+    run = tmp_path / "joint"
+    assert main(["train", "--dataset", "custom", "--data-root", str(trained["data"]), "--streams", "joint",
+                 "--out", str(run), "--no-eval", *TRAIN]) == 0
+    out = tmp_path / "out"
+    assert main(["localize", *_test_videos(trained), "--run", str(run), "--out", str(out), "--workers", "0",
+                 "--no-plots", "--quiet"]) == 0
+    detected = tmp_path / "detect.json"
+    assert main(["detect", "--run", str(run), "--output", str(detected), "--quiet"]) == 0
+    ours, theirs = json.loads((out / "detections.json").read_text()), json.loads(detected.read_text())
+    for name, scores in theirs["video_scores"].items():
+        for label, p in scores.items():
+            assert ours["video_scores"][name][label] == pytest.approx(p, rel=1e-4, abs=1e-6)
