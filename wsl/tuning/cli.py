@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["space_help", "add_tune_arguments", "print_summary"]
+__all__ = ["space_help", "add_tune_arguments", "add_demo_settings_arguments", "print_summary"]
 
 
 def space_help(keys, defaults, notes=()) -> str:
@@ -55,6 +55,26 @@ def add_tune_arguments(parser: argparse.ArgumentParser, noun: str, default_held_
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the study outputs in --out (a study.db there is deleted too)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def add_demo_settings_arguments(parser: argparse.ArgumentParser, tool: str, noun: str, trials: int,
+                                seeds, package: str) -> None:
+    """A demo's "settings" group: stored tuned settings, or ``--tune`` to choose them live with ``tool tune``
+    (``noun``: what each study tunes, e.g. "aggregator"; ``package``: the folder of the stored settings)."""
+    group = parser.add_argument_group("settings", f"where each {noun}'s settings come from")
+    group.add_argument("--settings", default=None, metavar="DIR",
+                       help=f"folder of <{noun}>.yaml settings (default: the packaged ones, chosen by tune)")
+    group.add_argument("--tune", action="store_true",
+                       help=f"choose the settings live with {tool} tune (in OUT/tune/<{noun}>/) first")
+    group.add_argument("--trials", type=int, default=trials, help=f"--tune: trials per {noun} (default {trials})")
+    group.add_argument("--tune-seeds", type=int, nargs="+", default=list(seeds),
+                       help=f"--tune: training seeds averaged per setting (default {' '.join(map(str, seeds))})")
+    group.add_argument("--tune-space", default=None, metavar="FILE",
+                       help="--tune: search space (default: the demo's, resources/demo/space.yaml)")
+    group.add_argument("--jobs", type=int, default=1, help="--tune: processes per study (default 1)")
+    group.add_argument("--save-settings", default=None, metavar="DIR",
+                       help=f"--tune: also write each best.yaml, without this machine's paths, to DIR/<{noun}>.yaml "
+                            f"(regenerates the packaged settings when DIR is {package})")
 
 
 def print_summary(summary: dict, out: str, command: str, scale: float, unit: str) -> None:

@@ -28,6 +28,8 @@ TABLE_COLUMNS = (  # percent, from the fractions of the metrics
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from wsl.tuning.cli import add_demo_settings_arguments
+
     add = parser.add_argument
     add("--out", default="wsl-image-demo", help="output folder (default ./wsl-image-demo)")
     add("--sim", help="cub-sim folder from `wsl-image make-sim` (default: OUT/cub-sim, made if needed)")
@@ -49,21 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add("--device", choices=["auto", "cpu", "cuda"], default="auto", help="device (default auto)")
     add("--quiet", action="store_true", help="no progress bars")
-    group = parser.add_argument_group("settings", "where each model's settings come from")
-    group.add_argument("--settings", default=None, metavar="DIR",
-                       help="folder of <aggregator>.yaml settings (default: the packaged ones, chosen by tune)")
-    group.add_argument("--tune", action="store_true",
-                       help="choose the settings live with wsl-image tune (in OUT/tune/<aggregator>/) first")
-    group.add_argument("--trials", type=int, default=TUNE_TRIALS,
-                       help=f"--tune: trials per aggregator (default {TUNE_TRIALS})")
-    group.add_argument("--tune-seeds", type=int, nargs="+", default=list(TUNE_SEEDS),
-                       help=f"--tune: training seeds averaged per setting (default {' '.join(map(str, TUNE_SEEDS))})")
-    group.add_argument("--tune-space", default=None, metavar="FILE",
-                        help="--tune: search space (default: the demo's, resources/demo/space.yaml)")
-    group.add_argument("--jobs", type=int, default=1, help="--tune: processes per study (default 1)")
-    group.add_argument("--save-settings", default=None, metavar="DIR",
-                       help="--tune: also write each best.yaml (without data paths) to DIR/<aggregator>.yaml "
-                            "(regenerates the packaged settings when DIR is wsl_image/resources/demo)")
+    add_demo_settings_arguments(parser, "wsl-image", "aggregator", TUNE_TRIALS, TUNE_SEEDS,
+                                "wsl_image/resources/demo")
 
 
 # The protocol of the stored settings (resources/demo/<aggregator>.yaml), regenerated with

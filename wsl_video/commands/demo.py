@@ -33,6 +33,8 @@ def settings_folder() -> Path:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from wsl.tuning.cli import add_demo_settings_arguments
+
     parser.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (default 0)")
     parser.add_argument("--aggregators", nargs="+", default=list(AGGREGATORS),
@@ -51,21 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"test videos to plot (default {DEMO_PLOTS})")
     parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, ...")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    tuning = parser.add_argument_group("settings", "where each aggregator's settings come from")
-    tuning.add_argument("--settings", default=None, metavar="DIR",
-                        help="folder of <aggregator>.yaml settings (default: the packaged ones, chosen by tune)")
-    tuning.add_argument("--tune", action="store_true",
-                        help="choose the settings live with wsl-video tune (in OUT/tune/<aggregator>/) first")
-    tuning.add_argument("--trials", type=int, default=TUNE_TRIALS,
-                        help=f"--tune: trials per aggregator (default {TUNE_TRIALS})")
-    tuning.add_argument("--tune-seeds", type=int, nargs="+", default=list(TUNE_SEEDS),
-                        help=f"--tune: training seeds averaged per setting (default {' '.join(map(str, TUNE_SEEDS))})")
-    tuning.add_argument("--tune-space", default=None, metavar="FILE",
-                        help="--tune: search space (default: the demo's, resources/demo/space.yaml)")
-    tuning.add_argument("--jobs", type=int, default=1, help="--tune: processes per study (default 1)")
-    tuning.add_argument("--save-settings", default=None, metavar="DIR",
-                        help="--tune: also copy each best.yaml to DIR/<aggregator>.yaml (regenerates the packaged "
-                             "settings when DIR is wsl_video/resources/demo)")
+    add_demo_settings_arguments(parser, "wsl-video", "aggregator", TUNE_TRIALS, TUNE_SEEDS,
+                                "wsl_video/resources/demo")
 
 
 def stored_settings(aggregator: str, folder: str | Path | None = None):
