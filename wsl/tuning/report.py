@@ -189,6 +189,9 @@ def plot_study(path: str | Path, trials: Sequence, space: SearchSpace, *, title:
     if baseline is not None:
         left.axhline(scale * baseline, color="C2", linestyle="--", label="base settings")
     left.set_xlabel("trial")
+    from matplotlib.ticker import MaxNLocator
+
+    left.xaxis.set_major_locator(MaxNLocator(integer=True))  # trials are numbered 0, 1, 2, ...
     left.set_ylabel(f"{metric}{f' ({unit})' if unit else ''}")
     left.grid(alpha=0.3)
     if finished or baseline is not None:
