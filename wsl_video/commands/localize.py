@@ -109,5 +109,7 @@ def run(args: argparse.Namespace) -> int:
     write_detections(out / "detections.json", results, video_scores=scores)
     count = sum(len(rows) for rows in results.values())
     plots = f" and {len(results)} plots" if args.plots else ""
-    print(f"{count} detections in {len(results)} videos ({len(failed)} failed) -> {out / 'detections.json'}{plots}")
+    videos = f"{len(results)} video{'s' if len(results) != 1 else ''}"
+    print(f"{count} detection{'s' if count != 1 else ''} in {videos} ({len(failed)} failed) -> "
+          f"{out / 'detections.json'}{plots}")
     return 1 if failed and args.strict else 0
