@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "Evaluate detections (ActivityNet format) against ground truth: detection mAP and Cls mAP."
+HELP = "evaluate detections (ActivityNet format) against ground truth: detection mAP and Cls mAP"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
