@@ -397,11 +397,11 @@ def test_wtalc_restricted_reader_reads_numpy_pickles(wtalc_root, tmp_path):
             np.lib.format.write_array_header_1_0(handle, {"descr": "|O", "fortran_order": False,
                                                           "shape": values.shape})
             pickle.dump(values, handle, protocol=protocol)
-        loaded = read_npy(path, allow_pickle=True)
+        loaded = read_npy(path, object_arrays=True)
         assert loaded.dtype == object and loaded.shape == (4,)
         assert loaded[0] == [1.5, 2.0] and isinstance(loaded[0][0], np.float64)
         assert loaded[1] == [b"Diving", "Shotput"] and np.array_equal(loaded[2], np.arange(3))
         assert loaded[3] == (4, 5)
     plain = tmp_path / "plain.npy"
     np.save(plain, np.array([b"a", b"bc"]))
-    assert read_npy(plain, allow_pickle=True).tolist() == [b"a", b"bc"]
+    assert read_npy(plain, object_arrays=True).tolist() == [b"a", b"bc"]

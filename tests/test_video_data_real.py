@@ -96,7 +96,7 @@ def test_restricted_reader_reads_the_real_wtalc_files():
     files = sorted((SHARED / "wtalc").rglob("*.npy"))
     assert files
     for path in files:
-        restricted = read_npy(path, allow_pickle=True)
+        restricted = read_npy(path, object_arrays=True)
         reference = np.load(path, allow_pickle=True, encoding="latin1")
         assert restricted.dtype == reference.dtype and restricted.shape == reference.shape, path.name
         assert repr(restricted.tolist()) == repr(reference.tolist()), path.name

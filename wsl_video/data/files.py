@@ -81,18 +81,19 @@ def _load_pickled_npy(path: Path) -> np.ndarray:
     return array
 
 
-def read_npy(path: Path, *, allow_pickle: bool = False, mmap_mode: str | None = None) -> np.ndarray:
+def read_npy(path: Path, *, object_arrays: bool = False, mmap_mode: str | None = None) -> np.ndarray:
     """Load a ``.npy`` file; a missing file raises ``FileNotFoundError``, a corrupt one ``ValueError``.
 
-    ``allow_pickle`` admits object arrays (the W-TALC files), read by a restricted unpickler that
-    builds only NumPy arrays, scalars, dtypes, bytes, strings and plain containers: a doctored file
+    ``object_arrays`` admits object arrays (the W-TALC files), read by a restricted unpickler (never
+    NumPy's own unpickling) that builds only NumPy arrays, scalars, dtypes, bytes, strings and plain
+    containers: a doctored file
     fails with a ``ValueError`` naming the function it would have called, and nothing in it runs.
     They are read with ``encoding="latin1"``, which also opens files written by Python 2 (such as
     the original W-TALC feature file) without altering numeric data.
     """
     require_file(path, "feature file")
     try:
-        if allow_pickle:
+        if object_arrays:
             return _load_pickled_npy(path)
         return np.load(path, allow_pickle=False, mmap_mode=mmap_mode)
     except FileNotFoundError:

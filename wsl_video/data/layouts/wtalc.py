@@ -29,13 +29,13 @@ def _text(value) -> str:
 
 def _read_annotations(folder: Path) -> tuple[list[str], dict[str, Entry]]:
     require_file(folder / "videoname.npy", "annotation file")
-    names = [_text(v) for v in read_npy(folder / "videoname.npy", allow_pickle=True)]
-    subsets = [_text(v) for v in read_npy(folder / "subset.npy", allow_pickle=True)]
-    classes = [_text(v) for v in read_npy(folder / "classlist.npy", allow_pickle=True)]
-    labels = read_npy(folder / "labels.npy", allow_pickle=True)
-    segments = read_npy(folder / "segments.npy", allow_pickle=True)
+    names = [_text(v) for v in read_npy(folder / "videoname.npy", object_arrays=True)]
+    subsets = [_text(v) for v in read_npy(folder / "subset.npy", object_arrays=True)]
+    classes = [_text(v) for v in read_npy(folder / "classlist.npy", object_arrays=True)]
+    labels = read_npy(folder / "labels.npy", object_arrays=True)
+    segments = read_npy(folder / "segments.npy", object_arrays=True)
     duration_path = folder / "duration.npy"
-    durations = (read_npy(duration_path, allow_pickle=True).reshape(len(names), -1)[:, 0]
+    durations = (read_npy(duration_path, object_arrays=True).reshape(len(names), -1)[:, 0]
                  if duration_path.is_file() else [None] * len(names))
     for file, values in (("subset.npy", subsets), ("labels.npy", labels), ("segments.npy", segments),
                          ("duration.npy", durations)):
@@ -71,7 +71,7 @@ def open_wtalc(root: Path, subset: str, *, streams: str = "two", skip_missing: b
     chosen = select_thumos(entries, subset, test_videos)
     features_path = root / FEATURES_FILE
     require_file(features_path, "W-TALC feature file")
-    features = read_npy(features_path, allow_pickle=True)
+    features = read_npy(features_path, object_arrays=True)
     where = f"thumos14 ({subset}, wtalc layout, {root})"
     videos, skipped, arrays = [], [], {}
     dim = None
