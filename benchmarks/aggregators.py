@@ -1,8 +1,9 @@
 """Forward+backward time and memory of every aggregator, as ratios to a plain weighted sum.
 
 Each aggregator pools the same features x (B, C, *S) given the same per-position scores (the attention
-head is excluded: it is the same Linear(C -> 256 -> 1) for every attention-based aggregator). The
-baseline is the plain weighted sum sum_i a_i x_i over the same x, timed in the same run. Memory is
+head is excluded: it is the same Linear(C -> 256 -> 1) for every attention-based aggregator, and the
+logits it would give, logit(a), are computed once outside the timed steps). The baseline is the plain
+weighted sum sum_i a_i x_i over the same x, timed in the same run, alternating step by step. Memory is
 the size of the tensors autograd keeps for the backward pass (distinct storages, the inputs
 included: the weighted sum itself must keep x), plus the peak
 allocation on CUDA. The paper's Algorithm 1 (``wsl.reference.maa_recurrence``) is timed at T <= 200.
@@ -58,11 +59,21 @@ AGGREGATORS = ["maa", "weighted_sum", "dropout", "norm", "softmax_norm", "mean",
 
 
 def _pooling_fn(name: str, channels: int, device: torch.device) -> Callable:
-    """pool(x, a) for an aggregator, given per-position scores a in (0, 1) (head excluded)."""
+    """pool(x, a, logits) for an aggregator, given per-position scores a in (0, 1) and their logits (the
+    head's outputs; the head itself is excluded)."""
     agg = wsl.build_aggregator(name, channels=channels).to(device).train(name == "dropout")
     if getattr(agg, "uses_attention", False):
-        return lambda x, a: agg.pool(x, a, torch.logit(a, eps=1e-6), None).pooled
-    return lambda x, a: agg(x).pooled
+        return lambda x, a, logits: agg.pool(x, a, logits, None).pooled
+    return lambda x, a, logits: agg(x).pooled
+
+
+def _weighted_sum(x: torch.Tensor, a: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """The baseline: sum_i a_i x_i."""
+    return weighted_pool(x, a)
+
+
+def _algorithm_1(x: torch.Tensor, a: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    return maa_recurrence(x, a)
 
 
 def _synchronize(device: torch.device) -> None:
@@ -70,20 +81,20 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _step(fn: Callable, x: torch.Tensor, a: torch.Tensor, grad_out: torch.Tensor) -> None:
+def _step(fn: Callable, x: torch.Tensor, a: torch.Tensor, logits: torch.Tensor, grad_out: torch.Tensor) -> None:
     x.grad = a.grad = None
-    fn(x, a).backward(grad_out)
+    fn(x, a, logits).backward(grad_out)
 
 
-def _timed(fn: Callable, x: torch.Tensor, a: torch.Tensor, grad_out: torch.Tensor) -> float:
+def _timed(fn: Callable, x: torch.Tensor, a: torch.Tensor, logits: torch.Tensor, grad_out: torch.Tensor) -> float:
     _synchronize(x.device)
     start = time.perf_counter()
-    _step(fn, x, a, grad_out)
+    _step(fn, x, a, logits, grad_out)
     _synchronize(x.device)
     return time.perf_counter() - start
 
 
-def _saved_bytes(fn: Callable, x: torch.Tensor, a: torch.Tensor) -> float:
+def _saved_bytes(fn: Callable, x: torch.Tensor, a: torch.Tensor, logits: torch.Tensor) -> float:
     saved: Dict[Tuple[int, int], int] = {}
 
     def pack(tensor: torch.Tensor) -> torch.Tensor:
@@ -92,17 +103,18 @@ def _saved_bytes(fn: Callable, x: torch.Tensor, a: torch.Tensor) -> float:
         return tensor
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        fn(x, a)
+        fn(x, a, logits)
     return float(sum(saved.values()))
 
 
-def _cuda_peak(fn: Callable, x: torch.Tensor, a: torch.Tensor, grad_out: torch.Tensor) -> float:
+def _cuda_peak(fn: Callable, x: torch.Tensor, a: torch.Tensor, logits: torch.Tensor,
+               grad_out: torch.Tensor) -> float:
     if x.device.type != "cuda":
         return 0.0
     torch.cuda.empty_cache()
     torch.cuda.reset_peak_memory_stats(x.device)
     base = torch.cuda.memory_allocated(x.device)
-    _step(fn, x, a, grad_out)
+    _step(fn, x, a, logits, grad_out)
     _synchronize(x.device)
     return float(torch.cuda.max_memory_allocated(x.device) - base)
 
@@ -112,22 +124,23 @@ def measure(fn: Callable, baseline: Callable, x: torch.Tensor, a: torch.Tensor, 
     """Median seconds of forward+backward of ``fn`` and of ``baseline``, timed alternately step by step
     (so that both see the same machine state), bytes saved for backward and the CUDA peak of each."""
     grad_out = torch.randn(x.shape[:2], dtype=x.dtype, device=x.device)
+    logits = torch.logit(a.detach(), eps=1e-6)  # the head's output, not timed
     for _ in range(2):  # warm-up
-        _step(fn, x, a, grad_out)
-        _step(baseline, x, a, grad_out)
+        _step(fn, x, a, logits, grad_out)
+        _step(baseline, x, a, logits, grad_out)
     fn_times, base_times = [], []
     budget = time.perf_counter() + budget_seconds
     for index in range(repeats):
-        base_times.append(_timed(baseline, x, a, grad_out))
-        fn_times.append(_timed(fn, x, a, grad_out))
+        base_times.append(_timed(baseline, x, a, logits, grad_out))
+        fn_times.append(_timed(fn, x, a, logits, grad_out))
         if index >= 2 and time.perf_counter() > budget:
             break
     return {
         "seconds": statistics.median(fn_times),
         "base_seconds": statistics.median(base_times),
-        "saved_bytes": _saved_bytes(fn, x, a),
-        "base_saved_bytes": _saved_bytes(baseline, x, a),
-        "peak_bytes": _cuda_peak(fn, x, a, grad_out),
+        "saved_bytes": _saved_bytes(fn, x, a, logits),
+        "base_saved_bytes": _saved_bytes(baseline, x, a, logits),
+        "peak_bytes": _cuda_peak(fn, x, a, logits, grad_out),
     }
 
 
@@ -149,10 +162,10 @@ def run(sizes, oracle_sizes, device: torch.device, repeats: int, dtype: torch.dt
     for label, shape, names, with_oracle in plan:
         x, a = _inputs(shape, generator, dtype, device)
         for name in names:
-            stats = measure(_pooling_fn(name, shape[1], device), weighted_pool, x, a, repeats)
+            stats = measure(_pooling_fn(name, shape[1], device), _weighted_sum, x, a, repeats)
             rows.append({"size": label, "method": name, **stats})
         if with_oracle:
-            stats = measure(maa_recurrence, weighted_pool, x, a, max(3, repeats // 10))
+            stats = measure(_algorithm_1, _weighted_sum, x, a, max(3, repeats // 10))
             rows.append({"size": label, "method": "algorithm 1 (paper)", **stats})
     return rows
 
@@ -245,7 +258,7 @@ def format_scaling(runs: List[List[Dict]]) -> str:
 def main(argv: Optional[List[str]] = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--repeats", type=int, default=40, help="timed steps per method (at most ~10 s each)")
+    parser.add_argument("--repeats", type=int, default=100, help="timed steps per method (at most ~10 s each)")
     parser.add_argument("--runs", type=int, default=3, help="repetitions of the whole measurement (default 3)")
     parser.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke run)")

@@ -131,6 +131,20 @@ def test_gradient_matches_oracle_gradient():
     torch.testing.assert_close(fast, slow, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("n", [20, 600])  # the few-positions path and the blocked one
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_backward_leaves_incoming_gradient_alone(n, dtype):
+    """The backward pass must not write into the gradient it receives (it may be shared downstream)."""
+    generator = torch.Generator().manual_seed(5)
+    p = torch.rand(3, n, generator=generator, dtype=dtype).requires_grad_(True)
+    grad_out = torch.randn(3, n, generator=generator, dtype=dtype)
+    kept = grad_out.clone()
+    (first,) = torch.autograd.grad(maa_weights(p), p, grad_out)
+    assert torch.equal(grad_out, kept)
+    (second,) = torch.autograd.grad(maa_weights(p), p, grad_out)
+    assert torch.equal(first, second)
+
+
 def test_blocked_computation_matches(monkeypatch):
     import wsl.functional.maa as maa_module
 

@@ -100,33 +100,34 @@ def _quadrature(p: torch.Tensor, exact: bool, dtype: torch.dtype) -> _Nodes:
 class _SmallMAAWeights(torch.autograd.Function):
     """lambda (Tensor[B, N]) from p (Tensor[B, N]) for few positions (N <= ``_SMALL_POSITIONS``).
 
-    Where fixed costs dominate, every step runs in float64 on the whole (B, N, n) array at once: G(v_j)
-    is the product of the factors a_ij = 1 - p_i v_j, each in (0, 1] (no logs; relative error below
-    N ulp), and 1 / a_ij is kept for the backward pass instead of being computed again. The nodes v, u
-    and weights w are float64.
+    Where fixed costs dominate, every step runs in float64 on the whole (B, n, N) array at once (nodes
+    first, so that the broadcasts and the product over positions run along contiguous memory): G(v_j) is
+    the product of the factors a_ji = 1 - p_i v_j, each in (0, 1] (no logs; relative error below N ulp),
+    and 1 / a_ji is kept for the backward pass instead of being computed again. The nodes v, u and
+    weights w are float64 Tensor[1 or B, n, 1].
     """
 
     @staticmethod
     def forward(ctx, p: torch.Tensor, v: torch.Tensor, u: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        p64 = p.to(torch.float64)
-        factor = torch.addcmul(torch.sub(1.0, p64).unsqueeze_(-1), p64.unsqueeze(-1), u)  # (B, N, n): a_ij
-        weight = factor.prod(dim=1, keepdim=True).mul_(w)  # (B, 1, n): W_j = w_j G(v_j)
+        p64 = p.to(torch.float64).unsqueeze(1)  # (B, 1, N)
+        factor = torch.addcmul(torch.sub(1.0, p64), p64, u)  # (B, n, N): a_ji = (1 - p_i) + p_i (1 - v_j)
+        weight = factor.prod(dim=-1, keepdim=True).mul_(w)  # (B, n, 1): W_j = w_j G(v_j)
         inv_a = factor.reciprocal_()
-        c = torch.bmm(inv_a, weight.transpose(1, 2)).squeeze_(-1)  # (B, N)
+        c = torch.bmm(weight.transpose(1, 2), inv_a)  # (B, 1, N)
         ctx.save_for_backward(p64, c, weight.mul_(v), inv_a)
-        return (p64 * c).to(p.dtype)
+        return (p64 * c).squeeze(1).to(p.dtype)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: torch.Tensor):
-        # dL/dp_m = g_m c_m + sum_j W_j v_j / a_mj (g_m p_m / a_mj - R_j),  R_j = sum_i g_i p_i / a_ij
+        # dL/dp_m = g_m c_m + sum_j W_j v_j / a_jm (g_m p_m / a_jm - R_j),  R_j = sum_i g_i p_i / a_ji
         p64, c, weight_v, inv_a = ctx.saved_tensors
-        g = grad.to(torch.float64)
+        g = grad.to(torch.float64).unsqueeze(1)  # (B, 1, N)
         gp = g * p64
-        r = torch.bmm(gp.unsqueeze(1), inv_a)  # (B, 1, n)
-        inner = torch.addcmul(r.neg_(), gp.unsqueeze(-1), inv_a).mul_(inv_a)  # (B, N, n)
-        grad_p = torch.baddbmm((g * c).unsqueeze_(-1), inner, weight_v.transpose(1, 2)).squeeze_(-1)
-        return grad_p.to(grad.dtype), None, None, None
+        r = torch.bmm(inv_a, gp.transpose(1, 2))  # (B, n, 1): R_j
+        inner = torch.addcmul(r.neg_(), gp, inv_a).mul_(inv_a)  # (B, n, N)
+        grad_p = torch.baddbmm(g * c, weight_v.transpose(1, 2), inner)  # (B, 1, N)
+        return grad_p.squeeze(1).to(grad.dtype), None, None, None
 
 
 class _MAAWeights(torch.autograd.Function):
@@ -183,9 +184,10 @@ def _flatten_probabilities(p: torch.Tensor, mask: torch.Tensor | None) -> torch.
         raise ValueError(f"p has no positions to aggregate (shape {tuple(p.shape)})")
     mask = check_mask(mask, p.shape)
     check_probabilities(p)
-    flat = p.reshape(p.shape[0], -1).to(_compute_dtype(p.dtype))
+    flat = p if p.dim() == 2 else p.reshape(p.shape[0], -1)
+    flat = flat.to(_compute_dtype(p.dtype))
     if mask is not None:
-        flat = torch.where(mask.reshape(p.shape[0], -1), flat, torch.zeros_like(flat))
+        flat = torch.where(mask.reshape(flat.shape), flat, torch.zeros_like(flat))
     return flat
 
 
@@ -209,12 +211,16 @@ def maa_weights(p: torch.Tensor, mask: torch.Tensor | None = None, *, exact: boo
     batch, positions = flat.shape
     if exact is None:
         exact = not use_truncated_rule(positions, flat.dtype)
+    weights = None
     if positions <= _SMALL_POSITIONS:
         nodes = _quadrature(flat, bool(exact), torch.float64)
         if batch * positions * nodes.v.shape[-1] <= _BLOCK_ELEMENTS:
-            return _SmallMAAWeights.apply(flat, nodes.v, nodes.u, nodes.w).to(p.dtype).reshape(p.shape)
-    nodes = _quadrature(flat, bool(exact), flat.dtype)
-    return _MAAWeights.apply(flat, *nodes).to(p.dtype).reshape(p.shape)
+            v, u, w = (node.transpose(1, 2) for node in nodes[1:])  # (1 or B, n, 1)
+            weights = _SmallMAAWeights.apply(flat, v, u, w)
+    if weights is None:
+        weights = _MAAWeights.apply(flat, *_quadrature(flat, bool(exact), flat.dtype))
+    weights = weights.to(p.dtype)
+    return weights if p.dim() == 2 else weights.reshape(p.shape)
 
 
 def marginalized_average(
