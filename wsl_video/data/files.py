@@ -64,7 +64,8 @@ class _ArrayUnpickler(pickle.Unpickler):
 
 
 def _load_pickled_npy(path: Path) -> np.ndarray:
-    """Read a ``.npy`` file; an object array goes through :class:`_ArrayUnpickler`, never ``pickle.load``."""
+    """Read a ``.npy`` file; an object array goes through :class:`_ArrayUnpickler` (NumPy arrays, numbers,
+    bytes and strings only), never through an unrestricted unpickler."""
     with open(path, "rb") as handle:
         version = np.lib.format.read_magic(handle)
         if version == (1, 0):
