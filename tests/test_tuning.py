@@ -349,3 +349,62 @@ def test_study_importance():
     importances, reason = setting_importances(study.trials, task.space)
     assert reason == "" and set(importances) == {"x", "n", "c"}
     assert sum(importances.values()) == pytest.approx(1.0)
+
+
+# ---------------------------------------------------------------------------- public Optuna API only
+def _private_optuna_uses(source: str) -> list:
+    """``(line, text)`` of each private Optuna name a module uses: a private module or name imported from
+    optuna, a private attribute of an optuna name, or (in a module that imports optuna) a private attribute
+    of any object but ``self``/``cls`` (a study's or trial's internals)."""
+    import ast
+
+    tree = ast.parse(source)
+    found, optuna_names, imports_optuna = [], set(), False
+    private = lambda name: name.startswith("_") and not (name.startswith("__") and name.endswith("__"))  # noqa: E731
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == "optuna":
+                    imports_optuna = True
+                    optuna_names.add((alias.asname or alias.name).split(".")[0])
+                    if any(private(part) for part in alias.name.split(".")):
+                        found.append((node.lineno, f"import {alias.name}"))
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "optuna":
+            imports_optuna = True
+            for alias in node.names:
+                optuna_names.add(alias.asname or alias.name)
+                if any(private(part) for part in node.module.split(".")) or private(alias.name):
+                    found.append((node.lineno, f"from {node.module} import {alias.name}"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and private(node.attr):
+            base = node.value
+            while isinstance(base, ast.Attribute):
+                base = base.value
+            root = base.id if isinstance(base, ast.Name) else None
+            if root in optuna_names or (imports_optuna and not (isinstance(node.value, ast.Name)
+                                                                and node.value.id in ("self", "cls"))):
+                found.append((node.lineno, ast.unparse(node)))
+    return found
+
+
+def test_private_optuna_detector():
+    bad = ("import optuna\nfrom optuna.storages._cached_storage import _CachedStorage\n"
+           "def f(study, trial):\n    study._storage.set_trial_state_values(trial._trial_id, None)\n"
+           "    return optuna._imports\n")
+    texts = [text for _, text in _private_optuna_uses(bad)]
+    assert "from optuna.storages._cached_storage import _CachedStorage" in texts
+    assert {"study._storage", "trial._trial_id", "optuna._imports"} <= set(texts)
+    good = "import optuna\nclass A:\n    def f(self):\n        return self._inner, optuna.storages.RDBStorage\n"
+    assert _private_optuna_uses(good) == []
+    assert _private_optuna_uses("def f(x):\n    return x._private\n") == []  # no optuna in this module
+
+
+def test_public_optuna_api_only():
+    """No module of the project reaches into Optuna's private modules, names or object internals."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    used = {f"{path.relative_to(root)}:{line}: {text}"
+            for package in ("wsl", "wsl_video", "wsl_image") for path in sorted((root / package).rglob("*.py"))
+            for line, text in _private_optuna_uses(path.read_text(encoding="utf-8"))}
+    assert not used, sorted(used)

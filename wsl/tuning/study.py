@@ -45,12 +45,24 @@ __all__ = ["Evaluation", "TuneTask", "TuneOptions", "run_study", "tune", "protoc
            "STUDY_FILE", "BEST_FILE", "TRIALS_FILE", "PLOT_FILE", "TUNE_OUTPUTS"]
 
 
-def tune(task_type: type[TuneTask], config: Any, options: TuneOptions) -> Dict[str, Any]:
-    """Run (or continue) the study of ``config`` described by ``task_type`` (e.g. ``wsl_video.tune.VideoTuneTask``).
+def tune(task_type: type[TuneTask], config: Any, options: TuneOptions | str | Path, **fields: Any) -> Dict[str, Any]:
+    """Run (or continue) the study of ``config`` with the task ``task_type`` (e.g. ``VideoTuneTask``).
 
-    The task is built with :meth:`TuneTask.from_options` (held-out split, seeds, space) and the study
-    run with :func:`run_study`; returns its summary.
+    Args:
+        task_type: the tool's :class:`TuneTask`, built with :meth:`TuneTask.from_options`.
+        config: the tool's base configuration.
+        options: a :class:`TuneOptions`, or the output folder (then ``fields`` are its other fields).
+        fields: :class:`TuneOptions` fields replacing those of ``options``.
+
+    Returns:
+        The summary of :func:`run_study`.
     """
+    import dataclasses
+
+    if isinstance(options, TuneOptions):
+        options = dataclasses.replace(options, **fields) if fields else options
+    else:
+        options = TuneOptions(out=options, **fields)
     return run_study(task_type.from_options(config, options), options)
 
 
