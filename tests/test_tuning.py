@@ -408,3 +408,52 @@ def test_public_optuna_api_only():
             for package in ("wsl", "wsl_video", "wsl_image") for path in sorted((root / package).rglob("*.py"))
             for line, text in _private_optuna_uses(path.read_text(encoding="utf-8"))}
     assert not used, sorted(used)
+
+
+# ---------------------------------------------------------------------------- options and the driver
+def test_tune_options_from_the_command_line(tmp_path):
+    import argparse
+
+    from wsl.tuning.cli import add_tune_arguments, tune_options
+
+    parser = argparse.ArgumentParser()
+    add_tune_arguments(parser, "video", "default: a fifth")
+    args = parser.parse_args(["--out", "o", "--held-out-list", "h.txt", "--split-seed", "3", "--seeds", "1", "2",
+                              "--trials", "7", "--timeout", "60", "--storage", "sqlite:///s.db", "--study-name", "n",
+                              "--space", "s.yaml", "--jobs", "2", "--baseline", "--no-prune", "--sampler-seed", "5",
+                              "--overwrite", "--quiet"])
+    assert tune_options(args) == TuneOptions(
+        out="o", held_out=None, held_out_list="h.txt", split_seed=3, seeds=[1, 2], space_file="s.yaml", trials=7,
+        timeout=60.0, storage="sqlite:///s.db", study_name="n", sampler_seed=5, prune=False, jobs=2, overwrite=True,
+        baseline=True, echo=None, progress=False)
+    defaults = tune_options(parser.parse_args(["--out", "o"]))
+    assert defaults == TuneOptions(out="o", progress=True)  # the flags' defaults are the options' defaults
+
+
+class SplitToyTask(ToyTask):
+    """A toy task built by the driver from a config and the options' split, seeds and space."""
+
+    def __init__(self, config, *, held_out, held_out_list, split_seed, seeds, space_file):
+        super().__init__(tag=config)
+        self.split = (held_out, held_out_list, split_seed, list(seeds), space_file)
+
+    def protocol(self):
+        return super().protocol() | {"split": list(self.split)}
+
+    def worker(self):
+        raise NotImplementedError
+
+
+def test_tune_driver(tmp_path):
+    from wsl.tuning import tune
+
+    out = tmp_path / "study"
+    summary = tune(SplitToyTask, "c", TuneOptions(out=out, trials=2, held_out=4, split_seed=1, seeds=[2, 3],
+                                                  echo=None))
+    study = optuna.load_study(study_name="toy", storage=f"sqlite:///{out / 'study.db'}")
+    assert summary["finished"] == 2 and study.user_attrs["protocol"]["tag"] == "c"
+    assert study.user_attrs["protocol"]["split"] == [4, None, 1, [2, 3], None]
+    # the output folder with fields as keywords, or fields replacing those of the options: the same study
+    assert tune(SplitToyTask, "c", out, trials=3, held_out=4, split_seed=1, seeds=[2, 3], echo=None)["finished"] == 3
+    options = TuneOptions(out=out, trials=3, held_out=4, split_seed=1, seeds=[2, 3], echo=None)
+    assert tune(SplitToyTask, "c", options, trials=4)["finished"] == 4 and options.trials == 3
