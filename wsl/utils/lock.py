@@ -38,7 +38,7 @@ class FileLock:
 
     @property
     def held(self) -> bool:
-        """Whether this object holds the lock."""
+        """Whether this object holds a lock on its file (never for ``path=None`` or without ``fcntl``)."""
         return self._handle is not None
 
     def acquire(self, blocking: bool = True) -> bool:
