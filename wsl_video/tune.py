@@ -19,8 +19,9 @@ from typing import Any, Dict, List, Sequence
 
 import numpy as np
 
+from wsl.tuning.options import TuneOptions
 from wsl.tuning.space import Key, SearchSpace, float_value, int_value, str_value
-from wsl.tuning.study import Evaluation, TuneTask, protocol_hash
+from wsl.tuning.task import Evaluation, TuneTask, protocol_hash
 from wsl_video.config import RunConfig, config_from_dict, config_to_dict
 
 __all__ = ["VIDEO_KEYS", "DEFAULT_SPACE", "VideoTuneTask", "tune"]
@@ -110,6 +111,12 @@ class VideoTuneTask(TuneTask):
     unit = "%"
     scale = 100.0
     noun = "video"
+
+    @classmethod
+    def from_options(cls, config: RunConfig, options: TuneOptions) -> VideoTuneTask:
+        return cls(config, held_out=options.held_out, held_out_list=options.held_out_list,
+                   split_seed=options.split_seed, seeds=options.seeds, space_file=options.space_file,
+                   progress=options.progress)
 
     def __init__(self, config: RunConfig, *, held_out: int | None = None, held_out_list: str | None = None,
                  split_seed: int = 0, seeds: Sequence[int] = (0,), space_file: str | None = None,
@@ -283,21 +290,14 @@ def _plain(values: Dict[str, Any]) -> Dict[str, Any]:
     return {key: list(value) if isinstance(value, tuple) else value for key, value in values.items()}
 
 
-def tune(config: RunConfig, out: str | Path, *, held_out: int | None = None, held_out_list: str | None = None,
-         split_seed: int = 0, seeds: Sequence[int] = (0,), space_file: str | None = None, trials: int = 20,
-         timeout: float | None = None, storage: str | None = None, study_name: str | None = None,
-         sampler_seed: int = 0, prune: bool = True, jobs: int = 1, overwrite: bool = False,
-         baseline: bool = False, echo=print, progress: bool = False) -> Dict[str, Any]:
+def tune(config: RunConfig, options: TuneOptions | str | Path, **fields: Any) -> Dict[str, Any]:
     """Run (or continue) the held-out selection of ``config``'s aggregator; see ``docs/tuning.md``.
 
-    Writes ``out/best.yaml``, ``out/trials.csv`` and ``out/study.png``; returns a summary (best score
-    and settings, number of trials, importances).
+    ``options``: a :class:`~wsl.tuning.TuneOptions`, or the output folder with its other fields as
+    keywords (``tune(config, "tune/maa", seeds=[0, 1], trials=20)``). Writes ``out/best.yaml``,
+    ``out/trials.csv`` and ``out/study.png``; returns a summary (best score and settings, number of
+    trials, importances).
     """
-    from wsl.tuning.study import TuneOptions, run_study
+    from wsl.tuning.study import tune as tune_study
 
-    task = VideoTuneTask(config, held_out=held_out, held_out_list=held_out_list, split_seed=split_seed,
-                         seeds=seeds, space_file=space_file, progress=progress)
-    options = TuneOptions(out=out, trials=trials, timeout=timeout, storage=storage, study_name=study_name,
-                          sampler_seed=sampler_seed, prune=prune, jobs=jobs, overwrite=overwrite, baseline=baseline,
-                          echo=echo)
-    return run_study(task, options)
+    return tune_study(VideoTuneTask, config, options, **fields)
