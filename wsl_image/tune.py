@@ -247,7 +247,7 @@ class ImageTuneTask(TuneTask):
                 last["meters"], last["epoch"] = meters, epoch + 1
                 if report is not None:
                     step = int(round(100 * (epoch + 1) / run.epochs))
-                    report(step, max(m.box_acc_v2.compute()["mean"] for m in meters), [])
+                    report(step, max(_score(m) for m in meters), [])
 
             train(run, overwrite=True, progress=False, log=lambda message: None, splits=self._datasets(run),
                   evaluate=False, epoch_callback=after_epoch if index == 0 else None)
@@ -258,7 +258,7 @@ class ImageTuneTask(TuneTask):
 
                 model, _ = load_run(run.out, device=_device(run))
                 final.append(self._meters(model, run, grid))
-        v2 = np.array([[meter.box_acc_v2.compute()["mean"] for meter in meters] for meters in final])  # seeds x combos
+        v2 = np.array([[_score(meter) for meter in meters] for meters in final])  # seeds x combos
         means = v2.mean(axis=0)
         best = int(np.argmax(means))
         settings = dict(grid[best])
@@ -286,6 +286,11 @@ class ImageTuneTask(TuneTask):
         return _task_from_dict, {"config": self.config.to_dict(), "held_out": self.held_out_count,
                                  "held_out_list": self.held_out_list, "split_seed": self.split_seed,
                                  "seeds": self.seeds, "space_file": self.space_file}
+
+
+def _score(meter) -> float:
+    """A trial's score: the meter's MaxBoxAccV2 in percent (the unit of ``ImageTuneTask.unit``)."""
+    return 100.0 * meter.box_acc_v2.compute()["mean"]
 
 
 def _task_from_dict(config: dict, **kwargs) -> ImageTuneTask:
