@@ -102,6 +102,13 @@ class TestDetectionFiles:
         path.write_text("video_test_1  0.0\n")
         with pytest.raises(ValueError, match="line 1"):
             read_ambiguous(path)
+        path.write_text("video_test_1 0 1\n\nvideo_test_1 5 x\n")  # line numbers count blank lines
+        with pytest.raises(ValueError) as error:
+            read_ambiguous(path)
+        assert str(error.value) == f"{path}: line 3: expected a number, got 'x'"
+        path.write_text("video_test_1 5 4\n")
+        with pytest.raises(ValueError, match=r"Ambiguous_test.txt: line 1: segment end 4.0 is before its start 5.0"):
+            read_ambiguous(path)
 
     @pytest.mark.skipif(not THUMOS_AMBIGUOUS.is_file(), reason=f"THUMOS14 annotations not found: {THUMOS_AMBIGUOUS}")
     def test_thumos_ambiguous(self):
