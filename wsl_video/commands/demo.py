@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 HELP = "train MAAN and the paper's baselines on thumos14-sim and print a Table-1-style comparison"
+REQUIRES = ("matplotlib",)  # optional modules, checked before the command runs
 
 AGGREGATORS = ("maa", "weighted_sum", "dropout", "norm", "softmax_norm")
 LABELS = {"maa": "MAAN", "weighted_sum": "STPN", "dropout": "Dropout", "norm": "Norm",
