@@ -79,6 +79,16 @@ def test_require(monkeypatch):
     assert extra_for("yaml", "wsl-video") == "video" and extra_for("numpy", "wsl-video") is None
 
 
+def test_box_metrics_name_the_extra(monkeypatch):
+    import numpy as np
+
+    from wsl.metrics import max_box_acc
+
+    monkeypatch.setitem(sys.modules, "cv2", None)
+    with pytest.raises(MissingExtra, match=r"needs the \[image\] extra \(missing module 'cv2'\)"):
+        max_box_acc([np.ones((8, 8))], [np.array([[0, 0, 7, 7]])])
+
+
 @pytest.mark.parametrize("cli, argv, module, message", [
     (video_cli, ["extract", "clip.mp4", "--out", "feats"], "av",
      "wsl-video extract: needs the [video] extra (missing module 'av'): pip install \"wsl[video]\""),
