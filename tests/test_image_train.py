@@ -219,3 +219,15 @@ def test_cuda_amp(sim, tmp_path):
         model, config.replace(amp=False), build_splits(config), device=torch.device("cpu"), progress=False
     )
     assert cpu["top1_cls"] == pytest.approx(metrics["top1_cls"], abs=1.0 / 9 + 1e-6)
+
+
+def test_stored_box_accuracy_keeps_the_rounding_of_earlier_files():
+    """metrics.json keeps the values earlier versions wrote (accuracy through percent): 2 of 12 images is stored
+    as 0.16666666666666669, while ``wsl.metrics`` returns the plain fraction 2 / 12."""
+    from wsl.metrics import BoxAccuracy
+    from wsl_image.evaluate import _stored_box_accuracy
+
+    metric = BoxAccuracy(iou_thresholds=(0.5,), multi_contour=False)
+    metric.num_correct[0, 3], metric.num_images = 2, 12
+    assert metric.compute()[0.5] == 2 / 12 == 0.16666666666666666
+    assert _stored_box_accuracy(metric) == {0.5: 0.16666666666666669, "mean": 0.16666666666666669}
