@@ -247,7 +247,8 @@ BAD = {
     "subset number": (_set_subset(1), ["clip_run", "subset 1;"]),
     "no subset": (_set_subset(None), ["clip_run", "has no subset"]),
     "bad segment": (lambda r: edit_json(r / "annotations.json", lambda a: a["database"]["clip_jump"].update(
-        annotations=[{"label": "jump", "segment": [3.0, 1.0]}])), ["annotations.json", "clip_jump", "ends before"]),
+        annotations=[{"label": "jump", "segment": [3.0, 1.0]}])),
+        ["annotations.json", "clip_jump", "segment end 1.0 is before its start 3.0"]),
     "no labels": (lambda r: edit_json(r / "annotations.json", lambda a: [
         e.update(annotations=[]) for e in a["database"].values()]), ["annotations.json", "no class"]),
     "no manifest": (lambda r: _remove(r, "manifest.json"), ["manifest.json", "not found"]),

@@ -291,8 +291,8 @@ class ImageTuneTask(TuneTask):
 
 
 def _max_box_acc_v2(meter) -> float:
-    """The held-out MaxBoxAccV2 of a LocalizationMeter as a fraction (the meter reports percent)."""
-    return float(meter.box_acc_v2.compute()["mean"]) / 100.0
+    """The held-out MaxBoxAccV2 of a LocalizationMeter (a fraction)."""
+    return float(meter.box_acc_v2.compute()["mean"])
 
 
 def _task_from_dict(config: dict, **kwargs) -> ImageTuneTask:

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from wsl.utils.errors import TrainingDiverged
-from wsl.utils.io import atomic_save, atomic_write_json, atomic_write_text, load_checkpoint
+from wsl.utils.io import atomic_save, atomic_write_json, atomic_write_text, jsonable, load_checkpoint
 from wsl.utils.runs import absolute_path, check_run_dir, remove_run_files
 from wsl_video.config import RunConfig, config_to_dict, load_config, save_config
 from wsl_video.inference import DatasetPrediction
@@ -423,14 +423,3 @@ def evaluate_run(model: TemporalLocalizer, config: RunConfig, out_dir: str | Pat
     atomic_write_json(out_dir / METRICS_FILE, jsonable(metrics))
     return metrics
 
-
-def jsonable(value):
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value

@@ -22,6 +22,7 @@ import numpy as np
 from wsl.tuning.options import TuneOptions
 from wsl.tuning.space import Key, SearchSpace, float_value, int_value, str_value
 from wsl.tuning.task import Evaluation, TuneTask, protocol_hash
+from wsl.utils.io import jsonable
 from wsl_video.config import RunConfig, config_from_dict, config_to_dict
 
 __all__ = ["VIDEO_KEYS", "DEFAULT_SPACE", "VideoTuneTask", "tune"]
@@ -227,7 +228,7 @@ class VideoTuneTask(TuneTask):
             scores[k] = [list(values) for values in zip(*per_seed)]
             means = [float(np.mean(values)) for values in scores[k]]
             for combo, mean in zip(grid, means):
-                profile.append([{"iterations": int(iterations), **_plain(combo)}, mean])
+                profile.append([{"iterations": int(iterations), **jsonable(combo)}, mean])
             if report is not None:
                 report(int(iterations), max(means), profile)
         best_index = int(np.argmax([score for _, score in profile]))  # the first best: fewest iterations
@@ -284,10 +285,6 @@ def _device(config: RunConfig):
     from wsl_video.train import resolve_device
 
     return resolve_device(config.train.device)
-
-
-def _plain(values: Dict[str, Any]) -> Dict[str, Any]:
-    return {key: list(value) if isinstance(value, tuple) else value for key, value in values.items()}
 
 
 def tune(config: RunConfig, options: TuneOptions | str | Path, **fields: Any) -> Dict[str, Any]:

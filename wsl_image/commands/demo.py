@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 HELP = "train maa, weighted_sum and mean on cub-sim and print a Table-4-style comparison with overlays"
+REQUIRES = ("timm", "torchvision", "PIL", "cv2")  # optional modules, checked before the command runs
 
 DEFAULT_AGGREGATORS = ("maa", "weighted_sum", "mean")
 PAPER_NAMES = {"maa": "MAAN", "weighted_sum": "weighted-CAM", "mean": "CAM (GAP)"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 HELP = "evaluate a trained run (top-1/top-5/GT-known loc, MaxBoxAcc, MaxBoxAccV2, classification) on a split"
+REQUIRES = ("timm", "torchvision", "PIL", "cv2")  # optional modules, checked before the command runs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 HELP = "predict the class and the object box of your own images with a trained run (JSON + overlay PNGs)"
+REQUIRES = ("timm", "torchvision", "PIL", "cv2")  # optional modules, checked before the command runs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

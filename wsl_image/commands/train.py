@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 HELP = "train a CAM model with a chosen aggregator on CUB-200-2011 (torchrun for multi-GPU / multi-node)"
+REQUIRES = ("timm", "torchvision", "PIL", "cv2")  # optional modules, checked before the command runs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -6,6 +6,7 @@ import argparse
 
 HELP = ("choose training settings and the CAM threshold on held-out images (the metadata's val split or "
         "training images; Optuna TPE, pruning); writes best.yaml for train --config, trials.csv and study.png")
+REQUIRES = ("optuna", "timm", "torchvision", "PIL", "cv2")  # optional modules, checked before the command runs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -6,6 +6,7 @@ import argparse
 
 HELP = ("choose training and inference settings on videos held out from the training subset (Optuna TPE, "
         "pruning); writes best.yaml for train --config, trials.csv and study.png")
+REQUIRES = ("optuna",)  # optional modules, checked before the command runs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
