@@ -6,10 +6,12 @@ import torch
 import yaml
 
 from wsl_video.config import RunConfig, config_to_dict, load_config, save_config
+from wsl_video.data.opening import open_data
 from wsl_video.detections import load_detections
 from wsl_video.inference import shifted_uniform_snippets
 from wsl_video.model import weak_label_loss
-from wsl_video.train import build_model, load_run, open_data, train
+from wsl_video.run import build_model, load_run
+from wsl_video.training import train
 
 SIM = {"videos": 8, "feature_dim": 16}
 
@@ -178,7 +180,7 @@ def test_summarize_runs_and_table():
 
 
 def test_split_held_out():
-    from wsl_video.train import split_held_out
+    from wsl_video.data.held_out import split_held_out
 
     dataset = open_data(tiny_config().resolved(), "train")
     fit, held_out = split_held_out(dataset, 3, seed=1)

@@ -45,7 +45,7 @@ class DataConfig:
     ``extractor`` is recorded, not set: training replaces whatever a config file says with the
     ``extractor`` mapping of the ``manifest.json`` of a ``custom`` dataset (how its features were extracted
     from the videos). It is None (features of unknown origin) for ``thumos14``, ``activitynet`` and
-    ``thumos14-sim``, and in runs written before it existed. Read it with :func:`wsl_video.train.run_extractor`.
+    ``thumos14-sim``, and in runs written before it existed. Read it with :func:`wsl_video.run.run_extractor`.
     """
 
     dataset: str = "thumos14"

@@ -1,6 +1,6 @@
 """Choosing training and inference settings on held-out training videos (``wsl-video tune``).
 
-The training subset is split into fit videos and held-out videos (:func:`wsl_video.train.split_held_out`:
+The training subset is split into fit videos and held-out videos (:func:`wsl_video.data.held_out.split_held_out`:
 stratified by class, or a given list); the test subset is never opened. Each Optuna trial draws the
 training settings (learning rate, weight decay, attention L1 weight, ...) and trains one run per seed on
 the fit videos, stopping at every checkpoint of the ``iterations`` list and continuing from it with
@@ -115,7 +115,9 @@ class VideoTuneTask(TuneTask):
                  split_seed: int = 0, seeds: Sequence[int] = (0,), space_file: str | None = None,
                  progress: bool = False) -> None:
         from wsl.utils.runs import absolute_path
-        from wsl_video.train import check_aggregator, open_data, split_held_out
+        from wsl_video.data.held_out import split_held_out
+        from wsl_video.data.opening import open_data
+        from wsl_video.run import check_aggregator
 
         config = config.resolved()
         config.data.data_root = absolute_path(config.data.data_root)
@@ -200,7 +202,8 @@ class VideoTuneTask(TuneTask):
         return self.space.checkpoints(self.config.train.iterations)[0] + 1
 
     def evaluate(self, params, checkpoints, grid, work_dir, report=None) -> Evaluation:
-        from wsl_video.train import load_run, train
+        from wsl_video.run import load_run
+        from wsl_video.training import train
 
         config = apply_settings(self.config, params)
         scores: Dict[int, List[List[float]]] = {}  # checkpoint index -> per combination, per seed
@@ -230,8 +233,8 @@ class VideoTuneTask(TuneTask):
 
     def score_grid(self, model, config: RunConfig, grid: Sequence[Dict[str, Any]]) -> List[float]:
         """Held-out score of ``model`` for every combination of inference settings (no retraining)."""
+        from wsl_video.evaluation import evaluate_predictions
         from wsl_video.inference import DatasetPrediction, localize, predict_video
-        from wsl_video.train import evaluate_predictions
 
         held = self.held_out
         predictions: Dict[str, list] = {}
@@ -274,7 +277,7 @@ def _task_from_dict(config: dict, **kwargs) -> VideoTuneTask:
 
 
 def _device(config: RunConfig):
-    from wsl_video.train import resolve_device
+    from wsl.utils.device import resolve_device
 
     return resolve_device(config.train.device)
 
