@@ -213,9 +213,9 @@ class ImageTuneTask(TuneTask):
         """One held-out LocalizationMeter per combination of inference settings."""
         import torch
 
+        from wsl.utils.device import resolve_device
         from wsl_image.data import CubDataset, collate_boxes
         from wsl_image.evaluate import localization_meter
-        from wsl_image.train import resolve_device
 
         dataset = CubDataset(self.held, train=False, image_size=config.image_size)
         device = resolve_device(config.device)
@@ -232,7 +232,7 @@ class ImageTuneTask(TuneTask):
         return meters
 
     def evaluate(self, params, checkpoints, grid, work_dir, report=None) -> Evaluation:
-        from wsl_image.train import train
+        from wsl_image.training import train
 
         grid = [{k: v for k, v in combo.items() if k != "cam_threshold"} for combo in grid] or [{}]
         grid = [dict(t) for t in dict.fromkeys(tuple(sorted(combo.items())) for combo in grid)]
@@ -254,7 +254,7 @@ class ImageTuneTask(TuneTask):
             if last.get("epoch") == run.epochs:
                 final.append(last["meters"])
             else:
-                from wsl_image.train import load_run
+                from wsl_image.run import load_run
 
                 model, _ = load_run(run.out, device=_device(run))
                 final.append(self._meters(model, run, grid))
@@ -294,7 +294,7 @@ def _task_from_dict(config: dict, **kwargs) -> ImageTuneTask:
 
 
 def _device(config: TrainConfig):
-    from wsl_image.train import resolve_device
+    from wsl.utils.device import resolve_device
 
     return resolve_device(config.device)
 
