@@ -39,3 +39,19 @@ def test_exception(name):
 def test_cuda_without_cuda(name):
     with pytest.raises(ValueError, match=rf"device '{name}' requested but CUDA is not available"):
         resolve_device(name)
+
+
+def test_config_names():
+    """Both tools' configs refuse a device name no machine accepts, naming the key."""
+    from wsl.utils.device import check_device_name
+    from wsl_image.config import TrainConfig
+    from wsl_video.config import RunConfig
+
+    for name in ("auto", "cpu", "cuda", "cuda:3"):
+        check_device_name(name)
+    with pytest.raises(ValueError, match=r"^device must be auto, cpu, cuda or cuda:N, got 'gpu'$"):
+        TrainConfig(device="gpu")
+    config = RunConfig()
+    config.train.device = "cuda0"
+    with pytest.raises(ValueError, match=r"^train\.device must be auto, cpu, cuda or cuda:N, got 'cuda0'$"):
+        config.resolved()

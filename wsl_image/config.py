@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from wsl.utils.config import check_keys, check_mapping, coerce_fields, load_yaml_mapping, save_yaml
+from wsl.utils.device import check_device_name
 
 __all__ = ["TrainConfig", "load_config", "save_config", "parse_grid", "config_yaml", "CONFIG_COMMENTS"]
 
@@ -92,8 +93,7 @@ class TrainConfig:
             raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {self.optimizer!r}")
         if self.scheduler not in ("cosine", "step", "none"):
             raise ValueError(f"scheduler must be 'cosine', 'step' or 'none', got {self.scheduler!r}")
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        check_device_name(self.device)
         if not 0.0 <= self.cam_threshold <= 1.0:
             raise ValueError(f"cam_threshold must be in [0, 1], got {self.cam_threshold}")
         if not 0.0 < self.iou_threshold <= 1.0:

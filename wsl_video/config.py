@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping
 
 from wsl.utils.config import load_yaml_mapping, save_yaml, sections_from_dict
+from wsl.utils.device import check_device_name
 
 __all__ = [
     "DataConfig",
@@ -225,6 +226,7 @@ def validate_config(config: RunConfig) -> None:
     _check(isinstance(data.sim, dict), "data.sim must be a mapping of simulator overrides")
     _check(data.extractor is None or isinstance(data.extractor, dict),
            f"data.extractor must be a mapping or null, got {data.extractor!r}")
+    check_device_name(train.device, "train.device")
     _check(isinstance(config.model.aggregator, str), "model.aggregator must be a name")
     _check(isinstance(config.model.aggregator_kwargs, dict), "model.aggregator_kwargs must be a mapping")
     for key in ("iterations", "batch_size", "num_segments", "checkpoint_every", "log_every"):

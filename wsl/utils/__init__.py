@@ -2,7 +2,8 @@
 
 from .errors import TrainingDiverged
 from .io import atomic_save, atomic_write_json, atomic_write_text, atomic_writer, load_checkpoint, read_yaml
-from .runs import absolute_path, check_run_dir, recorded_path, remove_run_files
+from .runs import RunFolder, RunLog, absolute_path, check_run_dir, recorded_path, remove_run_files
 
 __all__ = ["atomic_save", "atomic_write_json", "atomic_write_text", "atomic_writer", "load_checkpoint", "read_yaml",
-           "absolute_path", "check_run_dir", "recorded_path", "remove_run_files", "TrainingDiverged"]
+           "absolute_path", "check_run_dir", "recorded_path", "remove_run_files", "RunFolder", "RunLog",
+           "TrainingDiverged"]

@@ -8,13 +8,21 @@ fallback to the CPU.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
-__all__ = ["resolve_device", "DEVICE_CHOICES"]
+__all__ = ["resolve_device", "check_device_name", "DEVICE_CHOICES"]
 
 DEVICE_CHOICES = "auto, cpu, cuda or cuda:N"
 _NAME = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def check_device_name(name: str, key: str = "device") -> None:
+    """Refuse a name :func:`resolve_device` never accepts (whatever the machine): ``ValueError`` naming ``key``."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ValueError(f"{key} must be {DEVICE_CHOICES}, got {name!r}")
 
 
 def resolve_device(name: str | torch.device | None = "auto", local_rank: int | None = None) -> torch.device:
@@ -30,6 +38,8 @@ def resolve_device(name: str | torch.device | None = "auto", local_rank: int | N
         ValueError: ``name`` is none of the accepted values, or a CUDA device is named and CUDA is not
             available (or has no such index); the message names it.
     """
+    import torch
+
     text = "auto" if name is None else str(name)
     if not _NAME.fullmatch(text):
         raise ValueError(f"unknown device {text!r}: expected {DEVICE_CHOICES}")
