@@ -17,7 +17,7 @@ def open_data(config: RunConfig, subset: str, data_root: str | None = None) -> F
     Raises:
         ValueError: a setting that does not apply to the dataset, or an empty subset.
     """
-    from wsl_video.data.factory import open_dataset
+    from wsl_video.data import open_dataset
 
     data = config.data
     kwargs: Dict[str, Any] = {"data_root": data_root or data.data_root, "layout": data.layout,
