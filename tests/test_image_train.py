@@ -14,9 +14,11 @@ import pytest
 import torch
 
 from wsl_image.config import TrainConfig, load_config
+from wsl_image.data.splits import build_splits
 from wsl_image.evaluate import LocalizationMeter, ShardSampler, evaluate_run
+from wsl_image.run import load_run
 from wsl_image.sim import make_cub_sim
-from wsl_image.train import build_splits, load_run, train
+from wsl_image.training import train
 
 torch.set_num_threads(1)
 

@@ -202,7 +202,7 @@ def evaluate_run(
     """Metrics of ``model`` on ``splits[split]`` at ``config.cam_threshold`` and, when ``splits["val"]``
     exists, at the threshold chosen on it (best MaxBoxAcc at ``config.iou_threshold``).
 
-    ``splits`` as returned by ``wsl_image.train.build_splits``; under torch.distributed each of the
+    ``splits`` as returned by ``wsl_image.data.splits.build_splits``; under torch.distributed each of the
     ``world_size`` ranks evaluates its shard and all get the summed metrics.
     """
     if split not in splits or splits[split] is None:

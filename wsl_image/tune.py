@@ -22,6 +22,7 @@ import numpy as np
 from wsl.tuning.options import TuneOptions
 from wsl.tuning.space import Key, SearchSpace, float_value, int_value, str_value
 from wsl.tuning.task import Evaluation, TuneTask, protocol_hash
+from wsl.utils.device import resolve_device
 from wsl_image.config import TrainConfig, parse_grid
 
 __all__ = ["IMAGE_KEYS", "DEFAULT_SPACE", "ImageTuneTask", "tune", "open_training_images", "apply_settings"]
@@ -217,7 +218,6 @@ class ImageTuneTask(TuneTask):
 
         from wsl_image.data import CubDataset, collate_boxes
         from wsl_image.evaluate import localization_meter
-        from wsl_image.train import resolve_device
 
         dataset = CubDataset(self.held, train=False, image_size=config.image_size)
         device = resolve_device(config.device)
@@ -234,7 +234,7 @@ class ImageTuneTask(TuneTask):
         return meters
 
     def evaluate(self, params, checkpoints, grid, work_dir, report=None) -> Evaluation:
-        from wsl_image.train import train
+        from wsl_image.training import train
 
         grid = [{k: v for k, v in combo.items() if k != "cam_threshold"} for combo in grid] or [{}]
         grid = [dict(t) for t in dict.fromkeys(tuple(sorted(combo.items())) for combo in grid)]
@@ -256,9 +256,9 @@ class ImageTuneTask(TuneTask):
             if last.get("epoch") == run.epochs:
                 final.append(last["meters"])
             else:
-                from wsl_image.train import load_run
+                from wsl_image.run import load_run
 
-                model, _ = load_run(run.out, device=_device(run))
+                model, _ = load_run(run.out, device=resolve_device(run.device))
                 final.append(self._meters(model, run, grid))
         v2 = np.array([[_max_box_acc_v2(meter) for meter in meters] for meters in final])  # seeds x combos
         means = v2.mean(axis=0)
@@ -299,11 +299,6 @@ def _task_from_dict(config: dict, **kwargs) -> ImageTuneTask:
     """Rebuild a task in another process (``jobs``)."""
     return ImageTuneTask(TrainConfig.from_dict(config), **kwargs)
 
-
-def _device(config: TrainConfig):
-    from wsl_image.train import resolve_device
-
-    return resolve_device(config.device)
 
 
 def tune(config: TrainConfig, options: TuneOptions | str | Path, **fields: Any) -> Dict[str, Any]:

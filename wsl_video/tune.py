@@ -1,6 +1,6 @@
 """Choosing training and inference settings on held-out training videos (``wsl-video tune``).
 
-The training subset is split into fit videos and held-out videos (:func:`wsl_video.train.split_held_out`:
+The training subset is split into fit videos and held-out videos (:func:`wsl_video.data.held_out.split_held_out`:
 stratified by class, or a given list); the test subset is never opened. Each Optuna trial draws the
 training settings (learning rate, weight decay, attention L1 weight, ...) and trains one run per seed on
 the fit videos, stopping at every checkpoint of the ``iterations`` list and continuing from it with
@@ -22,6 +22,7 @@ import numpy as np
 from wsl.tuning.options import TuneOptions
 from wsl.tuning.space import Key, SearchSpace, float_value, int_value, str_value
 from wsl.tuning.task import Evaluation, TuneTask, protocol_hash
+from wsl.utils.device import resolve_device
 from wsl.utils.io import jsonable
 from wsl_video.config import RunConfig, config_from_dict, config_to_dict
 
@@ -123,7 +124,9 @@ class VideoTuneTask(TuneTask):
                  split_seed: int = 0, seeds: Sequence[int] = (0,), space_file: str | None = None,
                  progress: bool = False) -> None:
         from wsl.utils.runs import absolute_path
-        from wsl_video.train import check_aggregator, open_data, split_held_out
+        from wsl_video.data.held_out import split_held_out
+        from wsl_video.data.opening import open_data
+        from wsl_video.run import check_aggregator
 
         config = config.resolved()
         config.data.data_root = absolute_path(config.data.data_root)
@@ -208,7 +211,8 @@ class VideoTuneTask(TuneTask):
         return self.space.checkpoints(self.config.train.iterations)[0] + 1
 
     def evaluate(self, params, checkpoints, grid, work_dir, report=None) -> Evaluation:
-        from wsl_video.train import load_run, train
+        from wsl_video.run import load_run
+        from wsl_video.training import train
 
         config = apply_settings(self.config, params)
         scores: Dict[int, List[List[float]]] = {}  # checkpoint index -> per combination, per seed
@@ -223,7 +227,7 @@ class VideoTuneTask(TuneTask):
                 run_dir = Path(work_dir) / f"seed{seed}"
                 train(run, run_dir, resume=k > 0, overwrite=k == 0, evaluate=False, progress=False,
                       train_set=self.fit)
-                _, model, _ = load_run(run_dir, device=_device(run))
+                _, model, _ = load_run(run_dir, device=resolve_device(run.train.device))
                 per_seed.append(self.score_grid(model, run, grid))
             scores[k] = [list(values) for values in zip(*per_seed)]
             means = [float(np.mean(values)) for values in scores[k]]
@@ -238,8 +242,8 @@ class VideoTuneTask(TuneTask):
 
     def score_grid(self, model, config: RunConfig, grid: Sequence[Dict[str, Any]]) -> List[float]:
         """Held-out score of ``model`` for every combination of inference settings (no retraining)."""
+        from wsl_video.evaluation import evaluate_predictions
         from wsl_video.inference import DatasetPrediction, localize, predict_video
-        from wsl_video.train import evaluate_predictions
 
         held = self.held_out
         predictions: Dict[str, list] = {}
@@ -280,11 +284,6 @@ def _task_from_dict(config: dict, **kwargs) -> VideoTuneTask:
     """Rebuild a task in another process (``jobs``)."""
     return VideoTuneTask(config_from_dict(config), **kwargs)
 
-
-def _device(config: RunConfig):
-    from wsl_video.train import resolve_device
-
-    return resolve_device(config.train.device)
 
 
 def tune(config: RunConfig, options: TuneOptions | str | Path, **fields: Any) -> Dict[str, Any]:

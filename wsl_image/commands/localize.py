@@ -24,8 +24,9 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
+    from wsl.utils.device import resolve_device
     from wsl.utils.io import atomic_write_json
-    from wsl_image.train import load_run, resolve_device
+    from wsl_image.run import load_run
 
     if args.topk < 1:
         raise ValueError(f"--topk must be >= 1, got {args.topk}")

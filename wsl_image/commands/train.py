@@ -133,7 +133,7 @@ def resolve_config(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     import wsl
-    from wsl_image.train import train
+    from wsl_image.training import train
 
     config = resolve_config(args)
     wsl.build_aggregator(config.aggregator, channels=8, **config.aggregator_kwargs)  # fail fast on a bad name

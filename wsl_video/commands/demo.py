@@ -140,8 +140,9 @@ def run(args: argparse.Namespace) -> int:
 
     import wsl
     from wsl.utils.io import atomic_write_json, atomic_write_text, jsonable
+    from wsl_video.data.opening import open_data
     from wsl_video.plot import format_metrics_table, plot_runs, summarize_runs
-    from wsl_video.train import open_data, train
+    from wsl_video.training import train
 
     known = set(wsl.list_aggregators())
     for name in args.aggregators:
