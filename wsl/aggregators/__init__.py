@@ -4,10 +4,15 @@ from .attention import AttentionAggregator, AttentionHead
 from .base import Aggregation, Aggregator
 from .maa import MarginalizedAverage
 from .pooling import MaxPool, MeanPool, TopKMeanPool
+from .adapter import AggregatorAdapter
 from .registry import (
     ENTRY_POINT_GROUP,
+    AggregatorInfo,
     _finish_builtins,
+    aggregator_info,
     build_aggregator,
+    check_aggregator_options,
+    get_aggregator,
     describe_aggregators,
     list_aggregators,
     refresh_plugins,
@@ -30,8 +35,13 @@ __all__ = [
     "MeanPool",
     "MaxPool",
     "TopKMeanPool",
+    "AggregatorAdapter",
+    "AggregatorInfo",
     "ENTRY_POINT_GROUP",
+    "aggregator_info",
     "build_aggregator",
+    "check_aggregator_options",
+    "get_aggregator",
     "list_aggregators",
     "describe_aggregators",
     "refresh_plugins",
