@@ -73,7 +73,8 @@ class Registry:
     # ------------------------------------------------------------------ registration
 
     def register(self, name: str, *, aliases: Sequence[str] = (), override: bool = False) -> Callable[[Any], Any]:
-        """Decorator that registers a class or factory under ``name`` (and ``aliases``).
+        """Decorator that registers a class or factory under ``name`` (and ``aliases``); it returns the object
+        unchanged (the registry keeps ``adapt(obj)``).
 
         Raises:
             ValueError: the name (or an alias) is taken and ``override`` is False.
@@ -90,7 +91,7 @@ class Registry:
                     )
             for key in (name, *aliases):
                 self._aliases.pop(key, None)
-            self._factories[name] = obj
+            self._factories[name] = self.adapt(obj) if self.adapt is not None else obj
             for alias in aliases:
                 self._aliases[alias] = name
             if self._registering_builtins:

@@ -146,7 +146,7 @@ class ImageTuneTask(TuneTask):
 
     def __init__(self, config: TrainConfig, *, held_out: int | None = None, held_out_list: str | None = None,
                  split_seed: int = 0, seeds: Sequence[int] = (0,), space_file: str | None = None) -> None:
-        import wsl
+        from wsl.aggregators import check_aggregator_options
         from wsl.utils.runs import absolute_path
 
         config = config.replace(**{name: absolute_path(getattr(config, name))
@@ -156,7 +156,7 @@ class ImageTuneTask(TuneTask):
         seeds = [int(seed) for seed in seeds]
         if not seeds or len(set(seeds)) != len(seeds):
             raise ValueError(f"--seeds must list distinct seeds, got {seeds}")
-        wsl.build_aggregator(config.aggregator, channels=8, **config.aggregator_kwargs)  # fail fast on a bad name
+        check_aggregator_options(config.aggregator, config.aggregator_kwargs)  # fail fast on a bad name
         self.config, self.seeds = config, seeds
         self.space_file = None if space_file is None else absolute_path(space_file)
         self.held_out_count, self.split_seed = held_out, int(split_seed)

@@ -63,12 +63,9 @@ def resolve_device(name: str) -> torch.device:
 
 def check_aggregator(config: RunConfig) -> None:
     """Fail fast on an unknown aggregator name or bad aggregator keyword arguments (``ValueError``)."""
-    import wsl
+    from wsl.aggregators import check_aggregator_options
 
-    try:
-        wsl.build_aggregator(config.model.aggregator, channels=8, **config.model.aggregator_kwargs)
-    except TypeError as error:
-        raise ValueError(f"bad model.aggregator_kwargs for {config.model.aggregator!r}: {error}") from None
+    check_aggregator_options(config.model.aggregator, config.model.aggregator_kwargs)
 
 
 def open_data(config: RunConfig, subset: str, data_root: str | None = None):

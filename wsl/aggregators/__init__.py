@@ -1,10 +1,10 @@
 """Aggregators: turn per-position features (B, C, *S) into one feature per sample (B, C)."""
 
+from .adapter import AggregatorAdapter
 from .attention import AttentionAggregator, AttentionHead
 from .base import Aggregation, Aggregator
 from .maa import MarginalizedAverage
 from .pooling import MaxPool, MeanPool, TopKMeanPool
-from .adapter import AggregatorAdapter
 from .registry import (
     ENTRY_POINT_GROUP,
     AggregatorInfo,
@@ -12,8 +12,8 @@ from .registry import (
     aggregator_info,
     build_aggregator,
     check_aggregator_options,
-    get_aggregator,
     describe_aggregators,
+    get_aggregator,
     list_aggregators,
     refresh_plugins,
     register_aggregator,

@@ -157,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    import wsl
+    from wsl.aggregators import get_aggregator
     from wsl.utils.io import atomic_write_json, atomic_write_text
     from wsl_image.evaluate import METRIC_UNITS, evaluate_run
     from wsl_image.overlay import make_grid, render_overlays, save_png
@@ -173,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
     torch.set_num_threads(args.threads)
     for name in args.aggregators:
-        wsl.build_aggregator(name, channels=8)  # fail fast on an unknown name
+        get_aggregator(name)  # fail fast on an unknown name
     started = time.time()
     out = Path(args.out)
     device = resolve_device(args.device)

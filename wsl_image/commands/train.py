@@ -131,10 +131,10 @@ def resolve_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    import wsl
+    from wsl.aggregators import check_aggregator_options
     from wsl_image.train import train
 
     config = resolve_config(args)
-    wsl.build_aggregator(config.aggregator, channels=8, **config.aggregator_kwargs)  # fail fast on a bad name
+    check_aggregator_options(config.aggregator, config.aggregator_kwargs)  # fail fast on a bad name
     train(config, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
     return 0
