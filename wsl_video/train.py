@@ -34,7 +34,7 @@ from wsl.utils.io import atomic_save, atomic_write_json, atomic_write_text, load
 from wsl.utils.runs import absolute_path, check_run_dir, remove_run_files
 from wsl_video.config import RunConfig, config_to_dict, load_config, save_config
 from wsl_video.inference import DatasetPrediction
-from wsl_video.model import TemporalLocalizer, weak_label_loss
+from wsl_video.model import TemporalLocalizer
 
 __all__ = ["resolve_device", "open_data", "split_held_out", "build_model", "train", "load_run", "run_extractor",
            "evaluate_run", "evaluate_predictions", "check_run_classes", "jsonable", "CONFIG_FILE", "CHECKPOINT_FILE",
@@ -135,10 +135,10 @@ def split_held_out(dataset, num_held_out: int | None = None, seed: int = 0, *, n
 
 
 def build_model(config: RunConfig, feature_dims: Dict[str, int], num_classes: int) -> TemporalLocalizer:
-    """The model described by ``config.model`` for the given streams and classes."""
-    return TemporalLocalizer(config.model.aggregator, feature_dims, num_classes,
-                             aggregator_kwargs=config.model.aggregator_kwargs,
-                             stream_weights=config.inference.stream_weights)
+    """The model of the method ``config.model.method`` for the given streams and classes."""
+    from wsl_video.methods import get_method
+
+    return get_method(config.model.method).build_model(config, feature_dims, num_classes)
 
 
 class _Features:
@@ -215,6 +215,8 @@ def train(config: RunConfig, out_dir: str | Path, *, resume: bool = False, overw
     """
     from tqdm import tqdm
 
+    from wsl_video.methods import get_method
+
     out_dir = Path(out_dir)
     config = config.resolved()
     config.data.data_root = absolute_path(config.data.data_root)
@@ -237,7 +239,8 @@ def train(config: RunConfig, out_dir: str | Path, *, resume: bool = False, overw
     feature_dims = dict(train_set.feature_dims)
     torch.manual_seed(config.train.seed)
     rng = np.random.default_rng(config.train.seed)
-    model = build_model(config, feature_dims, len(train_set.classes)).to(device)
+    method = get_method(config.model.method)
+    model = method.build_model(config, feature_dims, len(train_set.classes)).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr,
                                  weight_decay=config.train.weight_decay)
     start = 0
@@ -270,7 +273,7 @@ def train(config: RunConfig, out_dir: str | Path, *, resume: bool = False, overw
         videos = rng.choice(len(train_set), size=batch_size, replace=batch_size > len(train_set))
         batch = _sample_batch(features, videos, config.train.num_segments, rng, train_set.streams, device)
         outputs = model(batch)
-        loss = weak_label_loss(outputs, labels[videos].to(device), config.train.sparsity_weight)
+        loss = method.loss(outputs, labels[videos].to(device), config)
         if not torch.isfinite(loss):
             raise TrainingDiverged(f"training diverged at iteration {iteration + 1} (loss {loss.item()})")
         optimizer.zero_grad(set_to_none=True)
