@@ -23,7 +23,6 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from wsl.utils.errors import TrainingDiverged
 from wsl.utils.io import load_checkpoint
@@ -149,21 +148,13 @@ def build_splits(config: TrainConfig) -> dict:
 
 
 def build_model(config: TrainConfig, num_classes: int | None = None, *, pretrained: bool | None = None) -> CamModel:
-    """The CamModel of ``config``; ``pretrained`` overrides the config (False before loading a checkpoint)."""
+    """The model of the method ``config.method`` (a CamModel for ``cam``); ``pretrained`` overrides the config
+    (False before loading a checkpoint)."""
+    from wsl_image.methods import get_method
+
     if pretrained is None:
         pretrained = config.pretrained or bool(config.pretrained_path)
-    return CamModel(
-        config.backbone,
-        num_classes or config.num_classes,
-        aggregator=config.aggregator,
-        grid=config.grid,
-        pretrained=pretrained and not config.pretrained_path,
-        pretrained_path=config.pretrained_path if pretrained else None,
-        aggregator_kwargs=config.aggregator_kwargs,
-        image_size=config.image_size,
-        backbone_kwargs=config.backbone_kwargs,
-        cam_score=config.cam_score,
-    )
+    return get_method(config.method).build_model(config, num_classes or config.num_classes, pretrained=pretrained)
 
 
 def load_run(run_dir: str | Path, device: torch.device | str = "cpu") -> tuple[CamModel, TrainConfig]:
@@ -299,7 +290,9 @@ def train(
     ``splits`` replaces the data of ``config`` (a dict like :func:`build_splits`'s; ``test`` and ``val`` may be
     None when ``evaluate`` is False, which skips the final evaluation and returns ``{"history": [...]}``).
     """
-    config = _absolute_paths(config)
+    from wsl_image.methods import get_method
+
+    config = get_method(config.method).resolve(_absolute_paths(config))
     stale = _check_output(config, resume, overwrite)  # every rank, before any rank writes
     context = _init_distributed(config.device)
     try:
@@ -341,6 +334,9 @@ def _train(config, context, *, resume, stale, progress, epoch_callback, log, spl
         raise ValueError(f"{config.data_root}: the train split is empty")
     checkpoint = _load_checkpoint(out / CHECKPOINT_NAME) if resume else None  # before anything is written
 
+    from wsl_image.methods import get_method
+
+    method = get_method(config.method)
     _seed_everything(config.seed + context.rank)
     model = build_model(config, config.num_classes, pretrained=False if resume else None).to(device)
     model.train()
@@ -415,8 +411,9 @@ def _train(config, context, *, resume, stale, progress, epoch_callback, log, spl
             images = batch["image"].to(device, non_blocking=True)
             labels = batch["label"].to(device, non_blocking=True)
             with torch.autocast(device_type=device.type, enabled=use_amp):
-                logits = train_model(images).logits
-                loss = F.cross_entropy(logits.float(), labels)
+                outputs = train_model(images)
+                logits = outputs.logits
+                loss = method.loss(outputs, labels, config)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(f"training diverged: loss is {loss.item()} at epoch {epoch + 1} (lower --lr)")
             optimizer.zero_grad(set_to_none=True)
