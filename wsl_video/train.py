@@ -34,6 +34,7 @@ from wsl.utils.io import atomic_save, atomic_write_json, atomic_write_text, load
 from wsl.utils.runs import absolute_path, check_run_dir, remove_run_files
 from wsl_video.config import RunConfig, config_to_dict, load_config, save_config
 from wsl_video.inference import DatasetPrediction
+from wsl_video.methods import get_method
 from wsl_video.model import TemporalLocalizer
 
 __all__ = ["resolve_device", "open_data", "split_held_out", "build_model", "train", "load_run", "run_extractor",
@@ -136,8 +137,6 @@ def split_held_out(dataset, num_held_out: int | None = None, seed: int = 0, *, n
 
 def build_model(config: RunConfig, feature_dims: Dict[str, int], num_classes: int) -> TemporalLocalizer:
     """The model of the method ``config.model.method`` for the given streams and classes."""
-    from wsl_video.methods import get_method
-
     return get_method(config.model.method).build_model(config, feature_dims, num_classes)
 
 
@@ -215,8 +214,6 @@ def train(config: RunConfig, out_dir: str | Path, *, resume: bool = False, overw
     """
     from tqdm import tqdm
 
-    from wsl_video.methods import get_method
-
     out_dir = Path(out_dir)
     config = config.resolved()
     config.data.data_root = absolute_path(config.data.data_root)
@@ -239,8 +236,8 @@ def train(config: RunConfig, out_dir: str | Path, *, resume: bool = False, overw
     feature_dims = dict(train_set.feature_dims)
     torch.manual_seed(config.train.seed)
     rng = np.random.default_rng(config.train.seed)
+    model = build_model(config, feature_dims, len(train_set.classes)).to(device)
     method = get_method(config.model.method)
-    model = method.build_model(config, feature_dims, len(train_set.classes)).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr,
                                  weight_decay=config.train.weight_decay)
     start = 0
