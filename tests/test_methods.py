@@ -257,6 +257,25 @@ class TestMethodRegistry:
 
             register_image_method("bad_test")(VideoMethod)
 
+    def test_takes_aggregator(self):
+        from wsl_video.train import check_aggregator
+
+        class Fixed(VideoMethod):
+            """Pools with its own fixed rule: the aggregator setting does not apply."""
+
+            takes_aggregator = False
+
+        config = RunConfig()
+        config.model.aggregator = "nope"
+        with pytest.raises(ValueError, match="unknown aggregator 'nope'"):
+            check_aggregator(config)
+        try:
+            register_method("fixed_test")(Fixed)
+            config.model.method = "fixed_test"
+            check_aggregator(config)
+        finally:
+            video_method_registry.REGISTRY._factories.pop("fixed_test", None)
+
     def test_needs_two_streams(self):
         class TwoStream(VideoMethod):
             """Needs RGB and flow."""

@@ -63,10 +63,12 @@ def resolve_device(name: str) -> torch.device:
 
 
 def check_aggregator(config: RunConfig) -> None:
-    """Fail fast on an unknown aggregator name or bad aggregator keyword arguments (``ValueError``)."""
+    """Fail fast on an unknown aggregator name or bad aggregator keyword arguments (``ValueError``), for methods
+    that take an aggregator."""
     from wsl.aggregators import check_aggregator_options
 
-    check_aggregator_options(config.model.aggregator, config.model.aggregator_kwargs)
+    if get_method(config.model.method).takes_aggregator:
+        check_aggregator_options(config.model.aggregator, config.model.aggregator_kwargs)
 
 
 def open_data(config: RunConfig, subset: str, data_root: str | None = None):

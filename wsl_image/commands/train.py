@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     from wsl_image.train import train
 
     config = resolve_config(args)
-    get_method(config.method)  # fail fast on an unknown name
-    check_aggregator_options(config.aggregator, config.aggregator_kwargs)  # fail fast on a bad name
+    if get_method(config.method).takes_aggregator:  # fail fast on an unknown method
+        check_aggregator_options(config.aggregator, config.aggregator_kwargs)  # fail fast on a bad name
     train(config, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
     return 0
