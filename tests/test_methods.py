@@ -563,3 +563,19 @@ def test_plugin_example_trains(tmp_path):
     detected = _run(site, ["-m", "wsl_video", "detect", "--run", str(runs["focal_mil"]), "--output",
                            str(tmp_path / "d.json"), "--quiet"])
     assert detected.returncode == 0, detected.stderr
+
+
+def test_tune_protocol_of_the_default_method_is_unchanged():
+    """Studies recorded before methods existed have no method in their protocol: they still resume."""
+    from wsl_video.tune import VideoTuneTask
+
+    config = RunConfig()
+    config.data.dataset, config.data.sim = "thumos14-sim", {"videos": 12, "feature_dim": 8}
+    protocol = VideoTuneTask(config, held_out=3).protocol()
+    assert "method" not in protocol["config"]["model"] and protocol["config"]["model"]["aggregator"] == "maa"
+    try:
+        register_method("copy_test")(type("Copy", (VideoMethod,), {"__doc__": "A copy."}))
+        config.model.method = "copy_test"
+        assert VideoTuneTask(config, held_out=3).protocol()["config"]["model"]["method"] == "copy_test"
+    finally:
+        video_method_registry.REGISTRY._factories.pop("copy_test", None)

@@ -185,6 +185,8 @@ class ImageTuneTask(TuneTask):
     # ------------------------------------------------------------------ TuneTask
     def protocol(self) -> Dict[str, Any]:
         values = {key: value for key, value in self.config.to_dict().items() if key not in _IGNORED}
+        if values["method"] == TrainConfig().method:  # as recorded by studies before methods existed
+            del values["method"]
         return {"command": self.command, "config": values, "seeds": self.seeds, "space": self.space.to_spec(),
                 "held_out": {"images": len(self.held), "fit": len(self.fit),
                              "names": protocol_hash(sorted(self.held.image_ids))}}

@@ -175,6 +175,8 @@ class VideoTuneTask(TuneTask):
         for section, keys in _IGNORED.items():
             for key in keys:
                 values[section].pop(key, None)
+        if values["model"]["method"] == RunConfig().model.method:  # as recorded by studies before methods existed
+            del values["model"]["method"]
         return {"command": self.command, "config": values, "seeds": self.seeds, "space": self.space.to_spec(),
                 "held_out": {"videos": len(self.held_out), "fit": len(self.fit),
                              "names": protocol_hash(sorted(v.name for v in self.held_out.videos))}}
