@@ -62,7 +62,7 @@ def _pooling_fn(name: str, channels: int, device: torch.device) -> Callable:
     """pool(x, a, logits) for an aggregator, given per-position scores a in (0, 1) and their logits (the
     head's outputs; the head itself is excluded)."""
     agg = wsl.build_aggregator(name, channels=channels).to(device).train(name == "dropout")
-    if getattr(agg, "uses_attention", False):
+    if agg.uses_attention:
         return lambda x, a, logits: agg.pool(x, a, logits, None).pooled
     return lambda x, a, logits: agg(x).pooled
 

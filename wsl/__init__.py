@@ -12,6 +12,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "Aggregation": "wsl.aggregators",
     "build_aggregator": "wsl.aggregators",
+    "get_aggregator": "wsl.aggregators",
+    "aggregator_info": "wsl.aggregators",
     "list_aggregators": "wsl.aggregators",
     "describe_aggregators": "wsl.aggregators",
     "register_aggregator": "wsl.aggregators",
@@ -21,11 +23,13 @@ _LAZY = {
     "set_validation": "wsl._validation",
     "validation": "wsl._validation",
 }
-_SUBMODULES = {"aggregators", "cam", "functional", "localization", "metrics", "reference", "utils"}
+_SUBMODULES = {"aggregators", "cam", "functional", "localization", "metrics", "reference", "registry", "utils"}
 
 __all__ = [
     "Aggregation",
     "build_aggregator",
+    "get_aggregator",
+    "aggregator_info",
     "list_aggregators",
     "describe_aggregators",
     "register_aggregator",

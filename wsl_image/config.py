@@ -45,6 +45,7 @@ class TrainConfig:
     workers: int = 4
     val_per_class: int = 0
     # model
+    method: str = "cam"  # configs written before this key existed mean the default
     backbone: str = "resnet50"
     pretrained: bool = False
     pretrained_path: str | None = None
@@ -79,6 +80,8 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field out of range."""
+        if not isinstance(self.method, str) or not self.method:
+            raise ValueError(f"method must be a name, got {self.method!r}")
         if self.image_size < 16:
             raise ValueError(f"image_size must be >= 16, got {self.image_size}")
         if self.epochs < 0:
@@ -137,6 +140,8 @@ CONFIG_COMMENTS = {
     "workers": "Data-loading worker processes, >= 0 (0: load in the main process).",
     "val_per_class": "Hold out this many training images per class as a val split that chooses the CAM "
                      "threshold, >= 0 (0: none).",
+    "method": "Training method (model, loss, defaults): cam (backbone, aggregator, linear classifier, softmax "
+              "cross-entropy) or any plugin (`wsl-image methods` lists them).",
     "backbone": "timm model name, e.g. resnet50, resnet10t, convnext_atto, vit_small_patch16_224.",
     "pretrained": "true: start from timm's pretrained weights (downloaded from the hub); false: from scratch.",
     "pretrained_path": "A local timm weights file to start the backbone from, or null.",

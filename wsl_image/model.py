@@ -128,7 +128,7 @@ class CamModel(nn.Module):
 
     @property
     def uses_attention(self) -> bool:
-        return bool(getattr(self.aggregator, "uses_attention", False))
+        return bool(self.aggregator.uses_attention)
 
     @property
     def resolved_cam_score(self) -> str:

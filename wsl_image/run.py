@@ -35,21 +35,13 @@ def run_folder(path: str | Path) -> RunFolder:
 
 
 def build_model(config: TrainConfig, num_classes: int | None = None, *, pretrained: bool | None = None) -> CamModel:
-    """The CamModel of ``config``; ``pretrained`` overrides the config (False before loading a checkpoint)."""
+    """The model of the method ``config.method`` (a CamModel for ``cam``); ``pretrained`` overrides the config
+    (False before loading a checkpoint)."""
+    from wsl_image.methods import get_method
+
     if pretrained is None:
         pretrained = config.pretrained or bool(config.pretrained_path)
-    return CamModel(
-        config.backbone,
-        num_classes or config.num_classes,
-        aggregator=config.aggregator,
-        grid=config.grid,
-        pretrained=pretrained and not config.pretrained_path,
-        pretrained_path=config.pretrained_path if pretrained else None,
-        aggregator_kwargs=config.aggregator_kwargs,
-        image_size=config.image_size,
-        backbone_kwargs=config.backbone_kwargs,
-        cam_score=config.cam_score,
-    )
+    return get_method(config.method).build_model(config, num_classes or config.num_classes, pretrained=pretrained)
 
 
 def load_run_checkpoint(folder: RunFolder) -> dict:

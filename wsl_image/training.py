@@ -19,7 +19,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from wsl.utils.device import resolve_device
 from wsl.utils.errors import TrainingDiverged
@@ -128,7 +127,9 @@ def train(
     ``splits`` replaces the data of ``config`` (a dict like :func:`build_splits`'s; ``test`` and ``val`` may be
     None when ``evaluate`` is False, which skips the final evaluation and returns ``{"history": [...]}``).
     """
-    config = _absolute_paths(config)
+    from wsl_image.methods import get_method
+
+    config = get_method(config.method).resolve(_absolute_paths(config))
     stale = _check_output(config, resume, overwrite)  # every rank, before any rank writes
     context = init_distributed(config.device)
     try:
@@ -163,6 +164,9 @@ def _train(config, context, *, resume, stale, progress, epoch_callback, log, spl
         raise ValueError(f"{config.data_root}: the train split is empty")
     checkpoint = load_run_checkpoint(folder) if resume else None  # before anything is written
 
+    from wsl_image.methods import get_method
+
+    method = get_method(config.method)
     _seed_everything(config.seed + context.rank)
     model = build_model(config, config.num_classes, pretrained=False if resume else None).to(device)
     model.train()
@@ -236,8 +240,9 @@ def _train(config, context, *, resume, stale, progress, epoch_callback, log, spl
             images = batch["image"].to(device, non_blocking=True)
             labels = batch["label"].to(device, non_blocking=True)
             with torch.autocast(device_type=device.type, enabled=use_amp):
-                logits = train_model(images).logits
-                loss = F.cross_entropy(logits.float(), labels)
+                outputs = train_model(images)
+                logits = outputs.logits
+                loss = method.loss(outputs, labels, config)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(f"training diverged: loss is {loss.item()} at epoch {epoch + 1} (lower --lr)")
             optimizer.zero_grad(set_to_none=True)

@@ -148,7 +148,7 @@ class ImageTuneTask(TuneTask):
 
     def __init__(self, config: TrainConfig, *, held_out: int | None = None, held_out_list: str | None = None,
                  split_seed: int = 0, seeds: Sequence[int] = (0,), space_file: str | None = None) -> None:
-        import wsl
+        from wsl.aggregators import check_aggregator_options
         from wsl.utils.runs import absolute_path
 
         config = config.replace(**{name: absolute_path(getattr(config, name))
@@ -158,7 +158,7 @@ class ImageTuneTask(TuneTask):
         seeds = [int(seed) for seed in seeds]
         if not seeds or len(set(seeds)) != len(seeds):
             raise ValueError(f"--seeds must list distinct seeds, got {seeds}")
-        wsl.build_aggregator(config.aggregator, channels=8, **config.aggregator_kwargs)  # fail fast on a bad name
+        check_aggregator_options(config.aggregator, config.aggregator_kwargs)  # fail fast on a bad name
         self.config, self.seeds = config, seeds
         self.space_file = None if space_file is None else absolute_path(space_file)
         self.held_out_count, self.split_seed = held_out, int(split_seed)
@@ -187,6 +187,8 @@ class ImageTuneTask(TuneTask):
     # ------------------------------------------------------------------ TuneTask
     def protocol(self) -> Dict[str, Any]:
         values = {key: value for key, value in self.config.to_dict().items() if key not in _IGNORED}
+        if values["method"] == TrainConfig().method:  # as recorded by studies before methods existed
+            del values["method"]
         return {"command": self.command, "config": values, "seeds": self.seeds, "space": self.space.to_spec(),
                 "held_out": {"images": len(self.held), "fit": len(self.fit),
                              "names": protocol_hash(sorted(self.held.image_ids))},

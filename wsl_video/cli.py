@@ -18,6 +18,7 @@ COMMANDS = {
     "localize": "wsl_video.commands.localize",
     "config": "wsl_video.commands.config",
     "aggregators": "wsl_video.commands.aggregators",
+    "methods": "wsl_video.commands.methods",
 }
 
 

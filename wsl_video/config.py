@@ -36,7 +36,6 @@ __all__ = [
 DATASETS = ("thumos14", "activitynet", "thumos14-sim", "custom")
 THUMOS_TIOU = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 ACTIVITYNET_TIOU = [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95]
-STPN_SPARSITY = 1e-4
 
 
 @dataclass
@@ -63,8 +62,12 @@ class DataConfig:
 
 @dataclass
 class ModelConfig:
-    """One aggregator (any registered name) and a linear classifier per stream."""
+    """The training method (any registered name) and its aggregator (any registered name).
 
+    Configs written before ``method`` existed lack the key: they mean the default, ``maan``.
+    """
+
+    method: str = "maan"
     aggregator: str = "maa"
     aggregator_kwargs: Dict[str, Any] = field(default_factory=dict)
 
@@ -78,7 +81,7 @@ class TrainConfig:
     num_segments: int = 20
     lr: float = 5e-4
     weight_decay: float = 0.0
-    sparsity_weight: float | None = None  # None: 1e-4 for weighted_sum (STPN), 0 otherwise
+    sparsity_weight: float | None = None  # None: the method's default (maan: 1e-4 for weighted_sum, else 0)
     seed: int = 0
     device: str = "auto"
     checkpoint_every: int = 500
@@ -117,7 +120,13 @@ class RunConfig:
     inference: InferenceConfig = field(default_factory=InferenceConfig)
 
     def resolved(self) -> RunConfig:
-        """A copy with the dataset-dependent ``None`` defaults filled in, after validation."""
+        """A copy with the dataset- and method-dependent ``None`` defaults filled in, after validation.
+
+        Raises:
+            ValueError: a value out of range, or an unknown method (the message lists the available ones).
+        """
+        from wsl_video.methods import get_method
+
         config = config_from_dict(config_to_dict(self))
         validate_config(config)
         thumos = config.data.dataset != "activitynet"
@@ -127,9 +136,7 @@ class RunConfig:
             config.inference.cas_thresholds = [0.2] if thumos else [0.2, 0.15, 0.1, 0.05]
         if config.inference.tiou_thresholds is None:
             config.inference.tiou_thresholds = list(THUMOS_TIOU if thumos else ACTIVITYNET_TIOU)
-        if config.train.sparsity_weight is None:
-            stpn = config.model.aggregator in ("weighted_sum", "stpn")
-            config.train.sparsity_weight = STPN_SPARSITY if stpn else 0.0
+        get_method(config.model.method).resolve(config)
         return config
 
 
@@ -155,7 +162,9 @@ CONFIG_COMMENTS = {
                 "(see wsl_video.data.sim.SimConfig).",
     "data.extractor": "Recorded, not set: a custom dataset's manifest.json extractor settings, copied at train "
                       "time; null for the other datasets.",
-    "model": "The aggregator and one linear classifier per stream.",
+    "model": "The training method and its aggregator.",
+    "model.method": "Training method (model head, loss, defaults): maan (aggregator + linear classifier per "
+                    "stream, video-level BCE) or any plugin (`wsl-video methods` lists them).",
     "model.aggregator": "Aggregator name: maa (MAAN), weighted_sum (STPN), dropout, norm, softmax_norm, mean, max, "
                         "topk_mean or any plugin (`wsl-video aggregators` lists them).",
     "model.aggregator_kwargs": "Keyword options of the aggregator, e.g. {hidden: 256}.",
@@ -165,8 +174,8 @@ CONFIG_COMMENTS = {
     "train.num_segments": "T: segments per training video, one random snippet from each (the paper uses 20).",
     "train.lr": "Adam learning rate, > 0.",
     "train.weight_decay": "Adam weight decay, >= 0.",
-    "train.sparsity_weight": "Weight of the L1 norm of the attention in the loss, >= 0; null: 1e-4 for "
-                             "weighted_sum (STPN), 0 otherwise.",
+    "train.sparsity_weight": "Weight of the L1 norm of the attention in the loss, >= 0; null: the method's "
+                             "default (maan: 1e-4 for weighted_sum as in STPN, 0 otherwise).",
     "train.seed": "Random seed of the initialisation and of the batch sampling.",
     "train.device": "auto (cuda when available), cpu, cuda, cuda:1, ...",
     "train.checkpoint_every": "Write checkpoint.pt every this many iterations (and at the end).",
@@ -227,6 +236,7 @@ def validate_config(config: RunConfig) -> None:
     _check(data.extractor is None or isinstance(data.extractor, dict),
            f"data.extractor must be a mapping or null, got {data.extractor!r}")
     check_device_name(train.device, "train.device")
+    _check(isinstance(config.model.method, str), "model.method must be a name")
     _check(isinstance(config.model.aggregator, str), "model.aggregator must be a name")
     _check(isinstance(config.model.aggregator_kwargs, dict), "model.aggregator_kwargs must be a mapping")
     for key in ("iterations", "batch_size", "num_segments", "checkpoint_every", "log_every"):

@@ -59,8 +59,7 @@ class StreamClassifier(nn.Module):
         features (Tensor[B, T, D]) -> Tensor[B, T, K] with values in [0, 1] (scaled by the attention).
         """
         x = features.transpose(1, 2)
-        attention_map = getattr(self.aggregator, "attention_map", None)  # plugins may lack it
-        attention = attention_map(x, mask) if attention_map is not None else self.aggregator(x, mask=mask).attention
+        attention = self.aggregator.attention_map(x, mask)
         cas = class_activation(x, self.classifier.weight, self.classifier.bias, attention=attention)
         return cas.transpose(1, 2)
 
@@ -97,7 +96,7 @@ class TemporalLocalizer(nn.Module):
 
     @property
     def uses_attention(self) -> bool:
-        return bool(getattr(self.streams[self.stream_names[0]].aggregator, "uses_attention", False))
+        return bool(self.streams[self.stream_names[0]].aggregator.uses_attention)
 
     def forward(self, features: Mapping[str, torch.Tensor],
                 mask: torch.Tensor | None = None) -> Dict[str, StreamOutput]:

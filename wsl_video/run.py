@@ -41,20 +41,20 @@ def run_folder(path: str | Path) -> RunFolder:
 
 
 def check_aggregator(config: RunConfig) -> None:
-    """Fail fast on an unknown aggregator name or bad aggregator keyword arguments (``ValueError``)."""
-    import wsl
+    """Fail fast on an unknown aggregator name or bad aggregator keyword arguments (``ValueError``), for methods
+    that take an aggregator."""
+    from wsl.aggregators import check_aggregator_options
+    from wsl_video.methods import get_method
 
-    try:
-        wsl.build_aggregator(config.model.aggregator, channels=8, **config.model.aggregator_kwargs)
-    except TypeError as error:
-        raise ValueError(f"bad model.aggregator_kwargs for {config.model.aggregator!r}: {error}") from None
+    if get_method(config.model.method).takes_aggregator:
+        check_aggregator_options(config.model.aggregator, config.model.aggregator_kwargs)
 
 
 def build_model(config: RunConfig, feature_dims: Dict[str, int], num_classes: int) -> TemporalLocalizer:
-    """The model described by ``config.model`` for the given streams and classes."""
-    return TemporalLocalizer(config.model.aggregator, feature_dims, num_classes,
-                             aggregator_kwargs=config.model.aggregator_kwargs,
-                             stream_weights=config.inference.stream_weights)
+    """The model of the method ``config.model.method`` for the given streams and classes."""
+    from wsl_video.methods import get_method
+
+    return get_method(config.model.method).build_model(config, feature_dims, num_classes)
 
 
 def run_extractor(run_dir: str | Path) -> Dict[str, Any] | None:

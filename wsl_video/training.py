@@ -26,7 +26,7 @@ from wsl.utils.device import resolve_device
 from wsl.utils.errors import TrainingDiverged
 from wsl.utils.runs import absolute_path
 from wsl_video.config import RunConfig, config_to_dict, save_config
-from wsl_video.model import weak_label_loss
+from wsl_video.methods import get_method
 from wsl_video.run import build_model, check_aggregator, run_folder
 
 __all__ = ["train"]
@@ -111,6 +111,7 @@ def train(config: RunConfig, out_dir: str | Path, *, resume: bool = False, overw
     torch.manual_seed(config.train.seed)
     rng = np.random.default_rng(config.train.seed)
     model = build_model(config, feature_dims, len(train_set.classes)).to(device)
+    method = get_method(config.model.method)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr,
                                  weight_decay=config.train.weight_decay)
     start = 0
@@ -143,7 +144,7 @@ def train(config: RunConfig, out_dir: str | Path, *, resume: bool = False, overw
         videos = rng.choice(len(train_set), size=batch_size, replace=batch_size > len(train_set))
         batch = _sample_batch(features, videos, config.train.num_segments, rng, train_set.streams, device)
         outputs = model(batch)
-        loss = weak_label_loss(outputs, labels[videos].to(device), config.train.sparsity_weight)
+        loss = method.loss(outputs, labels[videos].to(device), config)
         if not torch.isfinite(loss):
             raise TrainingDiverged(f"training diverged at iteration {iteration + 1} (loss {loss.item()})")
         optimizer.zero_grad(set_to_none=True)

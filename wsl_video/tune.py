@@ -72,13 +72,10 @@ _IGNORED = {"data": ("data_root", "skip_missing"), "train": ("seed", "device", "
 
 
 def _uses_attention(config: RunConfig) -> bool:
-    import wsl
+    from wsl.aggregators import aggregator_info, check_aggregator_options
 
-    try:
-        aggregator = wsl.build_aggregator(config.model.aggregator, channels=8, **config.model.aggregator_kwargs)
-    except TypeError as error:
-        raise ValueError(f"bad model.aggregator_kwargs for {config.model.aggregator!r}: {error}") from None
-    return bool(getattr(aggregator, "uses_attention", False))
+    check_aggregator_options(config.model.aggregator, config.model.aggregator_kwargs)
+    return aggregator_info(config.model.aggregator).uses_attention
 
 
 def apply_settings(config: RunConfig, settings: Dict[str, Any]) -> RunConfig:
@@ -189,6 +186,8 @@ class VideoTuneTask(TuneTask):
         for section, keys in _IGNORED.items():
             for key in keys:
                 values[section].pop(key, None)
+        if values["model"]["method"] == RunConfig().model.method:  # as recorded by studies before methods existed
+            del values["model"]["method"]
         return {"command": self.command, "config": values, "seeds": self.seeds, "space": self.space.to_spec(),
                 "held_out": {"videos": len(self.held_out), "fit": len(self.fit),
                              "names": protocol_hash(sorted(v.name for v in self.held_out.videos))}}

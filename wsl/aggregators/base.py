@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional
+from typing import Any, ClassVar, Mapping, NamedTuple, Optional
 
 import torch
 from torch import nn
@@ -32,10 +32,13 @@ class Aggregator(nn.Module):
     """Base class: checks ``x`` (Tensor[B, C, *S]) and ``mask`` (BoolTensor[B, *S]), then pools.
 
     Subclasses implement :meth:`aggregate`. ``uses_attention`` says whether the aggregator owns an
-    attention head (and so returns an attention map).
+    attention head (and so returns an attention map). ``training_defaults`` holds the training settings
+    the aggregator's own paper uses (e.g. STPN's sparsity weight); methods read them through
+    :func:`wsl.aggregators.aggregator_info` where a run leaves the setting unset.
     """
 
-    uses_attention: bool = False
+    uses_attention: ClassVar[bool] = False
+    training_defaults: ClassVar[Mapping[str, Any]] = {}
 
     def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> Aggregation:
         check_features(x)

@@ -5,52 +5,67 @@ Third-party packages declare aggregators in the entry-point group ``wsl.aggregat
     [project.entry-points."wsl.aggregators"]
     myagg = "mypkg.module:MyAggregator"
 
-Rules:
-- Plugins are discovered lazily (on the first ``list_aggregators``/``build_aggregator`` call) and the
-  list is cached; ``refresh_plugins()`` discovers again. Listing never imports a plugin; it is
-  imported on its first build.
-- A plugin that fails to import warns (naming it and its distribution) and is dropped; the library
-  and the other aggregators keep working.
-- A plugin may not shadow a built-in name or alias: it is ignored with a warning. To replace a
-  built-in on purpose, register it in code with ``register_aggregator(name, override=True)``.
-  When two plugins claim one name, the first distribution in alphabetical order wins, with a warning.
-- ``WSL_DISABLE_PLUGINS=1`` turns plugin autoloading off.
-- The target of an entry point (or a registered object) is a class or factory accepting
-  ``channels=None`` and keyword options, returning a module with the ``Aggregation`` contract.
+The rules (lazy discovery, broken plugins dropped with a warning, no shadowing of built-ins,
+``WSL_DISABLE_PLUGINS``) are those of :class:`wsl.registry.Registry`. To replace a built-in on purpose,
+register it in code with ``register_aggregator(name, override=True)``.
+
+The target of an entry point (or a registered object) is a class or factory accepting ``channels=None`` and
+keyword options, returning a module with the ``Aggregation`` contract. Plugins that do not subclass
+:class:`~wsl.aggregators.Aggregator` are wrapped once, at load (:func:`~wsl.aggregators.adapter.adapt_plugin`),
+so every built aggregator has ``uses_attention`` and ``attention_map``. A class or factory may declare
+``uses_attention`` and ``training_defaults`` (settings its paper trains with, e.g. STPN's sparsity weight);
+:func:`aggregator_info` reads them without building anything.
 """
 
 from __future__ import annotations
 
-import os
-import warnings
-from importlib import metadata
-from typing import Any, Callable, Dict, List, Optional, Sequence
+import inspect
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence
 
 from torch import nn
 
+from wsl.registry import Registry
+
+from .adapter import adapt_plugin
+
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "AggregatorInfo",
     "register_aggregator",
     "build_aggregator",
+    "get_aggregator",
+    "aggregator_info",
+    "check_aggregator_options",
     "list_aggregators",
     "describe_aggregators",
     "refresh_plugins",
 ]
 
 ENTRY_POINT_GROUP = "wsl.aggregators"
-_DISABLE_ENV = "WSL_DISABLE_PLUGINS"
 
 Factory = Callable[..., nn.Module]
-_factories: Dict[str, Factory] = {}
-_aliases: Dict[str, str] = {}
-_builtin_names: set = set()
-_plugins: Optional[Dict[str, metadata.EntryPoint]] = None  # name -> entry point, not yet loaded
-_loaded: Dict[str, Factory] = {}  # plugin name -> factory loaded from its entry point
-_registering_builtins = True
+REGISTRY = Registry("aggregator", ENTRY_POINT_GROUP, adapt=adapt_plugin)
+_factories: Dict[str, Factory] = REGISTRY._factories  # the registered factories (tests remove their own)
 
 
-def _canonical(name: str) -> str:
-    return _aliases.get(name, name)
+class AggregatorInfo(NamedTuple):
+    """What the registry knows about an aggregator without building it.
+
+    Attributes:
+        name: the canonical name (aliases resolved).
+        uses_attention: whether it owns an attention head (returns an attention map).
+        description: first line of its docstring.
+        origin: ``"built-in"``, ``"registered"`` or ``"plugin from distribution 'X'"``.
+        aliases: its other names, sorted.
+        training_defaults: training settings its paper uses (e.g. ``{"sparsity_weight": 1e-4}`` for STPN).
+    """
+
+    name: str
+    uses_attention: bool
+    description: str
+    origin: str
+    aliases: tuple
+    training_defaults: Mapping[str, Any]
 
 
 def register_aggregator(
@@ -61,114 +76,17 @@ def register_aggregator(
     Raises:
         ValueError: the name (or an alias) is taken and ``override`` is False.
     """
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"aggregator name must be a non-empty string, got {name!r}")
-
-    def decorator(factory: Factory) -> Factory:
-        for key in (name, *aliases):
-            taken = key in _factories or key in _aliases
-            if taken and not override:
-                raise ValueError(
-                    f"aggregator name '{key}' is already registered; pass override=True to replace it"
-                )
-        for key in (name, *aliases):
-            _aliases.pop(key, None)
-        _factories[name] = factory
-        for alias in aliases:
-            _aliases[alias] = name
-        if _registering_builtins:
-            _builtin_names.update((name, *aliases))
-        return factory
-
-    return decorator
-
-
-def _discover_plugins() -> Dict[str, metadata.EntryPoint]:
-    global _plugins
-    if _plugins is not None:
-        return _plugins
-    found: Dict[str, metadata.EntryPoint] = {}
-    if os.environ.get(_DISABLE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}:
-        _plugins = found
-        return found
-    try:
-        entry_points = metadata.entry_points(group=ENTRY_POINT_GROUP)
-    except Exception as error:  # a broken metadata folder must not break the library
-        warnings.warn(f"wsl: could not read '{ENTRY_POINT_GROUP}' entry points: {error}", stacklevel=3)
-        entry_points = []
-    for entry_point in sorted(entry_points, key=lambda ep: (_dist_name(ep), ep.name)):
-        if entry_point.name in _builtin_names:
-            warnings.warn(
-                f"wsl: plugin aggregator '{entry_point.name}' from {_dist_name(entry_point)} would shadow the "
-                f"built-in of the same name and is ignored (register it with override=True to replace it)",
-                stacklevel=3,
-            )
-            continue
-        if entry_point.name in found:
-            warnings.warn(
-                f"wsl: plugin aggregator '{entry_point.name}' is declared by both {_dist_name(found[entry_point.name])}"
-                f" and {_dist_name(entry_point)}; using the first",
-                stacklevel=3,
-            )
-            continue
-        found[entry_point.name] = entry_point
-    _plugins = found
-    return found
-
-
-def _dist_name(entry_point: metadata.EntryPoint) -> str:
-    dist = getattr(entry_point, "dist", None)
-    return f"distribution '{dist.metadata['Name']}'" if dist is not None else "an unknown distribution"
+    return REGISTRY.register(name, aliases=aliases, override=override)
 
 
 def refresh_plugins() -> None:
     """Forget discovered (and not yet loaded) plugins; the next call discovers them again."""
-    global _plugins
-    if _plugins is not None:
-        for name in _plugins:
-            if name in _factories and name not in _builtin_names and _factories[name] is _loaded.get(name):
-                del _factories[name]
-    _loaded.clear()
-    _plugins = None
-
-
-
-def _load_plugin(name: str) -> Optional[Factory]:
-    entry_point = _discover_plugins().get(name)
-    if entry_point is None:
-        return None
-    try:
-        factory = entry_point.load()
-    except Exception as error:
-        warnings.warn(
-            f"wsl: plugin aggregator '{name}' ({entry_point.value}) from {_dist_name(entry_point)} failed to "
-            f"load and is skipped: {type(error).__name__}: {error}",
-            stacklevel=3,
-        )
-        del _plugins[name]
-        return None
-    if not callable(factory):
-        warnings.warn(f"wsl: plugin aggregator '{name}' ({entry_point.value}) is not callable; skipped", stacklevel=3)
-        del _plugins[name]
-        return None
-    if name not in _factories:  # code may have registered it explicitly meanwhile
-        _factories[name] = factory
-        _loaded[name] = factory
-    return _factories[name]
+    REGISTRY.refresh()
 
 
 def list_aggregators(include_aliases: bool = False) -> List[str]:
     """Sorted names of the built-in, registered and plugin aggregators (plugins are not imported)."""
-    names = set(_factories) | set(_discover_plugins())
-    if include_aliases:
-        names |= set(_aliases)
-    return sorted(names)
-
-
-def _summary(factory: Any) -> str:
-    """First line of the docstring of a class or factory ("" when it has none)."""
-    doc = getattr(factory, "__doc__", None) or ""
-    return doc.strip().splitlines()[0].strip() if doc.strip() else ""
+    return REGISTRY.names(include_aliases)
 
 
 def describe_aggregators() -> List[Dict[str, Any]]:
@@ -178,19 +96,72 @@ def describe_aggregators() -> List[Dict[str, Any]]:
     factory) and ``origin``: ``"built-in"``, ``"registered"`` (in code) or ``"plugin from distribution 'X'"``.
     Plugins are imported to read their docstrings; one that fails to import warns and is left out.
     """
-    records = []
-    for name in list_aggregators():
-        factory = _factories.get(name)
-        origin = "built-in" if name in _builtin_names else "registered"
-        if factory is None or factory is _loaded.get(name):
-            entry_point = _discover_plugins().get(name)
-            factory = factory or _load_plugin(name)
-            if factory is None:
-                continue
-            origin = f"plugin from {_dist_name(entry_point)}" if entry_point is not None else origin
-        aliases = sorted(alias for alias, target in _aliases.items() if target == name)
-        records.append({"name": name, "aliases": aliases, "description": _summary(factory), "origin": origin})
-    return records
+    return REGISTRY.describe()
+
+
+def get_aggregator(name: str) -> Factory:
+    """The class or factory of an aggregator (aliases resolved; a plugin is imported, nothing is built).
+
+    Raises:
+        ValueError: unknown name; the message lists the available ones.
+    """
+    return REGISTRY.get(name)
+
+
+def aggregator_info(name: str) -> AggregatorInfo:
+    """The :class:`AggregatorInfo` record of an aggregator, read from its class or factory without building it.
+
+    Raises:
+        ValueError: unknown name; the message lists the available ones.
+    """
+    factory = get_aggregator(name)
+    key = REGISTRY.canonical(name)
+    return AggregatorInfo(
+        name=key,
+        uses_attention=bool(getattr(factory, "uses_attention", False)),
+        description=(factory.__doc__ or "").strip().split("\n")[0].strip(),
+        origin=REGISTRY.origin(key),
+        aliases=tuple(REGISTRY.aliases_of(key)),
+        training_defaults=dict(getattr(factory, "training_defaults", {}) or {}),
+    )
+
+
+def _accepted_keywords(factory: Any) -> Optional[set]:
+    """Keyword arguments ``factory`` accepts, following ``**kwargs`` up the class hierarchy; None: any."""
+    if isinstance(factory, type):
+        chain = [vars(cls)["__init__"] for cls in factory.__mro__
+                 if "__init__" in vars(cls) and cls not in (nn.Module, object)]
+    else:
+        chain = [factory]
+    names: set = set()
+    for function in chain:
+        try:
+            parameters = list(inspect.signature(function).parameters.values())
+        except (TypeError, ValueError):  # no signature to read (a builtin): cannot tell
+            return None
+        names |= {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            return names - {"self"}
+    return (names - {"self"}) if isinstance(factory, type) else None
+
+
+def check_aggregator_options(name: str, options: Mapping[str, Any]) -> None:
+    """Check ``options`` against the signature of the aggregator's factory, without building it.
+
+    Raises:
+        ValueError: unknown name, or an option the factory does not take (the message names it and lists
+            the accepted ones).
+    """
+    factory = get_aggregator(name)
+    accepted = _accepted_keywords(factory)
+    if accepted is None:
+        return
+    accepted.discard("channels")
+    unknown = sorted(key for key in options if key not in accepted)
+    if unknown:
+        listed = ", ".join(sorted(accepted)) or "none"
+        raise ValueError(f"bad options for aggregator '{name}': unexpected {', '.join(map(repr, unknown))} "
+                         f"(accepted: {listed})")
 
 
 def build_aggregator(name: str, channels: Optional[int] = None, **kwargs: Any) -> nn.Module:
@@ -205,13 +176,7 @@ def build_aggregator(name: str, channels: Optional[int] = None, **kwargs: Any) -
     Raises:
         ValueError: unknown name (the message lists the available ones) or bad options.
     """
-    if not isinstance(name, str):
-        raise ValueError(f"aggregator name must be a string, got {type(name).__name__}")
-    key = _canonical(name)
-    factory = _factories.get(key) or _load_plugin(key)
-    if factory is None:
-        available = ", ".join(list_aggregators(include_aliases=True))
-        raise ValueError(f"unknown aggregator '{name}'; available: {available}")
+    factory = get_aggregator(name)
     try:
         return factory(channels=channels, **kwargs)
     except TypeError as error:
@@ -220,5 +185,4 @@ def build_aggregator(name: str, channels: Optional[int] = None, **kwargs: Any) -
 
 def _finish_builtins() -> None:
     """Called once the built-in modules are imported: later registrations are not built-ins."""
-    global _registering_builtins
-    _registering_builtins = False
+    REGISTRY.finish_builtins()

@@ -19,7 +19,12 @@ _EPS = 1e-12
 
 @register_aggregator("weighted_sum", aliases=("stpn",))
 class WeightedSum(AttentionAggregator):
-    """STPN: pooled = sum_i lambda_i x_i with lambda_i the sigmoid attention (not normalised)."""
+    """STPN: pooled = sum_i lambda_i x_i with lambda_i the sigmoid attention (not normalised).
+
+    STPN trains it with an L1 sparsity term on the attention, weight 1e-4 (``training_defaults``).
+    """
+
+    training_defaults = {"sparsity_weight": 1e-4}
 
     def pool(self, x, attention, logits, mask) -> Aggregation:
         return Aggregation(weighted_pool(x, attention), attention, attention)

@@ -158,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
 
-    import wsl
+    from wsl.aggregators import get_aggregator
     from wsl.utils.device import resolve_device
     from wsl.utils.io import atomic_write_json, atomic_write_text
     from wsl_image.data.splits import build_splits
@@ -177,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
     torch.set_num_threads(args.threads)
     for name in args.aggregators:
-        wsl.build_aggregator(name, channels=8)  # fail fast on an unknown name
+        get_aggregator(name)  # fail fast on an unknown name
     started = time.time()
     out = Path(args.out)
     device = resolve_device(args.device)

@@ -53,6 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["4", "7", "none"],
         help="pool the feature map to 4x4 or 7x7 before aggregation (none: native; default 7)",
     )
+    parser.add_argument("--method", help="training method from the registry (default cam; `wsl-image methods` lists "
+                        "them)")
     parser.add_argument("--aggregator", help="aggregator name: maa (default), weighted_sum, mean, ... (any registered)")
     parser.add_argument("--image-size", type=int, help="input size S (images are S x S; default 224)")
     parser.add_argument("--epochs", type=int, help="number of epochs (default 30)")
@@ -90,6 +92,7 @@ OPTION_NAMES = (
     "backbone",
     "pretrained",
     "pretrained_path",
+    "method",
     "grid",
     "aggregator",
     "image_size",
@@ -132,10 +135,12 @@ def resolve_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    import wsl
+    from wsl.aggregators import check_aggregator_options
+    from wsl_image.methods import get_method
     from wsl_image.training import train
 
     config = resolve_config(args)
-    wsl.build_aggregator(config.aggregator, channels=8, **config.aggregator_kwargs)  # fail fast on a bad name
+    if get_method(config.method).takes_aggregator:  # fail fast on an unknown method
+        check_aggregator_options(config.aggregator, config.aggregator_kwargs)  # fail fast on a bad name
     train(config, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
     return 0

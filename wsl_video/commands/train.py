@@ -29,6 +29,8 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_arguments(parser)
+    parser.add_argument("--method", default=None,
+                        help="training method from the registry (default maan; `wsl-video methods` lists them)")
     parser.add_argument("--aggregator", default=None, help="aggregator name from the registry (default maa)")
     parser.add_argument("--iterations", type=int, default=None, help="training iterations (default 5000)")
     parser.add_argument("--batch-size", type=int, default=None, help="videos per batch (default 16)")
@@ -85,6 +87,8 @@ def config_from_args(args: argparse.Namespace):
     if args.config:
         config = load_config(args.config, base=config)
     apply_data_arguments(config, args)
+    if args.method is not None:
+        config.model.method = args.method
     if args.aggregator is not None:
         config.model.aggregator = args.aggregator
     for key in ("iterations", "batch_size", "num_segments", "lr", "weight_decay", "sparsity_weight", "seed",

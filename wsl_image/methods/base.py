@@ -1,0 +1,42 @@
+"""The contract of an image method: a training recipe (model, loss, defaults) looked up by name."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Mapping
+
+__all__ = ["ImageMethod"]
+
+
+class ImageMethod:
+    """Base class of the ``wsl-image`` training methods (``--method``, config key ``method``).
+
+    A method builds the model of a run and computes its training loss; the data, the optimiser and schedule,
+    the checkpoints and the evaluation are shared by all methods. Subclasses set the class attributes and
+    implement :meth:`build_model` and :meth:`loss`; the docstring's first line is the method's description.
+
+    Attributes:
+        takes_aggregator: the model pools the feature map with ``aggregator`` (any registered one).
+        defaults: options the method trains with where the run leaves them unset (null), ``{"option": value}``.
+
+    The model must offer the interface of :class:`wsl_image.model.CamModel` that training and evaluation
+    use: ``forward(images)`` (an output with ``logits``, Tensor[B, K]), ``head_parameters()`` (the new layers,
+    trained at ``lr * head_lr_scale``), ``localize(...)``, ``uses_attention``, ``cam_score`` and
+    ``resolved_cam_score``; reusing that class is the easy way.
+    """
+
+    takes_aggregator: ClassVar[bool] = True
+    defaults: ClassVar[Mapping[str, Any]] = {}
+
+    def resolve(self, config: Any) -> Any:
+        """``config`` (a :class:`wsl_image.config.TrainConfig`) with the options it leaves unset (null) taken
+        from :attr:`defaults`; a new config, the given one is not changed."""
+        changes = {key: value for key, value in self.defaults.items() if getattr(config, key) is None}
+        return config.replace(**changes) if changes else config
+
+    def build_model(self, config: Any, num_classes: int, *, pretrained: bool) -> Any:
+        """The model of a run: ``config`` (TrainConfig), K classes, ``pretrained`` backbone weights or not."""
+        raise NotImplementedError
+
+    def loss(self, outputs: Any, labels: Any, config: Any) -> Any:
+        """The training loss (a scalar tensor) of ``outputs = model(images)`` and ``labels`` (LongTensor[B])."""
+        raise NotImplementedError
