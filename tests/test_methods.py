@@ -344,10 +344,10 @@ class TestConfigWithoutMethod:
     def test_exception(self, tmp_path):
         path = tmp_path / "config.yaml"
         path.write_text("method: 3\n")
-        with pytest.raises(ValueError, match="method must be a name, got 3"):
+        with pytest.raises(ValueError, match="option method must be of type str, got 3"):
             load_image_config(path)
         path.write_text("model:\n  method: [maan]\n")
-        with pytest.raises(ValueError, match="model.method must be a name"):
+        with pytest.raises(ValueError, match=r"option model.method must be of type str, got \['maan'\]"):
             load_config(path).resolved()
 
 
