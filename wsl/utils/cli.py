@@ -27,7 +27,7 @@ from typing import Iterable, Mapping, Sequence
 
 __all__ = ["run_cli", "build_parser", "Tool", "GENERIC_COMMANDS", "CommandParser", "DefaultsHelpFormatter",
            "AliasedStore", "add_device_argument", "device_type", "add_threads_argument", "default_threads",
-           "apply_threads", "did_you_mean", "format_aggregators"]
+           "apply_threads", "did_you_mean", "parse_key_values", "format_aggregators"]
 
 # Commands defined once in ``wsl.commands`` and registered in both tools (name -> module path).
 GENERIC_COMMANDS = {
@@ -217,8 +217,14 @@ def run_cli(prog: str, description: str, commands: Mapping[str, str], argv: Sequ
         commands: sub-command name -> module path (the modules define ``HELP``, ``add_arguments`` and ``run``).
         argv: arguments without the program name; ``sys.argv[1:]`` when None.
         package: the tool's Python package (default: ``prog`` with ``-`` -> ``_``).
+
+    Returns:
+        the exit status: the command's, 0 after ``--help``/``--version``, 2 for a bad command line or bad input.
     """
-    args = build_parser(prog, description, commands, package).parse_args(argv)
+    try:
+        args = build_parser(prog, description, commands, package).parse_args(argv)
+    except SystemExit as exit_:  # --help, --version, a bad command line: the status, not an exception
+        return exit_.code if isinstance(exit_.code, int) else 2
     module = args._command_module
     del args._command_module
 
@@ -240,6 +246,20 @@ def run_cli(prog: str, description: str, commands: Mapping[str, str], argv: Sequ
         print(f"{prog} {args.command}: error: {message}", file=sys.stderr)
         return 2
     return int(status or 0)
+
+
+def parse_key_values(items: Sequence[str], flag: str = "--sim") -> dict:
+    """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}`` (values parsed as YAML scalars); ``ValueError`` naming ``flag``
+    for an item without ``=``."""
+    import yaml
+
+    values = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{flag} expects KEY=VALUE, got {item!r}")
+        values[key.strip()] = yaml.safe_load(value)
+    return values
 
 
 def format_aggregators(records: Sequence[Mapping]) -> str:

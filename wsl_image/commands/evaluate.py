@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from wsl.utils.cli import add_device_argument, add_threads_argument
+
 HELP = "evaluate a trained run (top-1/top-5/GT-known loc, MaxBoxAcc, MaxBoxAccV2, classification) on a split"
 
 
@@ -15,13 +17,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cam-threshold", type=float, help="fixed CAM threshold (default: the run's, 0.2)")
     parser.add_argument("--batch-size", type=int, help="batch size (default: the run's)")
     parser.add_argument("--workers", type=int, help="data-loading worker processes (default: the run's)")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="device (default auto)")
+    add_device_argument(parser)
+    add_threads_argument(parser)
     parser.add_argument(
         "--cam-score",
         choices=["auto", "linear", "sigmoid"],
         help="class score of the localization map (default: the run's)",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars (the metrics are still printed)")
 
 
 def run(args: argparse.Namespace) -> int:
