@@ -250,9 +250,9 @@ def run(args: argparse.Namespace) -> int:
         names = list(tiles_by_aggregator)
         tiles = [tile for name in names for tile in tiles_by_aggregator[name]]
         labels = [label for name in names for label in labels_by_aggregator[name]]
-        title = "rows: " + ", ".join(f"{PAPER_NAMES.get(name, name)} ({name})" for name in names) + \
-            " (ground truth red, prediction green)"
-        grid = make_grid(tiles, labels, columns=len(tiles_by_aggregator[names[0]]), title=title)
+        title = "test images, one row per model: box of the localization map at the val-chosen threshold"
+        grid = make_grid(tiles, labels, columns=len(tiles_by_aggregator[names[0]]), title=title, legend=True,
+                         row_labels=[f"{PAPER_NAMES.get(name, name)} ({name})" for name in names])
         save_png(out / "overlays" / "comparison.png", grid)
     table = format_table(summary)
     elapsed = time.time() - started

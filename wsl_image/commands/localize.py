@@ -122,7 +122,7 @@ def localize_images(
 
     from wsl.localization import boxes_from_map
     from wsl_image.data import build_transforms, load_rgb
-    from wsl_image.overlay import GREEN, draw_boxes, overlay_heatmap, save_png
+    from wsl_image.overlay import GREEN, draw_boxes, enlarge, legend_band, overlay_heatmap, save_png
 
     transform = build_transforms(False, image_size)
     images = [load_rgb(path, Path(path).name) for path in paths]  # fail before any work on a bad file
@@ -150,8 +150,10 @@ def localize_images(
                     "boxes": np.asarray(boxes, dtype=float).reshape(-1, 4).round(1).tolist(),
                 }
             )
-            if rank == 0:
-                canvas = draw_boxes(overlay_heatmap(image, heatmap), boxes, GREEN)
+            if rank == 0:  # small images enlarged to be seen, with a legend of the box
+                big_image, big_heatmap, (big_boxes,) = enlarge(image, heatmap, [boxes])
+                canvas = draw_boxes(overlay_heatmap(big_image, big_heatmap), big_boxes, GREEN)
+                canvas = np.concatenate([legend_band(canvas.shape[1], [("predicted box", GREEN)]), canvas])
         name = Path(path).stem
         stem = name
         suffix = 1
