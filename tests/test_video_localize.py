@@ -114,7 +114,7 @@ def test_same_detections_as_detect(trained, tmp_path):
                  "--workers", "0", "--no-plots", "--quiet"]) == 0
     assert not list(out.glob("*.png"))
     detected = tmp_path / "detect.json"
-    assert main(["detect", "--run", str(trained["run"]), "--output", str(detected), "--quiet"]) == 0
+    assert main(["detect", "--run", str(trained["run"]), "--out", str(detected), "--quiet"]) == 0
     ours, theirs = json.loads((out / "detections.json").read_text()), json.loads(detected.read_text())
     assert set(ours["results"]) == set(theirs["results"])
     for name in ours["results"]:
@@ -260,7 +260,7 @@ def test_joint_stream_run(trained, tmp_path):
     assert main(["localize", *_test_videos(trained), "--run", str(run), "--out", str(out), "--workers", "0",
                  "--no-plots", "--quiet"]) == 0
     detected = tmp_path / "detect.json"
-    assert main(["detect", "--run", str(run), "--output", str(detected), "--quiet"]) == 0
+    assert main(["detect", "--run", str(run), "--out", str(detected), "--quiet"]) == 0
     ours, theirs = json.loads((out / "detections.json").read_text()), json.loads(detected.read_text())
     for name, scores in theirs["video_scores"].items():
         for label, p in scores.items():

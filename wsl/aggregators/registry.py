@@ -210,8 +210,11 @@ def build_aggregator(name: str, channels: Optional[int] = None, **kwargs: Any) -
     key = _canonical(name)
     factory = _factories.get(key) or _load_plugin(key)
     if factory is None:
-        available = ", ".join(list_aggregators(include_aliases=True))
-        raise ValueError(f"unknown aggregator '{name}'; available: {available}")
+        from wsl.utils.cli import did_you_mean
+
+        names = list_aggregators(include_aliases=True)
+        hint = did_you_mean(name, names)
+        raise ValueError(f"unknown aggregator '{name}'{hint + ' ' if hint else '; '}available: {', '.join(names)}")
     try:
         return factory(channels=channels, **kwargs)
     except TypeError as error:

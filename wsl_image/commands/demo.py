@@ -69,6 +69,10 @@ def sim_overrides(args: argparse.Namespace) -> dict:
     """The ``--sim KEY=VALUE`` settings of the cub-sim to make (``ValueError`` on a bad or unknown key)."""
     from wsl.utils.cli import did_you_mean, parse_key_values
 
+    for item in args.sim:
+        if "=" not in item:
+            raise ValueError(f"--sim expects KEY=VALUE (a cub-sim setting), got {item!r}; an existing cub-sim "
+                             "folder is given with --sim-root")
     overrides = parse_key_values(args.sim, "--sim")
     for key in overrides:
         if key not in SIM_KEYS:
