@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import cv2
@@ -204,3 +205,47 @@ def test_exception(sim, run_dir, tmp_path, capsys):
     _error(capsys, ["demo", "--sim-root", str(tmp_path / "nosim"), "--out", str(tmp_path / "d")], "nosim")
     _error(capsys, ["demo", "--aggregators", "nope", "--out", str(tmp_path / "d")], "nope")
     assert main(["train", "--out", str(tmp_path / "r"), "--grid", "5"]) == 2
+
+
+def _digest(folder):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_localize_never_replaces_results_silently(run_dir, sim, tmp_path, capsys):
+    images = sorted((sim / "CUB_200_2011" / "images").glob("*/*.jpg"))[:2]
+    out = tmp_path / "loc"
+    argv = ["localize", "--run", str(run_dir), str(images[0]), "--out", str(out)]
+    assert main(argv) == 0
+    before = _digest(out)
+    assert set(before) == {"boxes.json", f"{images[0].stem}_overlay.png"}
+    capsys.readouterr()
+    # a second localize into the same folder: refused in one line, nothing touched
+    assert main(["localize", "--run", str(run_dir), str(images[1]), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"wsl-image localize: error: {out / 'boxes.json'} exists (an earlier localize?): pass --overwrite "
+                   "to replace it, or another --out\n")
+    assert _digest(out) == before
+    # --overwrite replaces the results, the earlier overlay included
+    assert main(["localize", "--run", str(run_dir), str(images[1]), "--out", str(out), "--overwrite"]) == 0
+    assert set(_digest(out)) == {"boxes.json", f"{images[1].stem}_overlay.png"}
+    # a folder of unrelated files: refused, with or without --overwrite
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    for extra in ([], ["--overwrite"]):
+        capsys.readouterr()
+        assert main(["localize", "--run", str(run_dir), str(images[0]), "--out", str(other), *extra]) == 2
+        assert capsys.readouterr().err == (f"wsl-image localize: error: {other} is not empty and holds no boxes.json "
+                                           "(not a localize's results): use an empty or new --out\n")
+        assert _digest(other) == {"notes.txt": hashlib.sha256(b"mine").hexdigest()}
+
+
+def test_train_quiet_prints_the_final_metrics(sim, tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "--data-root", str(sim / "CUB_200_2011"), "--out", str(out), "--epochs", "1", "--grid", "none"]
+    assert main(argv + TINY) == 0
+    lines = capsys.readouterr().out.splitlines()
+    metrics = json.loads((out / "metrics.json").read_text())
+    from wsl_image.evaluate import format_metrics
+
+    assert lines == [format_metrics(metrics)]

@@ -167,3 +167,16 @@ def test_bad_data_through_cli(capsys, tmp_path):
     corrupt = fresh_copy("corrupt")
     (corrupt / "gt.json").write_text('{"database": {')
     _bad(capsys, train + ["--data-root", str(corrupt)], "gt.json")
+
+
+def test_quiet_still_prints_the_final_metrics(sim_root, tmp_path, capsys):
+    from wsl_video.plot import format_metrics_table
+
+    run = tmp_path / "run"
+    argv = ["train", "--dataset", "thumos14", "--data-root", str(sim_root), "--layout", "wtalc", "--out", str(run)]
+    assert main(argv + TINY) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert capsys.readouterr().out == format_metrics_table({"maa": metrics}) + "\n"
+    assert main(["detect", "--run", str(run), "--out", str(tmp_path / "d.json"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert out.endswith(f"-> {tmp_path / 'd.json'}\n") and len(out.splitlines()) == 1
