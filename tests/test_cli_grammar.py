@@ -365,3 +365,11 @@ def test_single_overlay_is_enlarged():
     assert boxes.tolist() == [[30.0, 60.0, 90.0, 120.0]]
     same, _, _ = enlarge(np.zeros((224, 300, 3), np.uint8), np.zeros((224, 300)), [])
     assert same.shape == (224, 300, 3)
+
+
+def test_unknown_backbone_suggests_the_closest():
+    from wsl_image.model import create_backbone
+
+    with pytest.raises(ValueError) as caught:
+        create_backbone("resnet5")
+    assert str(caught.value) == "unknown timm backbone 'resnet5'; did you mean 'resnet50'? (see timm.list_models())"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from wsl.utils.cli import AliasedStore, add_device_argument, add_threads_argument
+from wsl.utils.cli import AliasedStore, add_device_argument, add_threads_argument, did_you_mean
 
 HELP = "train MAAN and the paper's baselines on thumos14-sim and print a Table-1-style comparison"
 
@@ -150,7 +150,9 @@ def run(args: argparse.Namespace) -> int:
     known = set(wsl.list_aggregators())
     for name in args.aggregators:
         if name not in known:
-            raise ValueError(f"unknown aggregator {name!r}; available: {', '.join(sorted(known))}")
+            hint = did_you_mean(name, known)
+            raise ValueError(f"unknown aggregator {name!r}{hint + ' ' if hint else '; '}available: "
+                             f"{', '.join(sorted(known))}")
     if (args.iterations is not None and args.iterations <= 0) or args.batch_size <= 0:
         raise ValueError("--iterations and --batch-size must be positive")
     if args.save_settings and not args.tune:
