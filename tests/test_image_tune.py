@@ -200,7 +200,7 @@ def test_demo_settings():
 
 def test_demo_tune_small(sim, space_file, tmp_path, capsys):
     out, saved = tmp_path / "demo", tmp_path / "saved"
-    argv = ["demo", "--tune", "--trials", "2", "--tune-space", str(space_file), "--aggregators", "maa", "--sim",
+    argv = ["demo", "--tune", "--trials", "2", "--tune-space", str(space_file), "--aggregators", "maa", "--sim-root",
             str(sim), "--image-size", "32", "--overlays", "1", "--out", str(out), "--save-settings", str(saved),
             "--device", "cpu", "--quiet"]
     assert main(argv) == 0
