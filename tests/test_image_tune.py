@@ -117,11 +117,12 @@ def test_tune_never_reads_the_test_split(sim, space_file, tmp_path):
     assert "the test split is not read" in (tmp_path / "c" / "best.yaml").read_text()
 
 
-def test_best_yaml_round_trips_through_train(sim, space_file, tmp_path):
+def test_best_yaml_round_trips_through_train(sim, space_file, tmp_path, capsys):
     from wsl_image.config import TrainConfig, load_config
 
     out = tmp_path / "tune"
     assert main(tune_argv(sim, out, space_file, "--aggregator", "weighted_sum", "--seeds", "0", "1")) == 0
+    assert capsys.readouterr().out.startswith("best: ")  # --quiet: no progress, the result still printed
     values = yaml.safe_load((out / "best.yaml").read_text())
     config = load_config(out / "best.yaml")
     assert config.to_dict() == values == TrainConfig.from_dict(values).to_dict()
