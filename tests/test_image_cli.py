@@ -90,6 +90,9 @@ def test_evaluate(run_dir, capsys):
     for key in ("top1_loc", "gt_known_loc", "max_box_acc", "max_box_acc_v2", "top1_cls"):
         assert evaluated[key] == pytest.approx(trained[key])
     assert evaluated["num_images"] == 4
+    out = run_dir.parent / "elsewhere" / "metrics.json"  # --out: the metrics where the user asks
+    assert main(["evaluate", "--run", str(run_dir), "--quiet", "--out", str(out)]) == 0
+    assert json.loads(out.read_text()) == evaluated
 
 
 def test_localize(run_dir, sim, tmp_path, capsys):

@@ -17,6 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cam-threshold", type=float, help="fixed CAM threshold (default: the run's, 0.2)")
     parser.add_argument("--batch-size", type=int, help="batch size (default: the run's)")
     parser.add_argument("--workers", type=int, help="data-loading worker processes (default: the run's)")
+    parser.add_argument("--out", metavar="FILE", help="metrics JSON to write (default: RUN/eval_SPLIT.json)")
     add_device_argument(parser)
     add_threads_argument(parser)
     parser.add_argument(
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     if splits.get(args.split) is None:
         raise ValueError(f"{config.data_root}: no {args.split} split")
     metrics = evaluate_run(model, config, splits, device=device, split=args.split, progress=not args.quiet)
-    path = run_dir / f"eval_{args.split}.json"
+    path = Path(args.out) if args.out else run_dir / f"eval_{args.split}.json"
     atomic_write_json(path, metrics)
     print(format_metrics(metrics))
     print(f"wrote {path}")
