@@ -67,8 +67,9 @@ def test_unknown_command_suggests_the_closest(capsys):
 def test_missing_and_unknown_options_are_one_line(capsys):
     status, _, err = _run("wsl-video", capsys, "detect", "--run", "r")
     assert (status, err) == (2, "wsl-video detect: error: the following arguments are required: --out\n")
-    status, _, err = _run("wsl-image", capsys, "train", "--out", "x", "--epoch", "3")
-    assert status == 2 and err.startswith("wsl-image train: error: ") and len(err.splitlines()) == 1
+    status, _, err = _run("wsl-image", capsys, "train", "--out", "x", "--wieght-decay", "3")
+    assert (status, err) == (2, "wsl-image train: error: unrecognized arguments: --wieght-decay 3; did you mean "
+                                "'--weight-decay'?\n")
 
 
 def test_unknown_aggregator_suggests_the_closest():

@@ -198,6 +198,7 @@ def build_parser(prog: str, description: str, commands: Mapping[str, str],
     _add_version(parser, prog)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+    parser.set_defaults(_command_parsers=sub.choices)
     for name, module_path in commands.items():
         module = importlib.import_module(module_path)
         command_parser = sub.add_parser(name, help=module.HELP, description=module.HELP,
@@ -205,6 +206,14 @@ def build_parser(prog: str, description: str, commands: Mapping[str, str],
         command_parser.set_defaults(_command_module=module, tool=tool)
         module.add_arguments(command_parser)
     return parser
+
+
+def _unknown_arguments(parser: argparse.ArgumentParser, unknown: Sequence[str]) -> None:
+    flags = [flag for action in parser._actions for flag in action.option_strings
+             if flag not in getattr(action, "aliases", ())]
+    first = unknown[0].split("=", 1)[0]
+    hint = did_you_mean(first, flags) if first.startswith("-") else ""
+    parser.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
 
 
 def run_cli(prog: str, description: str, commands: Mapping[str, str], argv: Sequence[str] | None = None,
@@ -222,11 +231,13 @@ def run_cli(prog: str, description: str, commands: Mapping[str, str], argv: Sequ
         the exit status: the command's, 0 after ``--help``/``--version``, 2 for a bad command line or bad input.
     """
     try:
-        args = build_parser(prog, description, commands, package).parse_args(argv)
+        args, unknown = build_parser(prog, description, commands, package).parse_known_args(argv)
+        if unknown:  # reported by the command's parser, with the closest of its options
+            _unknown_arguments(args._command_parsers[args.command], unknown)
     except SystemExit as exit_:  # --help, --version, a bad command line: the status, not an exception
         return exit_.code if isinstance(exit_.code, int) else 2
     module = args._command_module
-    del args._command_module
+    del args._command_module, args._command_parsers
 
     def show_warning(message, category, filename, lineno, file=None, line=None):
         print(f"{prog}: warning: {message}", file=sys.stderr)
