@@ -212,7 +212,9 @@ def _unknown_arguments(parser: argparse.ArgumentParser, unknown: Sequence[str]) 
     flags = [flag for action in parser._actions for flag in action.option_strings
              if flag not in getattr(action, "aliases", ())]
     first = unknown[0].split("=", 1)[0]
-    hint = did_you_mean(first, flags) if first.startswith("-") else ""
+    names = {flag.lstrip("-"): flag for flag in flags}  # compared without the dashes, which every option shares
+    close = difflib.get_close_matches(first.lstrip("-"), list(names), n=1, cutoff=0.6) if first.startswith("-") else []
+    hint = f"; did you mean {names[close[0]]!r}?" if close else ""
     parser.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
 
 
