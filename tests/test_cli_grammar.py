@@ -70,6 +70,8 @@ def test_missing_and_unknown_options_are_one_line(capsys):
     status, _, err = _run("wsl-image", capsys, "train", "--out", "x", "--wieght-decay", "3")
     assert (status, err) == (2, "wsl-image train: error: unrecognized arguments: --wieght-decay 3; did you mean "
                                 "'--weight-decay'?\n")
+    status, _, err = _run("wsl-video", capsys, "train", "--out", "x", "--bogus")
+    assert (status, err) == (2, "wsl-video train: error: unrecognized arguments: --bogus\n")
 
 
 def test_unknown_aggregator_suggests_the_closest():
