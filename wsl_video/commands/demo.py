@@ -51,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weight-decay", type=float, default=None,
                         help="Adam weight decay (default: the tuned value of each aggregator)")
     parser.add_argument("--sim", action="append", default=[], metavar="KEY=VALUE",
-                        help="thumos14-sim simulator override (repeatable)")
+                        help="thumos14-sim simulator override (repeatable), e.g. --sim videos=50")
     parser.add_argument("--plots", type=int, default=DEMO_PLOTS,
                         help=f"test videos to plot (default {DEMO_PLOTS})")
     add_device_argument(parser)
