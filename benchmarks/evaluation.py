@@ -115,7 +115,7 @@ def main(argv=None) -> int:
         atomic_write_json(gt_path, ground_truth, indent=None)
         write_detections(pred_path, results)
         command = [sys.executable, "-m", "wsl_video", "evaluate", "--ground-truth", str(gt_path)]
-        command += ["--predictions", str(pred_path), "--output", str(Path(folder, "metrics.json"))]
+        command += ["--predictions", str(pred_path), "--out", str(Path(folder, "metrics.json"))]
         env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
         start = time.perf_counter()
         completed = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)

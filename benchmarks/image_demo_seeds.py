@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     tic = time.time()
     per_seed = {}
     for seed in args.seeds:
-        argv = ["demo", "--seed", str(seed), "--sim", str(sim), "--out", str(out / f"seed{seed}"), "--quiet"]
+        argv = ["demo", "--seed", str(seed), "--sim-root", str(sim), "--out", str(out / f"seed{seed}"), "--quiet"]
         argv += ["--settings", args.settings] if args.settings else []
         if wsl_image(argv + list(args.demo_args)) != 0:
             return 1

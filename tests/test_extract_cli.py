@@ -183,3 +183,23 @@ def test_video_list_and_progress(tmp_path, videos, capsys):
     assert main(args) == 0
     captured = capsys.readouterr()
     assert "2 extracted" in captured.out and "videos: 100%" in captured.err
+
+
+def test_every_video_failed_leaves_nothing_behind(tmp_path, capsys):
+    """No empty features folder: what the extraction created is removed, what was there stays."""
+    import hashlib
+
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(b"\x00\x01 not a video" * 50)
+    missing = tmp_path / "missing.mkv"
+    new = tmp_path / "new" / "features"
+    assert main(["extract", str(garbage), str(missing), "--out", str(new), *FAST]) == 0
+    assert not new.exists() and (tmp_path / "new").is_dir()  # only the folder it made is gone
+    assert capsys.readouterr().out.endswith("2 failed; nothing written\n")
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "annotations.json").write_text('{"database": {}}')
+    digest = hashlib.sha256((kept / "annotations.json").read_bytes()).hexdigest()
+    assert main(["extract", str(garbage), "--out", str(kept), *FAST, "--strict"]) == 1
+    assert [p.name for p in kept.iterdir()] == ["annotations.json"]
+    assert hashlib.sha256((kept / "annotations.json").read_bytes()).hexdigest() == digest

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import cv2
@@ -89,6 +90,9 @@ def test_evaluate(run_dir, capsys):
     for key in ("top1_loc", "gt_known_loc", "max_box_acc", "max_box_acc_v2", "top1_cls"):
         assert evaluated[key] == pytest.approx(trained[key])
     assert evaluated["num_images"] == 4
+    out = run_dir.parent / "elsewhere" / "metrics.json"  # --out: the metrics where the user asks
+    assert main(["evaluate", "--run", str(run_dir), "--quiet", "--out", str(out)]) == 0
+    assert json.loads(out.read_text()) == evaluated
 
 
 def test_localize(run_dir, sim, tmp_path, capsys):
@@ -108,8 +112,8 @@ def test_localize(run_dir, sim, tmp_path, capsys):
     assert probabilities == sorted(probabilities, reverse=True) and 0 < sum(probabilities) <= 1 + 1e-6
     for x0, y0, x1, y1 in first["predictions"][0]["boxes"]:
         assert 0 <= x0 <= x1 <= 69 and 0 <= y0 <= y1 <= 49
-    overlay = cv2.imread(first["overlay"])
-    assert overlay.shape == (50, 70, 3)
+    overlay = cv2.imread(first["overlay"])  # enlarged 5x to at least 224 px, a legend band above
+    assert overlay.shape[1] == 70 * 5 and overlay.shape[0] > 50 * 5
     # the printed lines name the classes (from the CUB classes.txt the run was trained on), not indices
     from wsl_image.data import load_cub
 
@@ -127,7 +131,7 @@ def test_demo_small(sim, tmp_path, capsys):
         "demo",
         "--out",
         str(out),
-        "--sim",
+        "--sim-root",
         str(sim),
         "--aggregators",
         "maa",
@@ -201,7 +205,50 @@ def test_exception(sim, run_dir, tmp_path, capsys):
         ["localize", "--run", str(run_dir), str(tmp_path / "gone.jpg"), "--out", str(tmp_path / "o")],
         "gone.jpg",
     )
-    _error(capsys, ["demo", "--sim", str(tmp_path / "nosim"), "--out", str(tmp_path / "d")], "nosim")
+    _error(capsys, ["demo", "--sim-root", str(tmp_path / "nosim"), "--out", str(tmp_path / "d")], "nosim")
     _error(capsys, ["demo", "--aggregators", "nope", "--out", str(tmp_path / "d")], "nope")
-    with pytest.raises(SystemExit):
-        main(["train", "--out", str(tmp_path / "r"), "--grid", "5"])
+    assert main(["train", "--out", str(tmp_path / "r"), "--grid", "5"]) == 2
+
+
+def _digest(folder):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_localize_never_replaces_results_silently(run_dir, sim, tmp_path, capsys):
+    images = sorted((sim / "CUB_200_2011" / "images").glob("*/*.jpg"))[:2]
+    out = tmp_path / "loc"
+    argv = ["localize", "--run", str(run_dir), str(images[0]), "--out", str(out)]
+    assert main(argv) == 0
+    before = _digest(out)
+    assert set(before) == {"boxes.json", f"{images[0].stem}_overlay.png"}
+    capsys.readouterr()
+    # a second localize into the same folder: refused in one line, nothing touched
+    assert main(["localize", "--run", str(run_dir), str(images[1]), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"wsl-image localize: error: {out / 'boxes.json'} exists (an earlier localize?): pass --overwrite "
+                   "to replace it, or another --out\n")
+    assert _digest(out) == before
+    # --overwrite replaces the results, the earlier overlay included
+    assert main(["localize", "--run", str(run_dir), str(images[1]), "--out", str(out), "--overwrite"]) == 0
+    assert set(_digest(out)) == {"boxes.json", f"{images[1].stem}_overlay.png"}
+    # a folder of unrelated files: refused, with or without --overwrite
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    for extra in ([], ["--overwrite"]):
+        capsys.readouterr()
+        assert main(["localize", "--run", str(run_dir), str(images[0]), "--out", str(other), *extra]) == 2
+        assert capsys.readouterr().err == (f"wsl-image localize: error: {other} is not empty and holds no boxes.json "
+                                           "(not a localize's results): use an empty or new --out\n")
+        assert _digest(other) == {"notes.txt": hashlib.sha256(b"mine").hexdigest()}
+
+
+def test_train_quiet_prints_the_final_metrics(sim, tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "--data-root", str(sim / "CUB_200_2011"), "--out", str(out), "--epochs", "1", "--grid", "none"]
+    assert main(argv + TINY) == 0
+    lines = capsys.readouterr().out.splitlines()
+    metrics = json.loads((out / "metrics.json").read_text())
+    from wsl_image.evaluate import format_metrics
+
+    assert lines == [format_metrics(metrics)]

@@ -123,6 +123,7 @@ def test_best_yaml_round_trips_through_train(sim, space_file, tmp_path, capsys):
     out = tmp_path / "tune"
     argv = tune_argv(sim, out, space_file, "--aggregator", "weighted_sum", "--seeds", "0", "1")
     assert main(argv) == 0
+    assert capsys.readouterr().out.startswith("best: ")  # --quiet: no progress, the result still printed
     values = yaml.safe_load((out / "best.yaml").read_text())
     config = load_config(out / "best.yaml")
     assert config.to_dict() == values == TrainConfig.from_dict(values).to_dict()
@@ -209,7 +210,7 @@ def test_demo_settings():
 
 def test_demo_tune_small(sim, space_file, tmp_path, capsys):
     out, saved = tmp_path / "demo", tmp_path / "saved"
-    argv = ["demo", "--tune", "--trials", "2", "--tune-space", str(space_file), "--aggregators", "maa", "--sim",
+    argv = ["demo", "--tune", "--trials", "2", "--tune-space", str(space_file), "--aggregators", "maa", "--sim-root",
             str(sim), "--image-size", "32", "--overlays", "1", "--out", str(out), "--save-settings", str(saved),
             "--device", "cpu", "--quiet"]
     assert main(argv) == 0

@@ -32,7 +32,7 @@ def test_train_detect_evaluate(trained_run, sim_root, tmp_path):
     metrics = json.loads((trained_run / "metrics.json").read_text())
     # detect again from the run directory: same detections as at the end of training
     output = tmp_path / "detections.json"
-    assert main(["detect", "--run", str(trained_run), "--output", str(output), "--quiet"]) == 0
+    assert main(["detect", "--run", str(trained_run), "--out", str(output), "--quiet"]) == 0
     assert load_detections(output) == load_detections(trained_run / "detections.json")
     # the evaluate command on those detections reproduces the run's metrics
     from wsl_video.config import load_config
@@ -50,7 +50,7 @@ def test_train_detect_evaluate(trained_run, sim_root, tmp_path):
     ambiguous = sim_root / "Thumos14reduced-Annotations" / "Ambiguous_test.txt"
     scores = tmp_path / "scores.json"
     argv = ["evaluate", "--ground-truth", str(tmp_path / "gt.json"), "--predictions", str(tmp_path / "present.json"),
-            "--ambiguous", str(ambiguous), "--output", str(scores)]
+            "--ambiguous", str(ambiguous), "--out", str(scores)]
     assert main(argv) == 0
     evaluated = json.loads(scores.read_text())
     assert evaluated["mAP"] == pytest.approx(metrics["mAP"])
@@ -121,7 +121,7 @@ def test_exception(capsys, tmp_path, trained_run):
     _bad(capsys, ["train", "--dataset", "thumos14-sim", "--sim", "novalue"] + out, "novalue")
     _bad(capsys, ["train", "--dataset", "thumos14-sim", "--resume"] + out, "checkpoint")
     _bad(capsys, ["train", "--dataset", "thumos14-sim", "--iterations", "0"] + out, "iterations")
-    _bad(capsys, ["detect", "--run", str(tmp_path / "norun"), "--output", str(tmp_path / "d.json")], "norun")
+    _bad(capsys, ["detect", "--run", str(tmp_path / "norun"), "--out", str(tmp_path / "d.json")], "norun")
     _bad(capsys, ["plot", "--run", str(trained_run), "--video", "video_test_9999999", "--out",
                   str(tmp_path / "p.png")], "video_test_9999999")
     _bad(capsys, ["demo", "--aggregators", "nope", "--out", str(tmp_path / "demo")], "nope")
@@ -167,3 +167,16 @@ def test_bad_data_through_cli(capsys, tmp_path):
     corrupt = fresh_copy("corrupt")
     (corrupt / "gt.json").write_text('{"database": {')
     _bad(capsys, train + ["--data-root", str(corrupt)], "gt.json")
+
+
+def test_quiet_still_prints_the_final_metrics(sim_root, tmp_path, capsys):
+    from wsl_video.plot import format_metrics_table
+
+    run = tmp_path / "run"
+    argv = ["train", "--dataset", "thumos14", "--data-root", str(sim_root), "--layout", "wtalc", "--out", str(run)]
+    assert main(argv + TINY) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert capsys.readouterr().out == format_metrics_table({"maa": metrics}) + "\n"
+    assert main(["detect", "--run", str(run), "--out", str(tmp_path / "d.json"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert out.endswith(f"-> {tmp_path / 'd.json'}\n") and len(out.splitlines()) == 1

@@ -389,11 +389,11 @@ def test_train_detect_evaluate(sim_custom, custom_runs, tmp_path, capsys):
     assert config.data.dataset == "custom" and config.inference.cas_thresholds == [0.2]
     assert metrics["tiou_thresholds"] == THUMOS_TIOU and "average_mAP_0.1_0.7" in metrics
     detections = tmp_path / "detections.json"
-    assert main(["detect", "--run", str(run), "--output", str(detections), "--device", "cpu", "--quiet"]) == 0
+    assert main(["detect", "--run", str(run), "--out", str(detections), "--device", "cpu", "--quiet"]) == 0
     assert json.loads(detections.read_text()) == json.loads((run / "detections.json").read_text())
     output = tmp_path / "metrics.json"
     assert main(["evaluate", "--ground-truth", str(root / "annotations.json"), "--predictions", str(detections),
-                 "--tiou-thresholds", "0.1:0.1:0.9", "--output", str(output)]) == 0
+                 "--tiou-thresholds", "0.1:0.1:0.9", "--out", str(output)]) == 0
     capsys.readouterr()
     evaluated = json.loads(output.read_text())
     assert evaluated["subset"] == "test"
@@ -496,14 +496,14 @@ def test_copied_run_evaluates(custom_runs, sim_custom, tmp_path, capsys):
     shutil.copytree(sim_custom["two"], data)
     expected = json.loads((custom_runs["two"] / "detections.json").read_text())
     first, second = tmp_path / "a.json", tmp_path / "b.json"
-    assert main(["detect", "--run", str(run), "--output", str(first), "--device", "cpu", "--quiet"]) == 0
-    assert main(["detect", "--run", str(run), "--data-root", str(data), "--output", str(second), "--device", "cpu",
+    assert main(["detect", "--run", str(run), "--out", str(first), "--device", "cpu", "--quiet"]) == 0
+    assert main(["detect", "--run", str(run), "--data-root", str(data), "--out", str(second), "--device", "cpu",
                  "--quiet"]) == 0
     assert json.loads(first.read_text()) == expected == json.loads(second.read_text())
     assert run_extractor(run) == run_extractor(custom_runs["two"]) is not None
     output = tmp_path / "m.json"
     assert main(["evaluate", "--ground-truth", str(data / "annotations.json"), "--predictions", str(second),
-                 "--tiou-thresholds", "0.1:0.1:0.9", "--output", str(output)]) == 0
+                 "--tiou-thresholds", "0.1:0.1:0.9", "--out", str(output)]) == 0
     capsys.readouterr()
     metrics = json.loads((custom_runs["two"] / "metrics.json").read_text())
     np.testing.assert_allclose(json.loads(output.read_text())["mAP"], metrics["mAP"], rtol=0, atol=1e-12)
@@ -516,7 +516,7 @@ def test_detect_refuses_other_features(custom_runs, sim_custom, tmp_path, capsys
                  "--out", str(other_dims)]) == 0
     capsys.readouterr()
     output = tmp_path / "detections.json"
-    argv = ["detect", "--run", str(custom_runs["two"]), "--output", str(output), "--quiet", "--data-root"]
+    argv = ["detect", "--run", str(custom_runs["two"]), "--out", str(output), "--quiet", "--data-root"]
     assert main([*argv, str(other_dims)]) == 2
     error = capsys.readouterr().err.strip()
     assert "12 dims, the model was trained on 8" in error and len(error.splitlines()) == 1

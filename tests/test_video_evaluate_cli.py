@@ -149,7 +149,7 @@ class TestEvaluateCommand:
                 gt,
                 "--predictions",
                 str(pred),
-                "--output",
+                "--out",
                 str(out),
                 "--per-class",
             ]
@@ -176,7 +176,7 @@ class TestEvaluateCommand:
         amb = tmp_path / "amb.txt"
         amb.write_text("v1 45.0 46.0\n")
         out = tmp_path / "m.json"
-        args = ["evaluate", "--ground-truth", gt, "--predictions", pred, "--output", str(out)]
+        args = ["evaluate", "--ground-truth", gt, "--predictions", pred, "--out", str(out)]
         assert main(args + ["--tiou-thresholds", "0.1:0.1:0.7", "--ambiguous", str(amb), "--subset", "validation"]) == 0
         metrics = json.loads(out.read_text())
         assert metrics["tiou_thresholds"] == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
@@ -214,7 +214,7 @@ class TestEvaluateCommand:
             str(THUMOS_GT),
             "--predictions",
             str(pred),
-            "--output",
+            "--out",
             str(out),
         ]
         assert main(args + ["--ambiguous", str(THUMOS_AMBIGUOUS)]) == 0

@@ -114,7 +114,7 @@ def test_same_detections_as_detect(trained, tmp_path):
                  "--workers", "0", "--no-plots", "--quiet"]) == 0
     assert not list(out.glob("*.png"))
     detected = tmp_path / "detect.json"
-    assert main(["detect", "--run", str(trained["run"]), "--output", str(detected), "--quiet"]) == 0
+    assert main(["detect", "--run", str(trained["run"]), "--out", str(detected), "--quiet"]) == 0
     ours, theirs = json.loads((out / "detections.json").read_text()), json.loads(detected.read_text())
     assert set(ours["results"]) == set(theirs["results"])
     for name in ours["results"]:
@@ -260,8 +260,35 @@ def test_joint_stream_run(trained, tmp_path):
     assert main(["localize", *_test_videos(trained), "--run", str(run), "--out", str(out), "--workers", "0",
                  "--no-plots", "--quiet"]) == 0
     detected = tmp_path / "detect.json"
-    assert main(["detect", "--run", str(run), "--output", str(detected), "--quiet"]) == 0
+    assert main(["detect", "--run", str(run), "--out", str(detected), "--quiet"]) == 0
     ours, theirs = json.loads((out / "detections.json").read_text()), json.loads(detected.read_text())
     for name, scores in theirs["video_scores"].items():
         for label, p in scores.items():
             assert ours["video_scores"][name][label] == pytest.approx(p, rel=1e-4, abs=1e-6)
+
+
+def test_weight_files_contradict_a_random_weights_run(tmp_path, capsys):
+    """A run on features of untrained networks: a weight file for localize is an error, not ignored."""
+    (tmp_path / "videos").mkdir()
+    videos = [write_video(tmp_path / "videos" / f"{name}.mp4", _frames(count, actions, seed), FPS)
+              for seed, (name, (_, count, actions)) in enumerate(VIDEOS.items())]
+    data = tmp_path / "data"
+    assert main(["extract", *map(str, videos), "--out", str(data), "--random-weights", *FAST]) == 0
+    database = {path.stem: {"subset": VIDEOS[path.stem][0], "duration": VIDEOS[path.stem][1] / FPS,
+                            "annotations": [{"label": label, "segment": [a / FPS, b / FPS]}
+                                            for a, b, label in VIDEOS[path.stem][2]]} for path in videos}
+    (data / "annotations.json").write_text(json.dumps({"database": database}))
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", "custom", "--data-root", str(data), "--out", str(run), "--no-eval",
+                 *TRAIN]) == 0
+    weights = tmp_path / "rgb_imagenet.pt"
+    weights.write_bytes(b"not used")
+    out = tmp_path / "out"
+    capsys.readouterr()
+    assert main(["localize", str(videos[-1]), "--run", str(run), "--out", str(out), "--rgb-weights", str(weights),
+                 "--quiet"]) == 2
+    assert capsys.readouterr().err == (f"wsl-video localize: error: {run} was trained on features of randomly "
+                                       "initialised networks (--random-weights): --rgb-weights contradicts it; "
+                                       "leave it out\n")
+    assert not out.exists()
+    assert main(["localize", str(videos[-1]), "--run", str(run), "--out", str(out), "--no-plots", "--quiet"]) == 0

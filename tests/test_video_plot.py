@@ -117,3 +117,32 @@ def test_plot_runs_draws_the_run_detections(run_dir, tmp_path, monkeypatch):
     assert list(row.thresholds) == load_config(run_dir / "config.yaml").inference.cas_thresholds
     assert drawn["ground_truth"] is not None
     assert (tmp_path / "cas.png").is_file()
+
+
+def test_detection_colour_is_explained_by_a_colour_bar():
+    """Darker is a higher score, on one scale for every row, and a colour bar says so."""
+    import matplotlib.pyplot as plt
+
+    cas = np.linspace(0, 1, 10)
+    rows = [CasRow("MAAN", cas, detections=[(0.5, 1.5, 0.8), (2.0, 3.0, 0.2)]),
+            CasRow("STPN", cas, detections=[(0.5, 1.5, 0.4)])]
+    figure = cas_figure(rows, 0.64)
+    try:
+        bars = [axis for axis in figure.axes if axis.get_gid() == "score_colorbar"]
+        assert len(bars) == 1 and "detection score" in bars[0].get_ylabel()
+        assert bars[0].get_ylim() == pytest.approx((0.0, 0.8))
+
+        def darkness(axis, start):
+            patch = next(p for p in axis.patches if p.get_gid() == "detection" and p.get_x() == start)
+            return 1 - sum(patch.get_facecolor()[:3]) / 3
+
+        first, second = _strip_axes(figure)
+        assert darkness(first, 0.5) > darkness(second, 0.5) > darkness(first, 2.0)  # 0.8 > 0.4 > 0.2
+        assert darkness(first, 2.0) > 0.1  # a low score stays visible on white
+    finally:
+        plt.close(figure)
+    no_detections = cas_figure([CasRow("x", cas)], 0.64)
+    try:
+        assert not [axis for axis in no_detections.axes if axis.get_gid() == "score_colorbar"]
+    finally:
+        plt.close(no_detections)

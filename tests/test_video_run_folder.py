@@ -51,7 +51,7 @@ def test_hostile_checkpoint_runs_nothing(sim_run, tmp_path, capsys):
     state = torch.load(run / "checkpoint.pt", weights_only=True)
     marker = tmp_path / "marker"
     hostile_checkpoint(run / "checkpoint.pt", marker, state)
-    err = _bad(capsys, ["detect", "--run", str(run), "--output", str(tmp_path / "d.json"), "--quiet"],
+    err = _bad(capsys, ["detect", "--run", str(run), "--out", str(tmp_path / "d.json"), "--quiet"],
                "checkpoint.pt")
     assert "refused" in err
     assert not marker.exists() and not (tmp_path / "d.json").exists()
@@ -142,13 +142,13 @@ def test_run_works_from_any_directory(wtalc_root, tmp_path, monkeypatch, capsys)
     monkeypatch.chdir(elsewhere)
     copy = tmp_path / "shared" / "run-copy"
     shutil.copytree(run, copy)
-    assert main(["detect", "--run", str(copy), "--output", "d.json", "--quiet"]) == 0
+    assert main(["detect", "--run", str(copy), "--out", "d.json", "--quiet"]) == 0
     assert load_detections(elsewhere / "d.json") == load_detections(run / "detections.json")
 
     # data moved to another machine: --data-root points at it (relative to the working directory)
     moved = tmp_path / "moved" / "thumos14"
     shutil.copytree(wtalc_root, moved)
-    assert main(["detect", "--run", str(copy), "--data-root", "../moved/thumos14", "--output", "m.json",
+    assert main(["detect", "--run", str(copy), "--data-root", "../moved/thumos14", "--out", "m.json",
                  "--quiet"]) == 0
     assert load_detections(elsewhere / "m.json") == load_detections(run / "detections.json")
     gone = tmp_path / "gone-run"
@@ -156,7 +156,7 @@ def test_run_works_from_any_directory(wtalc_root, tmp_path, monkeypatch, capsys)
     config = yaml.safe_load((gone / "config.yaml").read_text())
     config["data"]["data_root"] = str(tmp_path / "nowhere")
     (gone / "config.yaml").write_text(yaml.safe_dump(config))
-    _bad(capsys, ["detect", "--run", str(gone), "--output", "g.json", "--quiet"], "nowhere", "--data-root")
+    _bad(capsys, ["detect", "--run", str(gone), "--out", "g.json", "--quiet"], "nowhere", "--data-root")
 
 
 # --- training flags -------------------------------------------------------------------------------------

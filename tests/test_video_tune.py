@@ -334,7 +334,7 @@ def test_demo_settings():
             stored.inference.video_scores, stored.inference.cas_thresholds)
         assert demo.demo_settings(name, defaults)["iterations"] <= 3000  # the demo stays fast
     assert demo.demo_settings("mean", defaults) == demo.FALLBACK
-    given = parser.parse_args(["--iterations", "7", "--sparsity", "0.5", "--weight-decay", "0.1"])
+    given = parser.parse_args(["--iterations", "7", "--sparsity-weight", "0.5", "--weight-decay", "0.1"])
     assert demo.demo_settings("maa", given) == {"iterations": 7, "weight_decay": 0.1, "sparsity": 0.5}
     space = yaml.safe_load((folder / "space.yaml").read_text())
     assert space == {"iterations": {"choices": [500, 1000, 2000, 3000]}}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from wsl.utils.cli import run_cli
+from wsl.utils.cli import GENERIC_COMMANDS, run_cli
 
 COMMANDS = {
     "train": "wsl_image.commands.train",
@@ -13,9 +13,7 @@ COMMANDS = {
     "demo": "wsl_image.commands.demo",
     "make-sim": "wsl_image.commands.make_sim",
     "tune": "wsl_image.commands.tune",
-    "config": "wsl_image.commands.config",
-    "aggregators": "wsl_image.commands.aggregators",
-    "methods": "wsl_image.commands.methods",
+    **GENERIC_COMMANDS,
 }
 
 
@@ -25,4 +23,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         "Weakly-supervised object localization: CAM with marginalized average aggregation on timm backbones.",
         COMMANDS,
         argv,
+        package="wsl_image",
     )

@@ -55,7 +55,10 @@ def create_backbone(
     import timm
 
     if not timm.is_model(name):
-        raise ValueError(f"unknown timm backbone {name!r} (see timm.list_models())")
+        from wsl.utils.cli import did_you_mean
+
+        raise ValueError(f"unknown timm backbone {name!r}{did_you_mean(name, timm.list_models())} "
+                         "(see timm.list_models())")
     create_kwargs: dict[str, Any] = dict(num_classes=0, global_pool="", **kwargs)
     if pretrained_path:
         from pathlib import Path

@@ -23,10 +23,13 @@ __all__ = [
     "denormalize_image",
     "render_overlays",
     "display_name",
+    "legend_band",
+    "enlarge",
 ]
 
 RED = (255, 0, 0)
 GREEN = (0, 255, 0)
+MIN_SINGLE_SIZE = 224  # a single image's overlay is enlarged to at least this many pixels on its shorter side
 
 
 def denormalize_image(
@@ -55,14 +58,51 @@ def overlay_heatmap(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5) 
     return cv2.addWeighted(image, 1.0 - alpha, colored, alpha, 0.0)
 
 
-def draw_boxes(image: np.ndarray, boxes, color: tuple[int, int, int], thickness: int = 2) -> np.ndarray:
-    """A copy of ``image`` with ``boxes`` (N, 4) drawn as rectangles of RGB ``color``."""
+def draw_boxes(image: np.ndarray, boxes, color: tuple[int, int, int], thickness: int = 2,
+               inset: int = 0) -> np.ndarray:
+    """A copy of ``image`` with ``boxes`` (N, 4) drawn as rectangles of RGB ``color``.
+
+    Every line lies wholly inside the image (a box along the image border is drawn just inside it), and
+    ``inset`` more pixels in from the border, so that another box drawn along the same border stays visible.
+    """
     import cv2
 
     canvas = _check_image(image).copy()
+    height, width = canvas.shape[:2]
+    low = thickness // 2 + inset  # cv2 centres a line of ``thickness`` on the coordinate
+    right, bottom = width - 1 - (thickness - 1) // 2 - inset, height - 1 - (thickness - 1) // 2 - inset
     for x0, y0, x1, y1 in np.asarray(boxes, dtype=np.float64).reshape(-1, 4):
-        cv2.rectangle(canvas, (int(round(x0)), int(round(y0))), (int(round(x1)), int(round(y1))), color, thickness)
+        corners = [int(np.clip(round(v), low, max(low, limit))) for v, limit in
+                   ((x0, right), (y0, bottom), (x1, right), (y1, bottom))]
+        cv2.rectangle(canvas, tuple(corners[:2]), tuple(corners[2:]), color, thickness)
     return canvas
+
+
+def legend_band(width: int, entries: Sequence[tuple[str, tuple[int, int, int]]] = (("ground truth", RED),
+                ("prediction", GREEN)), scale: float = 0.4) -> np.ndarray:
+    """A white band (h, ``width``, 3) naming what each box colour means: a swatch and its name per entry,
+    wrapped onto more lines when they do not fit in one."""
+    import cv2
+
+    step = _line_height(scale)
+    swatch = step - 6
+    items = [(name, color, swatch + 4 + _text_width(name, scale) + 10) for name, color in entries]
+    lines: list[list] = [[]]
+    used = 4
+    for item in items:
+        if lines[-1] and used + item[2] > width:
+            lines.append([])
+            used = 4
+        lines[-1].append(item)
+        used += item[2]
+    band = np.full((len(lines) * step + 2, width, 3), 255, np.uint8)
+    for number, line in enumerate(lines):
+        x, top = 4, 1 + number * step
+        for name, color, item_width in line:
+            cv2.rectangle(band, (x, top + 2), (x + swatch, top + 2 + swatch), color, 2)
+            cv2.putText(band, name, (x + swatch + 4, top + step - 4), CAPTION_FONT, scale, (0, 0, 0), 1, cv2.LINE_AA)
+            x += item_width
+    return band
 
 
 CAPTION_FONT = 0  # cv2.FONT_HERSHEY_SIMPLEX
@@ -148,12 +188,15 @@ def make_grid(
     title: str | None = None,
     pad: int = 4,
     max_lines: int = 5,
+    row_labels: Sequence[str] | None = None,
+    legend: bool = False,
 ) -> np.ndarray:
     """Tile equally sized RGB images (H, W, 3) into a grid with an optional caption under each.
 
     Captions (``\\n`` starts a new line) are wrapped and, if needed, shrunk so that each stays within its
     tile's width in at most ``max_lines`` lines (:func:`caption_lines`); the caption band is as tall as the
-    longest one. The title is wrapped to the grid's width the same way.
+    longest one. The title is wrapped to the grid's width the same way. ``row_labels`` (one per row) are
+    written in a column left of the rows; ``legend`` adds the box colours' :func:`legend_band` under the title.
     """
     if not tiles:
         raise ValueError("make_grid needs at least one tile")
@@ -164,20 +207,32 @@ def make_grid(
         raise ValueError(f"got {len(tiles)} tiles but {len(labels)} labels")
     columns = max(1, min(columns, len(tiles)))
     rows = (len(tiles) + columns - 1) // columns
-    grid_width = columns * (width + pad) + pad
+    if row_labels is not None and len(row_labels) != rows:
+        raise ValueError(f"got {rows} rows but {len(row_labels)} row labels")
+    label_width = max(64, min(140, width)) if row_labels else 0
+    left = label_width + (pad if row_labels else 0)
+    grid_width = left + columns * (width + pad) + pad
     layouts = [caption_lines(label, width, max_lines=max_lines) for label in labels] if labels else []
     caption = max((len(lines) * _line_height(scale) for lines, scale in layouts), default=0)
     caption += 2 if caption else 0
     title_lines, title_scale = caption_lines(title, max(1, grid_width - 2 * pad), scale=0.6, min_scale=0.35) \
         if title else ([], 0.6)
     header = len(title_lines) * _line_height(title_scale) + 4 if title else 0
-    grid = np.full((header + rows * (height + caption + pad) + pad, grid_width, 3), 255, np.uint8)
+    band = legend_band(grid_width) if legend else None
+    top = header + (band.shape[0] if band is not None else 0)
+    grid = np.full((top + rows * (height + caption + pad) + pad, grid_width, 3), 255, np.uint8)
     if title:
         _draw_lines(grid, title_lines, title_scale, pad, 4)
+    if band is not None:
+        grid[header : header + band.shape[0]] = band
+    for row, text in enumerate(row_labels or ()):
+        lines, scale = caption_lines(text, label_width - pad, scale=0.45, max_lines=max(1, height // 16))
+        y = top + pad + row * (height + caption + pad) + max(0, (height - len(lines) * _line_height(scale)) // 2)
+        _draw_lines(grid, lines, scale, pad, y)
     for index, tile in enumerate(tiles):
         row, col = divmod(index, columns)
-        y = header + pad + row * (height + caption + pad)
-        x = pad + col * (width + pad)
+        y = top + pad + row * (height + caption + pad)
+        x = left + pad + col * (width + pad)
         grid[y : y + height, x : x + width] = tile
         if layouts:
             lines, scale = layouts[index]
@@ -205,8 +260,22 @@ def figure6_tile(image: np.ndarray, heatmap: np.ndarray, gt_boxes, pred_boxes, a
     if gt_boxes is not None and len(gt_boxes):
         canvas = draw_boxes(canvas, gt_boxes, RED)
     if pred_boxes is not None and len(pred_boxes):
-        canvas = draw_boxes(canvas, pred_boxes, GREEN)
+        canvas = draw_boxes(canvas, pred_boxes, GREEN, inset=2)  # a prediction on the truth's border: inside it
     return canvas
+
+
+def enlarge(image: np.ndarray, heatmap: np.ndarray, boxes: Sequence, min_size: int = MIN_SINGLE_SIZE):
+    """``image``, ``heatmap`` and each box array of ``boxes`` scaled by the smallest whole factor that makes the
+    image's shorter side at least ``min_size`` (factor 1: unchanged)."""
+    import cv2
+
+    factor = max(1, -(-min_size // min(image.shape[:2])))
+    if factor == 1:
+        return image, heatmap, list(boxes)
+    size = (image.shape[1] * factor, image.shape[0] * factor)
+    image = cv2.resize(image, size, interpolation=cv2.INTER_NEAREST)
+    heatmap = cv2.resize(np.asarray(heatmap, np.float32), size, interpolation=cv2.INTER_LINEAR)
+    return image, heatmap, [None if b is None else np.asarray(b, np.float64) * factor for b in boxes]
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:
@@ -267,7 +336,10 @@ def render_overlays(
         predicted = boxes_from_map(heatmap, cam_threshold)
         gt_boxes = item["boxes"].numpy()
         iou = float(box_iou(predicted, gt_boxes).max()) if len(predicted) and len(gt_boxes) else 0.0
-        tile = figure6_tile(denormalize_image(item["image"]), heatmap, gt_boxes, predicted)
+        image_rgb = denormalize_image(item["image"])
+        tile = figure6_tile(image_rgb, heatmap, gt_boxes, predicted)
+        big_image, big_heatmap, (big_gt, big_predicted) = enlarge(image_rgb, heatmap, [gt_boxes, predicted])
+        single = figure6_tile(big_image, big_heatmap, big_gt, big_predicted)
         name = str(item["image_id"]).replace("/", "_")
         record = {
             "image_id": str(item["image_id"]),
@@ -279,11 +351,12 @@ def render_overlays(
         record["class_name"] = class_names[record["class"]] if class_names else None
         record["gt_class_name"] = class_names[record["gt_class"]] if class_names else None
         label = label_prefix + _caption(record)
-        paths.append(save_png(out_dir / f"{Path(name).stem}.png", make_grid([tile], [label], columns=1, pad=2)))
+        paths.append(save_png(out_dir / f"{Path(name).stem}.png",
+                              make_grid([single], [label], columns=1, pad=2, legend=True)))
         tiles.append(tile)
         labels.append(label)
         records.append(record)
-    grid = save_png(out_dir / "grid.png", make_grid(tiles, labels, columns=columns, title=title))
+    grid = save_png(out_dir / "grid.png", make_grid(tiles, labels, columns=columns, title=title, legend=True))
     return {"images": paths, "grid": grid, "tiles": tiles, "labels": labels, "records": records}
 
 

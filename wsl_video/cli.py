@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from wsl.utils.cli import run_cli
+from wsl.utils.cli import GENERIC_COMMANDS, run_cli
 
 COMMANDS = {
     "train": "wsl_video.commands.train",
@@ -16,9 +16,7 @@ COMMANDS = {
     "tune": "wsl_video.commands.tune",
     "extract": "wsl_video.commands.extract",
     "localize": "wsl_video.commands.localize",
-    "config": "wsl_video.commands.config",
-    "aggregators": "wsl_video.commands.aggregators",
-    "methods": "wsl_video.commands.methods",
+    **GENERIC_COMMANDS,
 }
 
 
@@ -28,4 +26,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         "Weakly-supervised temporal action localization (MAAN and baselines) from I3D features or video files.",
         COMMANDS,
         argv,
+        package="wsl_video",
     )

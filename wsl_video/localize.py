@@ -79,6 +79,10 @@ def localization_settings(run_dir: str | Path, options: Mapping[str, Any] | None
             raise ValueError(f"{run_dir}: cannot rebuild the extractor settings of its features ({error})") from None
         differing = [f"{key} {given[key]!r} (the run's features: {getattr(settings, key)!r})" for key in given
                      if key != "random_weights" and _differs(getattr(settings, key), given[key])]
+        if settings.random_weights and weights:
+            flags = " and ".join(f"--{network}-weights" for network in sorted(weights))
+            raise ValueError(f"{run_dir} was trained on features of randomly initialised networks "
+                             f"(--random-weights): {flags} contradicts it; leave it out")
         if given.get("random_weights") and not settings.random_weights:
             differing.append("random weights (the run's features came from trained weights)")
         if differing:

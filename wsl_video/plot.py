@@ -30,18 +30,26 @@ class CasRow(NamedTuple):
     thresholds: Sequence[float] = ()
 
 
-_GT_COLOR, _DETECTION_COLOR, _CAS_COLOR = "tab:green", "tab:orange", "tab:blue"
+_GT_COLOR, _CAS_COLOR = "tab:green", "tab:blue"
+_SCORE_COLORMAP = "Oranges"  # detection score: light (low) to dark (high), explained by the figure's colour bar
+_SCORE_FLOOR = 0.3  # the colour map's range used for scores 0..max (its lightest end is invisible on white)
 
 
-def _segment_strip(axis, ground_truth, detections, duration: float) -> None:
-    """Two lanes: the ground truth on top (when given), the detections under it (opacity follows the score)."""
+def _score_colormap():
+    """The part of the colour map that detection scores 0..max take (a low score stays visible)."""
+    from matplotlib import colormaps
+    from matplotlib.colors import ListedColormap
+
+    return ListedColormap(colormaps[_SCORE_COLORMAP](np.linspace(_SCORE_FLOOR, 1.0, 256)), name="detection_score")
+
+
+def _segment_strip(axis, ground_truth, detections, duration: float, score_norm, colormap) -> None:
+    """Two lanes: the ground truth on top (when given), the detections under it (colour: the score)."""
     from matplotlib.patches import Rectangle
 
     lanes = [("detections", 0.0)] + ([("ground truth", 1.0)] if ground_truth is not None else [])
-    top = max((score for _, _, score in detections), default=1.0)
     for start, end, score in detections:
-        alpha = 0.35 + 0.65 * (float(score) / top if top > 0 else 1.0)
-        axis.add_patch(Rectangle((start, 0.12), end - start, 0.76, color=_DETECTION_COLOR, alpha=alpha,
+        axis.add_patch(Rectangle((start, 0.12), end - start, 0.76, color=colormap(score_norm(float(score))),
                                  linewidth=0, gid="detection"))
     for start, end in ground_truth or ():
         axis.add_patch(Rectangle((start, 1.12), end - start, 0.76, color=_GT_COLOR, linewidth=0, gid="ground_truth"))
@@ -68,11 +76,15 @@ def cas_figure(rows: Sequence[CasRow | Tuple], seconds_per_snippet: float, *,
         title: figure title, e.g. "video_test_0000004 — HammerThrow".
 
     The CAS axes have y ticks and the label "CAS"; each threshold is a dashed line at ``threshold x max``.
+    A detection's colour is its score, on one scale for every row, explained by a colour bar (gid
+    ``score_colorbar``) when there are detections.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
     from matplotlib.ticker import MaxNLocator
 
     rows = [row if isinstance(row, CasRow) else CasRow(*row) for row in rows]
@@ -82,9 +94,14 @@ def cas_figure(rows: Sequence[CasRow | Tuple], seconds_per_snippet: float, *,
         raise ValueError(f"seconds_per_snippet must be positive, got {seconds_per_snippet}")
     length = max(len(row.cas) for row in rows)
     duration = float(duration) if duration else length * seconds_per_snippet
+    scores = [float(score) for row in rows for _, _, score in row.detections]
+    top = max(scores, default=1.0)
+    score_norm = Normalize(vmin=min(0.0, min(scores, default=0.0)), vmax=top if top > 0 else 1.0)
+    colormap = _score_colormap()
     height = 0.9 + 1.7 * len(rows)
     figure = plt.figure(figsize=(10, height))
-    outer = figure.add_gridspec(len(rows), 1, hspace=0.42, left=0.11, right=0.98, top=1 - 0.55 / height,
+    right = 0.89 if scores else 0.98
+    outer = figure.add_gridspec(len(rows), 1, hspace=0.42, left=0.11, right=right, top=1 - 0.55 / height,
                                 bottom=0.5 / height)
     axes, first = [], None
     for index in range(len(rows)):
@@ -99,7 +116,7 @@ def cas_figure(rows: Sequence[CasRow | Tuple], seconds_per_snippet: float, *,
         strip, axis = axes[2 * index], axes[2 * index + 1]
         strip.set_gid("segments")
         axis.set_gid("cas")
-        _segment_strip(strip, ground_truth, sorted(row.detections), duration)
+        _segment_strip(strip, ground_truth, sorted(row.detections), duration, score_norm, colormap)
         strip.set_title(row.label, loc="left", fontsize=9, pad=3)
         cas = np.asarray(row.cas, dtype=np.float64)
         times = (np.arange(len(cas)) + 0.5) * seconds_per_snippet
@@ -119,6 +136,12 @@ def cas_figure(rows: Sequence[CasRow | Tuple], seconds_per_snippet: float, *,
             strip.set_title(f"dashed: CAS cut at {cuts} × max", loc="right", fontsize=8, pad=3, color="0.25")
     axes[-1].set_xlim(0, duration)
     axes[-1].set_xlabel("time (s)")
+    if scores:
+        bar_axis = figure.add_axes([0.915, 0.5 / height, 0.014, 1 - 1.05 / height])
+        bar = figure.colorbar(ScalarMappable(norm=score_norm, cmap=colormap), cax=bar_axis)
+        bar.set_label("detection score (segment colour)", fontsize=8)
+        bar.ax.tick_params(labelsize=7)
+        bar_axis.set_gid("score_colorbar")
     if title:
         figure.suptitle(title, y=1 - 0.15 / height)
     return figure

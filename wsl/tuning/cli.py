@@ -54,7 +54,7 @@ def add_tune_arguments(parser: argparse.ArgumentParser, noun: str, default_held_
     parser.add_argument("--sampler-seed", type=int, default=0, help="seed of the TPE sampler (default 0)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the study outputs in --out (a study.db there is deleted too)")
-    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines (the best result is still printed)")
 
 
 def tune_options(args: argparse.Namespace):

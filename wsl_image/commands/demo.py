@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from wsl.utils.cli import add_device_argument, add_threads_argument
+
 HELP = "train maa, weighted_sum and mean on cub-sim and print a Table-4-style comparison with overlays"
 REQUIRES = ("timm", "torchvision", "PIL", "cv2")  # optional modules, checked before the command runs
 
@@ -33,7 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     add = parser.add_argument
     add("--out", default="wsl-image-demo", help="output folder (default ./wsl-image-demo)")
-    add("--sim", help="cub-sim folder from `wsl-image make-sim` (default: OUT/cub-sim, made if needed)")
+    add("--sim", action="append", default=[], metavar="KEY=VALUE",
+        help="cub-sim simulator override (repeatable) for the cub-sim the demo makes, e.g. --sim num_classes=3; "
+        f"keys: {', '.join(SIM_KEYS)}")
+    add("--sim-root", metavar="DIR",
+        help="an existing cub-sim folder from `wsl-image make-sim` (default: OUT/cub-sim, made if needed)")
     add("--aggregators", nargs="+", default=list(DEFAULT_AGGREGATORS), help="aggregators to compare")
     add("--backbone", default=None, help="timm backbone trained from scratch (default test_resnet)")
     add("--output-stride", type=int, choices=[8, 16, 32], default=None, help="backbone output stride (default 16)")
@@ -44,14 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--lr", type=float, default=None, help="AdamW learning rate (default: the tuned one)")
     add("--seed", type=int, default=0, help="random seed (default 0)")
     add("--overlays", type=int, default=8, help="test images drawn per aggregator (default 8)")
-    add(
-        "--threads",
-        type=int,
-        default=1,
-        help="CPU threads for torch (default 1: the small model gains little from more, and loses much on a busy CPU)",
-    )
-    add("--device", choices=["auto", "cpu", "cuda"], default="auto", help="device (default auto)")
-    add("--quiet", action="store_true", help="no progress bars")
+    add_threads_argument(parser)
+    add_device_argument(parser)
+    add("--quiet", action="store_true", help="no progress bars (the results are still printed)")
     add_demo_settings_arguments(parser, "wsl-image", "aggregator", TUNE_TRIALS, TUNE_SEEDS,
                                 "wsl_image/resources/demo")
 
@@ -61,6 +62,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 TUNE_TRIALS = 16
 TUNE_SEEDS = (0,)
 CLASSIC_CAM_THRESHOLD = 0.2
+SIM_KEYS = ("num_classes", "train_per_class", "test_per_class", "val_per_class", "image_size", "clutter",
+            "body_cue")
+
+
+def sim_overrides(args: argparse.Namespace) -> dict:
+    """The ``--sim KEY=VALUE`` settings of the cub-sim to make (``ValueError`` on a bad or unknown key)."""
+    from wsl.utils.cli import did_you_mean, parse_key_values
+
+    for item in args.sim:
+        if "=" not in item:
+            raise ValueError(f"--sim expects KEY=VALUE (a cub-sim setting), got {item!r}; an existing cub-sim "
+                             "folder is given with --sim-root")
+    overrides = parse_key_values(args.sim, "--sim")
+    for key in overrides:
+        if key not in SIM_KEYS:
+            raise ValueError(f"--sim: unknown cub-sim setting {key!r}{did_you_mean(key, SIM_KEYS)} "
+                             f"(known: {', '.join(SIM_KEYS)})")
+    return overrides
 
 
 def settings_folder() -> Path:
@@ -173,16 +192,16 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--save-settings needs --tune")
     if args.settings and not Path(args.settings).is_dir():
         raise FileNotFoundError(f"settings folder not found: {args.settings}")
-    if args.threads < 1:
-        raise ValueError(f"--threads must be >= 1, got {args.threads}")
-    torch.set_num_threads(args.threads)
     for name in args.aggregators:
         get_aggregator(name)  # fail fast on an unknown name
     started = time.time()
     out = Path(args.out)
     device = resolve_device(args.device)
-    if args.sim:
-        sim = Path(args.sim)
+    overrides = sim_overrides(args)
+    if args.sim_root:
+        if overrides:
+            raise ValueError("--sim sets up the cub-sim the demo makes; it cannot change the one of --sim-root")
+        sim = Path(args.sim_root)
         if not (sim / "CUB_200_2011" / "images.txt").is_file():
             raise FileNotFoundError(f"{sim} is not a cub-sim folder (no CUB_200_2011/images.txt)")
     else:
@@ -191,7 +210,10 @@ def run(args: argparse.Namespace) -> int:
             from wsl_image.sim import make_cub_sim
 
             print(f"making cub-sim in {sim}")
-            make_cub_sim(sim, seed=args.seed, progress=not args.quiet)
+            make_cub_sim(sim, seed=args.seed, progress=not args.quiet, **overrides)
+        elif overrides:
+            raise ValueError(f"{sim} exists (made by an earlier demo): --sim would not apply; "
+                             "remove it or use another --out")
     metadata = sim / "metadata" / "CUB"
     if args.tune:
         args.settings = str(tune_settings(args, str(sim / "CUB_200_2011"),
@@ -236,9 +258,9 @@ def run(args: argparse.Namespace) -> int:
         names = list(tiles_by_aggregator)
         tiles = [tile for name in names for tile in tiles_by_aggregator[name]]
         labels = [label for name in names for label in labels_by_aggregator[name]]
-        title = "rows: " + ", ".join(f"{PAPER_NAMES.get(name, name)} ({name})" for name in names) + \
-            " (ground truth red, prediction green)"
-        grid = make_grid(tiles, labels, columns=len(tiles_by_aggregator[names[0]]), title=title)
+        title = "test images, one row per model: box of the localization map at the val-chosen threshold"
+        grid = make_grid(tiles, labels, columns=len(tiles_by_aggregator[names[0]]), title=title, legend=True,
+                         row_labels=[f"{PAPER_NAMES.get(name, name)} ({name})" for name in names])
         save_png(out / "overlays" / "comparison.png", grid)
     table = format_table(summary)
     elapsed = time.time() - started

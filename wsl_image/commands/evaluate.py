@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from wsl.utils.cli import add_device_argument, add_threads_argument
+
 HELP = "evaluate a trained run (top-1/top-5/GT-known loc, MaxBoxAcc, MaxBoxAccV2, classification) on a split"
 REQUIRES = ("timm", "torchvision", "PIL", "cv2")  # optional modules, checked before the command runs
 
@@ -16,13 +18,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cam-threshold", type=float, help="fixed CAM threshold (default: the run's, 0.2)")
     parser.add_argument("--batch-size", type=int, help="batch size (default: the run's)")
     parser.add_argument("--workers", type=int, help="data-loading worker processes (default: the run's)")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="device (default auto)")
+    parser.add_argument("--out", metavar="FILE", help="metrics JSON to write (default: RUN/eval_SPLIT.json)")
+    add_device_argument(parser)
+    add_threads_argument(parser)
     parser.add_argument(
         "--cam-score",
         choices=["auto", "linear", "sigmoid"],
         help="class score of the localization map (default: the run's)",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars (the metrics are still printed)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     if splits.get(args.split) is None:
         raise ValueError(f"{config.data_root}: no {args.split} split")
     metrics = evaluate_run(model, config, splits, device=device, split=args.split, progress=not args.quiet)
-    path = run_dir / f"eval_{args.split}.json"
+    path = Path(args.out) if args.out else run_dir / f"eval_{args.split}.json"
     atomic_write_json(path, metrics)
     print(format_metrics(metrics))
     print(f"wrote {path}")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from wsl.utils.cli import add_device_argument, add_threads_argument
+
 HELP = "predict the class and the object box of your own images with a trained run (JSON + overlay PNGs)"
 REQUIRES = ("timm", "torchvision", "PIL", "cv2")  # optional modules, checked before the command runs
 
@@ -17,7 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--topk", type=int, default=1, help="localize the top-k predicted classes (default 1)")
     parser.add_argument("--multi-contour", action="store_true", help="one box per contour instead of the largest")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="device (default auto)")
+    parser.add_argument("--overwrite", action="store_true", help="replace the results of an earlier localize in --out")
+    add_device_argument(parser)
+    add_threads_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.run)
     if not run_dir.is_dir():
         raise FileNotFoundError(f"run folder not found: {run_dir}")
+    out = Path(args.out)
+    earlier = check_output(out, args.overwrite)
     device = resolve_device(args.device)
     model, config = load_run(run_dir, device)
     threshold = args.cam_threshold
@@ -47,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
             threshold = chosen if chosen is not None else threshold
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"--cam-threshold must be in [0, 1], got {threshold}")
-    out = Path(args.out)
+    for path in earlier:  # the overlays of the results replaced
+        path.unlink(missing_ok=True)
     results = localize_images(
         model,
         args.images,
@@ -66,6 +73,31 @@ def run(args: argparse.Namespace) -> int:
         print(f"{result['image']}: {name} (p={best['probability']:.2f}) box {best['boxes'][0]}")
     print(f"wrote {out / 'boxes.json'} and {len(results)} overlay(s)")
     return 0
+
+
+def check_output(out, overwrite: bool) -> list:
+    """Refuse an ``out`` that is a file, holds files that are not a localize's results, or holds an earlier
+    localize's results without ``overwrite`` (``ValueError``); returns the earlier overlays to replace."""
+    import json
+    from pathlib import Path
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} exists and is not a folder")
+    if not out.is_dir() or not any(out.iterdir()):
+        return []
+    boxes = out / "boxes.json"
+    if not boxes.is_file():
+        raise ValueError(f"{out} is not empty and holds no boxes.json (not a localize's results): "
+                         "use an empty or new --out")
+    if not overwrite:
+        raise ValueError(f"{boxes} exists (an earlier localize?): pass --overwrite to replace it, or another --out")
+    try:
+        records = json.loads(boxes.read_text(encoding="utf-8"))
+        overlays = [out / Path(record["overlay"]).name for record in records]
+    except (ValueError, TypeError, KeyError):
+        overlays = []  # an unreadable boxes.json: only itself is replaced
+    return [path for path in overlays if path.name.endswith("_overlay.png") and path.is_file()]
 
 
 def localize_images(
@@ -92,7 +124,7 @@ def localize_images(
 
     from wsl.localization import boxes_from_map
     from wsl_image.data import build_transforms, load_rgb
-    from wsl_image.overlay import GREEN, draw_boxes, overlay_heatmap, save_png
+    from wsl_image.overlay import GREEN, draw_boxes, enlarge, legend_band, overlay_heatmap, save_png
 
     transform = build_transforms(False, image_size)
     images = [load_rgb(path, Path(path).name) for path in paths]  # fail before any work on a bad file
@@ -120,8 +152,10 @@ def localize_images(
                     "boxes": np.asarray(boxes, dtype=float).reshape(-1, 4).round(1).tolist(),
                 }
             )
-            if rank == 0:
-                canvas = draw_boxes(overlay_heatmap(image, heatmap), boxes, GREEN)
+            if rank == 0:  # small images enlarged to be seen, with a legend of the box
+                big_image, big_heatmap, (big_boxes,) = enlarge(image, heatmap, [boxes])
+                canvas = draw_boxes(overlay_heatmap(big_image, big_heatmap), big_boxes, GREEN)
+                canvas = np.concatenate([legend_band(canvas.shape[1], [("predicted box", GREEN)]), canvas])
         name = Path(path).stem
         stem = name
         suffix = 1

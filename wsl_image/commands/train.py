@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from wsl.utils.cli import add_device_argument, add_threads_argument
+
 HELP = "train a CAM model with a chosen aggregator on CUB-200-2011 (torchrun for multi-GPU / multi-node)"
 REQUIRES = ("timm", "torchvision", "PIL", "cv2")  # optional modules, checked before the command runs
 
@@ -67,7 +69,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--scheduler", choices=["cosine", "step", "none"], help="learning-rate schedule (default cosine)"
     )
     parser.add_argument("--seed", type=int, help="random seed (default 0)")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="device (default auto)")
+    add_device_argument(parser, default=None)
+    add_threads_argument(parser)
     parser.add_argument("--workers", type=int, help="data-loading worker processes (default 4)")
     parser.add_argument("--cam-threshold", type=float, help="fixed CAM threshold for top-1/top-5/GT-known loc (0.2)")
     parser.add_argument(
@@ -83,7 +86,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["auto", "linear", "sigmoid"],
         help="class score of the localization map: linear CAM, sigmoid CAS (paper Eq. 14) or auto (default)",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bars or log lines on the terminal (the final metrics are still printed)")
 
 
 OPTION_NAMES = (
@@ -140,7 +144,18 @@ def run(args: argparse.Namespace) -> int:
     from wsl_image.training import train
 
     config = resolve_config(args)
+    if config.epochs < 1:  # an untrained network is not a result
+        raise ValueError(f"epochs must be a positive integer, got {config.epochs}")
     if get_method(config.method).takes_aggregator:  # fail fast on an unknown method
         check_aggregator_options(config.aggregator, config.aggregator_kwargs)  # fail fast on a bad name
-    train(config, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
+    metrics = train(config, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet,
+                    log=_silent if args.quiet else print)
+    if metrics and args.quiet:  # otherwise the log printed it
+        from wsl_image.evaluate import format_metrics
+
+        print(format_metrics(metrics))
     return 0
+
+
+def _silent(message: str) -> None:
+    pass

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from wsl.utils.cli import add_device_argument, add_threads_argument
+
 HELP = ("choose training settings and the CAM threshold on held-out images (the metadata's val split or "
         "training images; Optuna TPE, pruning); writes best.yaml for train --config, trials.csv and study.png")
 REQUIRES = ("optuna", "timm", "torchvision", "PIL", "cv2")  # optional modules, checked before the command runs
@@ -25,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--image-size", type=int, help="input size S (default 224)")
     add("--batch-size", type=int, help="batch size (default 32)")
     add("--optimizer", choices=["sgd", "adamw"], help="optimiser (default sgd)")
-    add("--device", choices=["auto", "cpu", "cuda"], help="device (default auto)")
+    add_device_argument(parser, default=None)
+    add_threads_argument(parser)
     add("--workers", type=int, help="data-loading worker processes (default 4)")
     add_tune_arguments(parser, "image", "default: the val split of --metadata, else a tenth of the training images")
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -54,6 +57,5 @@ def run(args: argparse.Namespace) -> int:
     from wsl_image.tune import tune
 
     summary = tune(base_config(args), tune_options(args))
-    if not args.quiet:
-        print_summary(summary, args.out, "wsl-image", 100.0, "%")
+    print_summary(summary, args.out, "wsl-image", 100.0, "%")
     return 0

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from wsl.utils.cli import AliasedStore, add_device_argument, add_threads_argument, did_you_mean
+
 HELP = "train MAAN and the paper's baselines on thumos14-sim and print a Table-1-style comparison"
 REQUIRES = ("matplotlib",)  # optional modules, checked before the command runs
 
@@ -44,16 +46,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="training iterations per run (default: the tuned value of each aggregator)")
     parser.add_argument("--batch-size", type=int, default=DEMO_BATCH_SIZE,
                         help=f"videos per batch (default {DEMO_BATCH_SIZE})")
-    parser.add_argument("--sparsity", type=float, default=None,
-                        help="attention L1 weight (default: the tuned value of each aggregator)")
+    parser.add_argument("--sparsity-weight", "--sparsity", type=float, default=None, action=AliasedStore,
+                        aliases=("--sparsity",), help="attention L1 weight (default: the tuned value of each "
+                        "aggregator)")
     parser.add_argument("--weight-decay", type=float, default=None,
                         help="Adam weight decay (default: the tuned value of each aggregator)")
     parser.add_argument("--sim", action="append", default=[], metavar="KEY=VALUE",
-                        help="thumos14-sim simulator override (repeatable)")
+                        help="thumos14-sim simulator override (repeatable), e.g. --sim videos=50")
     parser.add_argument("--plots", type=int, default=DEMO_PLOTS,
                         help=f"test videos to plot (default {DEMO_PLOTS})")
-    parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, ...")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_device_argument(parser)
+    add_threads_argument(parser)
+    parser.add_argument("--quiet", action="store_true", help="no progress bars (the results are still printed)")
     add_demo_settings_arguments(parser, "wsl-video", "aggregator", TUNE_TRIALS, TUNE_SEEDS,
                                 "wsl_video/resources/demo")
 
@@ -73,8 +77,9 @@ def demo_settings(aggregator: str, args: argparse.Namespace) -> dict:
         "iterations": stored.train.iterations, "weight_decay": float(stored.train.weight_decay),
         "sparsity": float(stored.resolved().train.sparsity_weight)}
     for key in ("iterations", "weight_decay", "sparsity"):
-        if getattr(args, key, None) is not None:
-            settings[key] = getattr(args, key)
+        flag = "sparsity_weight" if key == "sparsity" else key
+        if getattr(args, flag, None) is not None:
+            settings[key] = getattr(args, flag)
     return settings
 
 
@@ -147,7 +152,9 @@ def run(args: argparse.Namespace) -> int:
     known = set(wsl.list_aggregators())
     for name in args.aggregators:
         if name not in known:
-            raise ValueError(f"unknown aggregator {name!r}; available: {', '.join(sorted(known))}")
+            hint = did_you_mean(name, known)
+            raise ValueError(f"unknown aggregator {name!r}{hint + ' ' if hint else '; '}available: "
+                             f"{', '.join(sorted(known))}")
     if (args.iterations is not None and args.iterations <= 0) or args.batch_size <= 0:
         raise ValueError("--iterations and --batch-size must be positive")
     if args.save_settings and not args.tune:

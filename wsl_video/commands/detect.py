@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from wsl.utils.cli import AliasedStore, add_device_argument, add_threads_argument
+
 HELP = "detect actions with a trained run; writes an ActivityNet-format detections JSON"
 
 
@@ -11,9 +13,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", required=True, help="run directory written by 'wsl-video train'")
     parser.add_argument("--data-root", default=None, help="features folder (default: the run's data root)")
     parser.add_argument("--subset", choices=("train", "test"), default="test", help="subset to detect on")
-    parser.add_argument("--output", required=True, help="detections JSON to write")
-    parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, ...")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--out", "--output", required=True, action=AliasedStore, aliases=("--output",),
+                        metavar="FILE", help="detections JSON to write")
+    add_device_argument(parser)
+    add_threads_argument(parser)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar (the final line is still printed)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,9 +37,7 @@ def run(args: argparse.Namespace) -> int:
     check_run_classes(state, dataset, args.run)
     prediction = predict_dataset(model, dataset, config.inference, config.train.num_segments,
                                  progress=not args.quiet)
-    write_prediction(args.output, dataset, prediction)
+    write_prediction(args.out, dataset, prediction)
     count = sum(len(d) for d in prediction.detections.values())
-    if not args.quiet:
-        print(f"{count} detections on {len(dataset)} {config.data.dataset} {args.subset} videos "
-              f"-> {args.output}")
+    print(f"{count} detections on {len(dataset)} {config.data.dataset} {args.subset} videos -> {args.out}")
     return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from wsl.utils.cli import AliasedStore
+
 HELP = "evaluate detections (ActivityNet format) against ground truth: detection mAP and Cls mAP"
 
 
@@ -26,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="THUMOS14 Ambiguous_test.txt: false positives overlapping these segments are ignored",
     )
-    parser.add_argument("--output", default=None, metavar="METRICS.json", help="write the metrics here (fractions)")
+    parser.add_argument("--out", "--output", default=None, action=AliasedStore, aliases=("--output",),
+                        metavar="METRICS.json", help="write the metrics here (fractions)")
     parser.add_argument("--per-class", action="store_true", help="also print the AP of every class")
     parser.add_argument(
         "--ignore-unknown-labels",
@@ -144,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
         "ambiguous": str(args.ambiguous) if args.ambiguous else None,
     }
     print(_table(metrics, subset, args.per_class))
-    if args.output:
-        atomic_write_json(args.output, metrics)
-        print(f"metrics written to {args.output}")
+    if args.out:
+        atomic_write_json(args.out, metrics)
+        print(f"metrics written to {args.out}")
     return 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from wsl.utils.cli import add_device_argument, add_threads_argument
+
 HELP = "extract I3D (RGB + optical flow) or torchvision snippet features from video files"
 REQUIRES = ("av", "cv2", "torchvision")  # optional modules, checked before the command runs
 
@@ -67,8 +69,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="features folder to write (new, empty, or "
                         "written before by extract with the same settings)")
     add_extractor_arguments(parser)
-    parser.add_argument("--device", default="auto", help="auto (cuda:LOCAL_RANK if available, else cpu), cpu, "
-                        "cuda, cuda:1, ... (default: auto)")
+    add_device_argument(parser)  # under torchrun, auto and cuda mean cuda:LOCAL_RANK
+    add_threads_argument(parser)
     parser.add_argument("--batch-size", type=int, default=8, metavar="N",
                         help="snippets per forward pass (default: 8)")
     parser.add_argument("--workers", default="auto", metavar="N",
@@ -77,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shard", metavar="I/N", help="process shard I of N (0 <= I < N) of the sorted video "
                         "list (default: RANK/WORLD_SIZE under torchrun, else everything)")
     parser.add_argument("--strict", action="store_true", help="exit with status 1 if any video failed")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars (the summary line is still printed)")
 
 
 def video_inputs(args: argparse.Namespace):
@@ -155,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"I3D needs its checkpoints: pass {' and '.join(missing)} ({I3D_WEIGHTS_HELP}); "
                              "--random-weights runs untrained networks, for smoke tests only")
     store = FeatureStore(args.out)
+    before = _snapshot(store)
     where = f" (shard {shard[0]}/{shard[1]})" if shard[1] > 1 else ""
 
     def say(message: str) -> None:
@@ -203,12 +206,43 @@ def run(args: argparse.Namespace) -> int:
 
     # ------------------------------------------------------------ summary
     streams = "+".join(extractor.streams)
+    kept = f"{len(manifest['videos'])} videos in {store.manifest_path}"
+    if not manifest["videos"] and shard[1] == 1 and before is not None:  # every video failed: leave no trace
+        _remove_created(store.root, before)
+        kept = "nothing written"
     line = (f"{len(extracted)} extracted ({snippets} snippets, {streams}), {len(skipped)} already complete, "
-            f"{len(failed)} failed{where}; {len(manifest['videos'])} videos in {store.manifest_path}")
+            f"{len(failed)} failed{where}; {kept}")
     print(line)
     if failed:
         print(f"failed: {', '.join(str(mine[s]) for s in failed)}", file=sys.stderr)
     return 1 if failed and args.strict else 0
+
+
+def _snapshot(store) -> set | None:
+    """The paths in the features folder before the extraction (empty set: the folder did not exist), or None
+    when it holds an earlier extraction (then nothing is ever removed)."""
+    if not store.root.exists():
+        return set()
+    if store.manifest_path.exists() or store.extractor_path.exists():
+        return None
+    return {store.root, *store.root.rglob("*")}
+
+
+def _remove_created(root, before: set) -> None:
+    """Remove what this extraction created under ``root`` (files, then the folders left empty), ``root`` too
+    if it was created; what was there before stays."""
+    from pathlib import Path
+
+    root = Path(root)
+    created = [path for path in [*root.rglob("*"), root] if path not in before] if root.exists() else []
+    for path in created:
+        if path.is_file() or path.is_symlink():
+            path.unlink()
+    for path in sorted((p for p in created if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        try:
+            path.rmdir()
+        except OSError:  # not empty: something else wrote into it meanwhile
+            pass
 
 
 def _strip(message: str, path) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from wsl.utils.cli import add_device_argument, add_threads_argument
+
 HELP = "localize actions in video files with a trained run; writes detections.json and one CAS plot per video"
 REQUIRES = ("av", "cv2", "torchvision", "matplotlib")  # optional modules, checked before the command runs
 
@@ -29,13 +31,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="folder for detections.json and the plots")
     parser.add_argument("--overwrite", action="store_true", help="replace the results of an earlier localize in --out")
     add_extractor_arguments(parser, recorded=True)
-    parser.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, ... (default: auto)")
+    add_device_argument(parser)
+    add_threads_argument(parser)
     parser.add_argument("--batch-size", type=int, default=8, metavar="N", help="snippets per forward pass (default: 8)")
     parser.add_argument("--workers", default="auto", metavar="N",
                         help="TV-L1 worker processes, 0 = in the main process (default: auto)")
     parser.add_argument("--no-plots", dest="plots", action="store_false", help="write detections.json only")
     parser.add_argument("--strict", action="store_true", help="exit with status 1 if any video failed")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars or per-video lines")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bars or per-video lines (the final line is still printed)")
 
 
 def _describe(video, limit: int = 3) -> str:

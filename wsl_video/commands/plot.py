@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from wsl.utils.cli import add_device_argument
+
 HELP = "plot the class activation sequences of one video for one or more runs against the ground truth"
 REQUIRES = ("matplotlib",)  # optional modules, checked before the command runs
 
@@ -18,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--subset", choices=("train", "test"), default="test",
                         help="subset holding the video")
     parser.add_argument("--data-root", default=None, help="features folder (default: the runs' data root)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, auto")
+    add_device_argument(parser)
 
 
 def run(args: argparse.Namespace) -> int:

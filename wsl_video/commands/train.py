@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from wsl.utils.cli import add_device_argument, add_threads_argument
+
 HELP = "train an aggregator on video-level labels; writes config, log, checkpoint, detections and metrics"
 
 
@@ -40,7 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sparsity-weight", type=float, default=None,
                         help="L1 weight on the attention (default 1e-4 for weighted_sum as in STPN, else 0)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
-    parser.add_argument("--device", default=None, help="auto (cuda if available), cpu, cuda, cuda:1, ...")
+    add_device_argument(parser, default=None)
+    add_threads_argument(parser)
     parser.add_argument("--no-cache", action="store_true",
                         help="read training features from disk every time instead of keeping them in memory")
     parser.add_argument("--config", default=None,
@@ -50,20 +53,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the run in --out (its outputs are removed first)")
     parser.add_argument("--no-eval", action="store_true", help="skip the evaluation on the test subset")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars or log lines on the terminal")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress bars or log lines on the terminal (the final metrics are still printed)")
 
 
 def parse_overrides(items: list[str], flag: str = "--sim") -> dict:
     """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}`` (values parsed as YAML scalars)."""
-    import yaml
+    from wsl.utils.cli import parse_key_values
 
-    overrides = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"{flag} expects KEY=VALUE, got {item!r}")
-        overrides[key.strip()] = yaml.safe_load(value)
-    return overrides
+    return parse_key_values(items, flag)
 
 
 def apply_data_arguments(config, args: argparse.Namespace) -> None:
@@ -107,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     metrics = train(config, args.out, resume=args.resume, overwrite=args.overwrite, evaluate=not args.no_eval,
                     progress=not args.quiet, echo=None if args.quiet else print)
-    if metrics and not args.quiet:
+    if metrics:
         from wsl_video.plot import format_metrics_table
 
         print(format_metrics_table({config.model.aggregator: metrics}))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from wsl.utils.cli import add_device_argument, add_threads_argument
+
 HELP = ("choose training and inference settings on videos held out from the training subset (Optuna TPE, "
         "pruning); writes best.yaml for train --config, trials.csv and study.png")
 REQUIRES = ("optuna",)  # optional modules, checked before the command runs
@@ -19,7 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default=None,
                         help="base YAML config (format of DIR/config.yaml): the settings the space leaves alone")
     parser.add_argument("--batch-size", type=int, default=None, help="videos per batch (default 16)")
-    parser.add_argument("--device", default=None, help="auto (cuda if available), cpu, cuda, cuda:1, ...")
+    add_device_argument(parser, default=None)
+    add_threads_argument(parser)
     add_tune_arguments(parser, "video", "default: a fifth of them")
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = space_help(VIDEO_KEYS, DEFAULT_SPACE, [
@@ -49,6 +52,5 @@ def run(args: argparse.Namespace) -> int:
     from wsl_video.tune import tune
 
     summary = tune(base_config(args), tune_options(args))
-    if not args.quiet:
-        print_summary(summary, args.out, "wsl-video", 100.0, "%")
+    print_summary(summary, args.out, "wsl-video", 100.0, "%")
     return 0

@@ -102,10 +102,13 @@ def read_npy(path: Path, *, object_arrays: bool = False, mmap_mode: str | None =
     except pickle.UnpicklingError as error:
         if str(error).startswith("refused"):
             raise ValueError(f"{path}: {error}") from None
-        raise ValueError(f"{path}: corrupt or unreadable .npy file (UnpicklingError: {error})") from None
+        raise ValueError(f"{path}: not a readable .npy array (corrupt object array)") from None
     except Exception as error:  # bad headers, truncated data and unpickling errors come in many types
+        if "pickle" in str(error):  # NumPy's text advises unpickling, which this reader never does
+            raise ValueError(f"{path}: not a numeric .npy array (no .npy header, or an array of Python "
+                             "objects)") from None
         reason = f"{type(error).__name__}: {error}"
-        raise ValueError(f"{path}: corrupt or unreadable .npy file ({reason})") from None
+        raise ValueError(f"{path}: not a numeric .npy array (corrupt or unreadable: {reason})") from None
 
 
 def npy_length_and_dim(path: Path) -> tuple[int, int]:

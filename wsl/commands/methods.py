@@ -1,8 +1,9 @@
-"""``wsl-video methods``: the registered training methods (plugins included), one line each."""
+"""``methods``: the registered training methods of the tool (plugins included), one line each."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 
 HELP = "list the training methods (built-in and plugins) with a one-line description; aliases in parentheses"
 
@@ -13,7 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from wsl.utils.cli import format_aggregators
-    from wsl_video.methods import describe_methods
 
-    print(format_aggregators(describe_methods()))
+    methods = importlib.import_module(f"{args.tool.package}.methods")
+    print(format_aggregators(methods.describe_methods()))
     return 0

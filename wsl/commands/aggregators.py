@@ -1,4 +1,4 @@
-"""``wsl-video aggregators``: the registered aggregator names (plugins included), one line each."""
+"""``aggregators``: the registered aggregator names (plugins included), one line each."""
 
 from __future__ import annotations
 
