@@ -13,6 +13,7 @@ from .registry import (
     refresh_plugins,
     register_aggregator,
 )
+from .sed import AutoPool, LinearSoftmaxPool
 from .weighted import DropoutWeightedSum, NormalizedWeightedSum, SoftmaxWeightedAverage, WeightedSum
 
 _finish_builtins()
@@ -30,6 +31,8 @@ __all__ = [
     "MeanPool",
     "MaxPool",
     "TopKMeanPool",
+    "LinearSoftmaxPool",
+    "AutoPool",
     "ENTRY_POINT_GROUP",
     "build_aggregator",
     "list_aggregators",
