@@ -20,7 +20,7 @@ _LAZY = {
     "set_validation": "wsl._validation",
     "validation": "wsl._validation",
 }
-_SUBMODULES = {"aggregators", "cam", "functional", "localization", "metrics", "reference", "utils"}
+_SUBMODULES = {"aggregators", "cam", "functional", "localization", "losses", "metrics", "reference", "utils"}
 
 __all__ = [
     "Aggregation",
