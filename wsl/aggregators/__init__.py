@@ -14,6 +14,7 @@ from .registry import (
     register_aggregator,
 )
 from .sed import AutoPool, LinearSoftmaxPool
+from .thresholded import ThresholdedAveragePool
 from .weighted import DropoutWeightedSum, NormalizedWeightedSum, SoftmaxWeightedAverage, WeightedSum
 
 _finish_builtins()
@@ -33,6 +34,7 @@ __all__ = [
     "TopKMeanPool",
     "LinearSoftmaxPool",
     "AutoPool",
+    "ThresholdedAveragePool",
     "ENTRY_POINT_GROUP",
     "build_aggregator",
     "list_aggregators",
