@@ -15,6 +15,7 @@ COMMANDS = {
     "tune": "wsl_image.commands.tune",
     "config": "wsl_image.commands.config",
     "aggregators": "wsl_image.commands.aggregators",
+    "evaluate-maps": "wsl_image.commands.evaluate_maps",
 }
 
 
