@@ -101,7 +101,7 @@ def main(argv=None) -> int:
     from wsl.utils.io import atomic_write_json, atomic_write_text
     from wsl_video.cli import main as wsl_video
     from wsl_video.config import RunConfig, load_config
-    from wsl_video.train import train
+    from wsl_video.training import train
     from wsl_video.tune import tune
 
     torch.set_num_threads(1)

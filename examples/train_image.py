@@ -138,7 +138,8 @@ def main() -> None:
             ("centre Gaussian (baseline)", baseline), (f"random {grid[0]}x{grid[1]} map (chance)", random_maps))
     for name, metric in rows:
         result = metric.compute()
-        print(f"| {name} | {result[0.3]:.1f} | {result[0.5]:.1f} | {result[0.7]:.1f} | {result['mean']:.1f} |")
+        print(f"| {name} | {100 * result[0.3]:.1f} | {100 * result[0.5]:.1f} | {100 * result[0.7]:.1f} "
+              f"| {100 * result['mean']:.1f} |")
     print("(the centred map is the same for every image: a strong prior where objects are large and central, "
           "as in cub-sim)")
     print(f"top-1 classification accuracy: {100 * correct / len(test_set):.1f}%  ({time.time() - tic:.0f} s)")

@@ -298,10 +298,10 @@ THUMOS_AMBIGUOUS = THUMOS_DIR / "Ambiguous_test.txt"
 @pytest.mark.skipif(not (THUMOS_GT.is_file() and THUMOS_AMBIGUOUS.is_file()),
                     reason=f"THUMOS14 files not found: {THUMOS_GT} and {THUMOS_AMBIGUOUS}")
 def test_thumos14_against_reference():
-    from wsl_video.detections import load_ambiguous, load_ground_truth
+    from wsl_video.data.annotations import load_ground_truth, read_ambiguous
 
     gt = load_ground_truth(THUMOS_GT)
-    ambiguous = load_ambiguous(THUMOS_AMBIGUOUS)
+    ambiguous = read_ambiguous(THUMOS_AMBIGUOUS)
     rng = np.random.default_rng(0)
     labels = sorted({a["label"] for entry in gt["database"].values() for a in entry["annotations"]})
     entries = []

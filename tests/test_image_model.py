@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 import wsl
 from wsl_image.config import TrainConfig, load_config, save_config
-from wsl_image.model import CamModel, minmax_normalize
+from wsl_image.model import CamModel
 from wsl_image.overlay import GREEN, RED, figure6_tile, make_grid, save_png
 
 torch.set_num_threads(1)
@@ -171,13 +171,6 @@ def test_pretrained_path(tmp_path):
     state = model.backbone.state_dict()
     for key, value in state.items():
         torch.testing.assert_close(value, source.state_dict()[key])
-
-
-def test_minmax_normalize():
-    maps = torch.tensor([[[1.0, 3.0], [2.0, 5.0]], [[2.0, 2.0], [2.0, 2.0]]])
-    normalised = minmax_normalize(maps)
-    torch.testing.assert_close(normalised[0], torch.tensor([[0.0, 0.5], [0.25, 1.0]]))
-    assert torch.equal(normalised[1], torch.zeros(2, 2))
 
 
 def test_exception(tmp_path):

@@ -14,9 +14,11 @@ import pytest
 import torch
 
 from wsl_image.config import TrainConfig, load_config
+from wsl_image.data.splits import build_splits
 from wsl_image.evaluate import LocalizationMeter, ShardSampler, evaluate_run
+from wsl_image.run import load_run
 from wsl_image.sim import make_cub_sim
-from wsl_image.train import build_splits, load_run, train
+from wsl_image.training import train
 
 torch.set_num_threads(1)
 
@@ -143,15 +145,15 @@ def test_meter_counts_match_direct_metrics():
     meter.update(cams[:4], boxes[:4], scores[:4], labels[:4])
     meter.update(cams[4:], boxes[4:], scores[4:], labels[4:])
     metrics = meter.compute()
-    direct = localization_accuracy(cams, boxes, scores, labels, cam_threshold=0.5)  # percent
+    direct = localization_accuracy(cams, boxes, scores, labels, cam_threshold=0.5)
     for key, value in direct.items():
-        assert metrics["at_threshold"]["0.5"][key] == pytest.approx(value / 100)  # fractions
+        assert metrics["at_threshold"]["0.5"][key] == pytest.approx(value)
     assert metrics["max_box_acc"] == pytest.approx(
-        max_box_acc(cams, boxes, iou_thresholds=(0.5,), multi_contour=False)[0.5] / 100
+        max_box_acc(cams, boxes, iou_thresholds=(0.5,), multi_contour=False)[0.5]
     )
-    assert metrics["max_box_acc_v2"] == pytest.approx(max_box_acc(cams, boxes)["mean"] / 100)
+    assert metrics["max_box_acc_v2"] == pytest.approx(max_box_acc(cams, boxes)["mean"])
     v2 = max_box_acc(cams, boxes)
-    assert metrics["max_box_acc_v2_per_iou"] == pytest.approx({str(d): v2[d] / 100 for d in (0.3, 0.5, 0.7)})
+    assert metrics["max_box_acc_v2_per_iou"] == pytest.approx({str(d): v2[d] for d in (0.3, 0.5, 0.7)})
 
 
 def test_ddp_torchrun(sim, tmp_path):
@@ -219,3 +221,15 @@ def test_cuda_amp(sim, tmp_path):
         model, config.replace(amp=False), build_splits(config), device=torch.device("cpu"), progress=False
     )
     assert cpu["top1_cls"] == pytest.approx(metrics["top1_cls"], abs=1.0 / 9 + 1e-6)
+
+
+def test_stored_box_accuracy_keeps_the_rounding_of_earlier_files():
+    """metrics.json keeps the values earlier versions wrote (accuracy through percent): 2 of 12 images is stored
+    as 0.16666666666666669, while ``wsl.metrics`` returns the plain fraction 2 / 12."""
+    from wsl.metrics import BoxAccuracy
+    from wsl_image.evaluate import _stored_box_accuracy
+
+    metric = BoxAccuracy(iou_thresholds=(0.5,), multi_contour=False)
+    metric.num_correct[0, 3], metric.num_images = 2, 12
+    assert metric.compute()[0.5] == 2 / 12 == 0.16666666666666666
+    assert _stored_box_accuracy(metric) == {0.5: 0.16666666666666669, "mean": 0.16666666666666669}

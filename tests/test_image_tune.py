@@ -117,11 +117,12 @@ def test_tune_never_reads_the_test_split(sim, space_file, tmp_path):
     assert "the test split is not read" in (tmp_path / "c" / "best.yaml").read_text()
 
 
-def test_best_yaml_round_trips_through_train(sim, space_file, tmp_path):
+def test_best_yaml_round_trips_through_train(sim, space_file, tmp_path, capsys):
     from wsl_image.config import TrainConfig, load_config
 
     out = tmp_path / "tune"
-    assert main(tune_argv(sim, out, space_file, "--aggregator", "weighted_sum", "--seeds", "0", "1")) == 0
+    argv = tune_argv(sim, out, space_file, "--aggregator", "weighted_sum", "--seeds", "0", "1")
+    assert main(argv) == 0
     values = yaml.safe_load((out / "best.yaml").read_text())
     config = load_config(out / "best.yaml")
     assert config.to_dict() == values == TrainConfig.from_dict(values).to_dict()
@@ -130,10 +131,18 @@ def test_best_yaml_round_trips_through_train(sim, space_file, tmp_path):
     row = max((r for r in read_trials(out) if r["state"] == "complete"),
               key=lambda r: float(r["held_out_max_box_acc_v2"]))
     assert float(row["lr"]) == pytest.approx(values["lr"], rel=1e-5) and int(row["epochs"]) == values["epochs"]
+    # trials.csv holds fractions, like the video tool's; best.yaml prints the same score in percent
+    score = float(row["held_out_max_box_acc_v2"])
+    assert 0.0 <= score <= 1.0 and f"held-out MaxBoxAccV2: {100 * score:.2f}%" in (out / "best.yaml").read_text()
     run = tmp_path / "run"
     assert main(["train", "--config", str(out / "best.yaml"), "--out", str(run), "--quiet"]) == 0
     written = yaml.safe_load((run / "config.yaml").read_text())
     assert written == {**values, "out": str(run), "num_classes": 2}
+    # a study whose scores were stored in percent (no "scores" in its protocol) is not continued
+    study = optuna.load_study(study_name="weighted_sum", storage=f"sqlite:///{out / 'study.db'}")
+    study.set_user_attr("protocol", {k: v for k, v in study.user_attrs["protocol"].items() if k != "scores"})
+    capsys.readouterr()
+    _bad(capsys, argv, "was run with another setup (scores: '(absent)' there, 'fractions' here)")
 
 
 def _bad(capsys, argv, *expected):

@@ -349,3 +349,111 @@ def test_study_importance():
     importances, reason = setting_importances(study.trials, task.space)
     assert reason == "" and set(importances) == {"x", "n", "c"}
     assert sum(importances.values()) == pytest.approx(1.0)
+
+
+# ---------------------------------------------------------------------------- public Optuna API only
+def _private_optuna_uses(source: str) -> list:
+    """``(line, text)`` of each private Optuna name a module uses: a private module or name imported from
+    optuna, a private attribute of an optuna name, or (in a module that imports optuna) a private attribute
+    of any object but ``self``/``cls`` (a study's or trial's internals)."""
+    import ast
+
+    tree = ast.parse(source)
+    found, optuna_names, imports_optuna = [], set(), False
+    private = lambda name: name.startswith("_") and not (name.startswith("__") and name.endswith("__"))  # noqa: E731
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == "optuna":
+                    imports_optuna = True
+                    optuna_names.add((alias.asname or alias.name).split(".")[0])
+                    if any(private(part) for part in alias.name.split(".")):
+                        found.append((node.lineno, f"import {alias.name}"))
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "optuna":
+            imports_optuna = True
+            for alias in node.names:
+                optuna_names.add(alias.asname or alias.name)
+                if any(private(part) for part in node.module.split(".")) or private(alias.name):
+                    found.append((node.lineno, f"from {node.module} import {alias.name}"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and private(node.attr):
+            base = node.value
+            while isinstance(base, ast.Attribute):
+                base = base.value
+            root = base.id if isinstance(base, ast.Name) else None
+            if root in optuna_names or (imports_optuna and not (isinstance(node.value, ast.Name)
+                                                                and node.value.id in ("self", "cls"))):
+                found.append((node.lineno, ast.unparse(node)))
+    return found
+
+
+def test_private_optuna_detector():
+    bad = ("import optuna\nfrom optuna.storages._cached_storage import _CachedStorage\n"
+           "def f(study, trial):\n    study._storage.set_trial_state_values(trial._trial_id, None)\n"
+           "    return optuna._imports\n")
+    texts = [text for _, text in _private_optuna_uses(bad)]
+    assert "from optuna.storages._cached_storage import _CachedStorage" in texts
+    assert {"study._storage", "trial._trial_id", "optuna._imports"} <= set(texts)
+    good = "import optuna\nclass A:\n    def f(self):\n        return self._inner, optuna.storages.RDBStorage\n"
+    assert _private_optuna_uses(good) == []
+    assert _private_optuna_uses("def f(x):\n    return x._private\n") == []  # no optuna in this module
+
+
+def test_public_optuna_api_only():
+    """No module of the project reaches into Optuna's private modules, names or object internals."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    used = {f"{path.relative_to(root)}:{line}: {text}"
+            for package in ("wsl", "wsl_video", "wsl_image") for path in sorted((root / package).rglob("*.py"))
+            for line, text in _private_optuna_uses(path.read_text(encoding="utf-8"))}
+    assert not used, sorted(used)
+
+
+# ---------------------------------------------------------------------------- options and the driver
+def test_tune_options_from_the_command_line(tmp_path):
+    import argparse
+
+    from wsl.tuning.cli import add_tune_arguments, tune_options
+
+    parser = argparse.ArgumentParser()
+    add_tune_arguments(parser, "video", "default: a fifth")
+    args = parser.parse_args(["--out", "o", "--held-out-list", "h.txt", "--split-seed", "3", "--seeds", "1", "2",
+                              "--trials", "7", "--timeout", "60", "--storage", "sqlite:///s.db", "--study-name", "n",
+                              "--space", "s.yaml", "--jobs", "2", "--baseline", "--no-prune", "--sampler-seed", "5",
+                              "--overwrite", "--quiet"])
+    assert tune_options(args) == TuneOptions(
+        out="o", held_out=None, held_out_list="h.txt", split_seed=3, seeds=[1, 2], space_file="s.yaml", trials=7,
+        timeout=60.0, storage="sqlite:///s.db", study_name="n", sampler_seed=5, prune=False, jobs=2, overwrite=True,
+        baseline=True, echo=None, progress=False)
+    defaults = tune_options(parser.parse_args(["--out", "o"]))
+    assert defaults == TuneOptions(out="o", progress=True)  # the flags' defaults are the options' defaults
+
+
+class SplitToyTask(ToyTask):
+    """A toy task built by the driver from a config and the options' split, seeds and space."""
+
+    def __init__(self, config, *, held_out, held_out_list, split_seed, seeds, space_file):
+        super().__init__(tag=config)
+        self.split = (held_out, held_out_list, split_seed, list(seeds), space_file)
+
+    def protocol(self):
+        return super().protocol() | {"split": list(self.split)}
+
+    def worker(self):
+        raise NotImplementedError
+
+
+def test_tune_driver(tmp_path):
+    from wsl.tuning import tune
+
+    out = tmp_path / "study"
+    summary = tune(SplitToyTask, "c", TuneOptions(out=out, trials=2, held_out=4, split_seed=1, seeds=[2, 3],
+                                                  echo=None))
+    study = optuna.load_study(study_name="toy", storage=f"sqlite:///{out / 'study.db'}")
+    assert summary["finished"] == 2 and study.user_attrs["protocol"]["tag"] == "c"
+    assert study.user_attrs["protocol"]["split"] == [4, None, 1, [2, 3], None]
+    # the output folder with fields as keywords, or fields replacing those of the options: the same study
+    assert tune(SplitToyTask, "c", out, trials=3, held_out=4, split_seed=1, seeds=[2, 3], echo=None)["finished"] == 3
+    options = TuneOptions(out=out, trials=3, held_out=4, split_seed=1, seeds=[2, 3], echo=None)
+    assert tune(SplitToyTask, "c", options, trials=4)["finished"] == 4 and options.trials == 3

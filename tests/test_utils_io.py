@@ -1,7 +1,8 @@
-"""Atomic writes (file modes as a plain ``open()`` gives them) and safe checkpoint loading."""
+"""Atomic writes (file modes as a plain ``open()`` gives them), safe checkpoint loading, JSON-ready values."""
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import sys
@@ -13,7 +14,7 @@ import torch
 from hostile import hostile_checkpoint
 
 from wsl.utils import io
-from wsl.utils.io import atomic_save, atomic_write_json, atomic_write_text, atomic_writer
+from wsl.utils.io import atomic_save, atomic_write_json, atomic_write_text, atomic_writer, jsonable
 
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes (os.umask) on this platform only")
 
@@ -130,3 +131,19 @@ def test_load_checkpoint_exception(tmp_path):
     with pytest.raises(ValueError, match="junk.pt") as error:
         io.load_checkpoint(tmp_path / "junk.pt")
     assert "\n" not in str(error.value)
+
+
+def test_jsonable_round_trip(tmp_path):
+    value = {
+        1: np.float64(0.1) / 3, "a": (np.int64(3), np.bool_(True), None, "s"),
+        "array": np.arange(4).reshape(2, 2), "tensor": torch.tensor([0.5, 1.5]), "scalar": torch.tensor(2),
+        "nested": [{"x": np.float32(0.25)}], "plain": 1.5,
+    }
+    clean = jsonable(value)
+    assert clean == {
+        "1": 0.1 / 3, "a": [3, True, None, "s"], "array": [[0, 1], [2, 3]], "tensor": [0.5, 1.5], "scalar": 2,
+        "nested": [{"x": 0.25}], "plain": 1.5,
+    }
+    assert type(clean["a"][0]) is int and type(clean["a"][1]) is bool and type(clean["1"]) is float
+    atomic_write_json(tmp_path / "v.json", clean)
+    assert json.loads((tmp_path / "v.json").read_text()) == clean

@@ -36,7 +36,7 @@ def test_train_detect_evaluate(trained_run, sim_root, tmp_path):
     assert load_detections(output) == load_detections(trained_run / "detections.json")
     # the evaluate command on those detections reproduces the run's metrics
     from wsl_video.config import load_config
-    from wsl_video.train import open_data
+    from wsl_video.data.opening import open_data
 
     test_set = open_data(load_config(trained_run / "config.yaml").resolved(), "test")
     ground_truth = test_set.ground_truth()

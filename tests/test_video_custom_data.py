@@ -247,7 +247,8 @@ BAD = {
     "subset number": (_set_subset(1), ["clip_run", "subset 1;"]),
     "no subset": (_set_subset(None), ["clip_run", "has no subset"]),
     "bad segment": (lambda r: edit_json(r / "annotations.json", lambda a: a["database"]["clip_jump"].update(
-        annotations=[{"label": "jump", "segment": [3.0, 1.0]}])), ["annotations.json", "clip_jump", "ends before"]),
+        annotations=[{"label": "jump", "segment": [3.0, 1.0]}])),
+        ["annotations.json", "clip_jump", "segment end 1.0 is before its start 3.0"]),
     "no labels": (lambda r: edit_json(r / "annotations.json", lambda a: [
         e.update(annotations=[]) for e in a["database"].values()]), ["annotations.json", "no class"]),
     "no manifest": (lambda r: _remove(r, "manifest.json"), ["manifest.json", "not found"]),
@@ -406,7 +407,7 @@ def test_train_detect_evaluate(sim_custom, custom_runs, tmp_path, capsys):
 
 def test_rgb_only_run(custom_runs, sim_custom):
     """An RGB-only run has one stream and one classifier; its CAS and scores are that stream's."""
-    from wsl_video.train import load_run
+    from wsl_video.run import load_run
 
     run = custom_runs["rgb"]
     config, model, state = load_run(run)
@@ -422,7 +423,7 @@ def test_rgb_only_run(custom_runs, sim_custom):
 
 
 def test_run_records_extractor(custom_runs, sim_custom):
-    from wsl_video.train import run_extractor
+    from wsl_video.run import run_extractor
 
     for kind, run in custom_runs.items():
         manifest = json.loads((sim_custom[kind] / "manifest.json").read_text())
@@ -435,7 +436,7 @@ def test_run_records_extractor(custom_runs, sim_custom):
 
 def test_run_records_extractor_from_hand_made_manifest(two_root, tmp_path):
     """Opaque keys of the extractor record survive the YAML round trip unchanged."""
-    from wsl_video.train import run_extractor
+    from wsl_video.run import run_extractor
 
     run = tmp_path / "run"
     assert main(["train", "--dataset", "custom", "--data-root", str(two_root), "--out", str(run), *TINY]) == 0
@@ -448,7 +449,7 @@ def test_run_records_extractor_from_hand_made_manifest(two_root, tmp_path):
 def test_unknown_origin(custom_runs, tmp_path):
     """thumos14-sim runs record no extractor (explicit null); an old config without the key loads as None;
     a config copied from a custom run does not carry its record over to other features."""
-    from wsl_video.train import load_run, run_extractor
+    from wsl_video.run import load_run, run_extractor
 
     sim_run = tmp_path / "sim"
     argv = ["train", "--dataset", "thumos14-sim", "--sim", "videos=4", "--sim", "feature_dim=8", "--out"]
@@ -487,7 +488,7 @@ def test_resume_refuses_other_extraction(sim_custom, tmp_path, capsys):
 def test_copied_run_evaluates(custom_runs, sim_custom, tmp_path, capsys):
     """A run folder copied elsewhere detects with its recorded data root, and with --data-root when the
     data moved too; the detections are the same and the extractor record travels with the run."""
-    from wsl_video.train import run_extractor
+    from wsl_video.run import run_extractor
 
     run = tmp_path / "moved" / "run"
     shutil.copytree(custom_runs["two"], run)

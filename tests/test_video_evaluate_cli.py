@@ -9,7 +9,8 @@ import pytest
 
 from wsl.metrics import detection_map
 from wsl_video import cli
-from wsl_video.detections import load_ambiguous, load_detections, load_ground_truth, write_detections
+from wsl_video.data.annotations import load_ground_truth, read_ambiguous
+from wsl_video.detections import load_detections, write_detections
 
 # The real THUMOS14 annotations, as shipped with the package.
 THUMOS_DIR = Path(__file__).resolve().parents[1] / "wsl_video" / "resources" / "thumos14"
@@ -94,17 +95,24 @@ class TestDetectionFiles:
     def test_ambiguous(self, tmp_path):
         path = tmp_path / "Ambiguous_test.txt"
         path.write_text("video_test_1  0.0 1.4\n\nvideo_test_1  95.7 97.2\nvideo_test_2 3 4\n")
-        assert load_ambiguous(path) == {
+        assert read_ambiguous(path) == {
             "video_test_1": [(0.0, 1.4), (95.7, 97.2)],
             "video_test_2": [(3.0, 4.0)],
         }
         path.write_text("video_test_1  0.0\n")
         with pytest.raises(ValueError, match="line 1"):
-            load_ambiguous(path)
+            read_ambiguous(path)
+        path.write_text("video_test_1 0 1\n\nvideo_test_1 5 x\n")  # line numbers count blank lines
+        with pytest.raises(ValueError) as error:
+            read_ambiguous(path)
+        assert str(error.value) == f"{path}: line 3: expected a number, got 'x'"
+        path.write_text("video_test_1 5 4\n")
+        with pytest.raises(ValueError, match=r"Ambiguous_test.txt: line 1: segment end 4.0 is before its start 5.0"):
+            read_ambiguous(path)
 
     @pytest.mark.skipif(not THUMOS_AMBIGUOUS.is_file(), reason=f"THUMOS14 annotations not found: {THUMOS_AMBIGUOUS}")
     def test_thumos_ambiguous(self):
-        ambiguous = load_ambiguous(THUMOS_AMBIGUOUS)
+        ambiguous = read_ambiguous(THUMOS_AMBIGUOUS)
         assert sum(len(v) for v in ambiguous.values()) == 99
         assert ambiguous["video_test_0000278"][0] == (0.0, 1.4)
 
@@ -184,7 +192,7 @@ class TestEvaluateCommand:
         gt = json.loads(THUMOS_GT.read_text())
         # Perfect detections of the test subset, plus one false positive per video that overlaps an
         # ambiguous segment where there is one.
-        ambiguous = load_ambiguous(THUMOS_AMBIGUOUS) if THUMOS_AMBIGUOUS.is_file() else {}
+        ambiguous = read_ambiguous(THUMOS_AMBIGUOUS) if THUMOS_AMBIGUOUS.is_file() else {}
         results = {}
         for video, entry in gt["database"].items():
             if entry["subset"] != "test":

@@ -6,10 +6,12 @@ import torch
 import yaml
 
 from wsl_video.config import RunConfig, config_to_dict, load_config, save_config
+from wsl_video.data.opening import open_data
 from wsl_video.detections import load_detections
 from wsl_video.inference import shifted_uniform_snippets
 from wsl_video.model import weak_label_loss
-from wsl_video.train import build_model, load_run, open_data, train
+from wsl_video.run import build_model, load_run
+from wsl_video.training import train
 
 SIM = {"videos": 8, "feature_dim": 16}
 
@@ -178,7 +180,7 @@ def test_summarize_runs_and_table():
 
 
 def test_split_held_out():
-    from wsl_video.train import split_held_out
+    from wsl_video.data.held_out import split_held_out
 
     dataset = open_data(tiny_config().resolved(), "train")
     fit, held_out = split_held_out(dataset, 3, seed=1)
@@ -203,3 +205,27 @@ def test_split_held_out():
     for bad, message in ((0, "positive integer"), (len(dataset), "cannot hold out")):
         with pytest.raises(ValueError, match=message):
             split_held_out(dataset, bad)
+
+
+def test_dataset_view():
+    """A view holds the chosen videos in the given order, with the parent's features, labels and settings."""
+    dataset = open_data(tiny_config().resolved(), "train")
+    indices = [4, 0, 2]
+    view = dataset.view(indices, "picked")
+    assert view.subset == "picked" and dataset.view([1]).subset == dataset.subset
+    assert [v.name for v in view.videos] == [dataset.videos[i].name for i in indices]
+    assert view.classes == dataset.classes and view.streams == dataset.streams
+    assert view.feature_dims == dataset.feature_dims and view.extractor == dataset.extractor
+    np.testing.assert_array_equal(view.label_matrix(), dataset.label_matrix()[indices])
+    for position, index in enumerate(indices):
+        for name, array in view.features(position).items():
+            np.testing.assert_array_equal(array, dataset.features(index)[name])
+    view.preload()  # the preloaded features serve the parent too, and read the same
+    for name, array in dataset.features(4).items():
+        np.testing.assert_array_equal(array, view.features(0)[name])
+    with pytest.raises(IndexError, match="no video at index 99"):
+        dataset.view([99])
+    with pytest.raises(ValueError, match="empty"):
+        dataset.view([])
+    with pytest.raises(ValueError, match="duplicate"):
+        dataset.view([1, 1])

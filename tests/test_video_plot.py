@@ -82,7 +82,7 @@ def test_exception():
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     from wsl_video.config import RunConfig
-    from wsl_video.train import train
+    from wsl_video.training import train
 
     config = RunConfig()
     config.data.dataset = "thumos14-sim"

@@ -71,7 +71,7 @@ def test_checkpoint_is_plain(sim_run):
 
 def test_old_checkpoint_loads_and_resumes(sim_run, tmp_path):
     """A checkpoint written the way earlier versions did (torch.save of the same dict) loads and resumes."""
-    from wsl_video.train import load_run
+    from wsl_video.run import load_run
 
     run = tmp_path / "old"
     shutil.copytree(sim_run, run)

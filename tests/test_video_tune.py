@@ -66,7 +66,8 @@ def read_trials(out: Path) -> list:
 
 def test_split_deterministic_stratified_and_disjoint_from_test(bas_root):
     from wsl_video.config import RunConfig
-    from wsl_video.train import open_data, split_held_out
+    from wsl_video.data.held_out import split_held_out
+    from wsl_video.data.opening import open_data
 
     config = RunConfig()
     config.data.dataset, config.data.data_root, config.data.layout = "thumos14", str(bas_root), "bas"
@@ -136,7 +137,8 @@ def test_best_yaml_round_trips_through_train(bas_root, space_file, tmp_path):
 def test_checkpoints_continue_one_run_exactly(tmp_path):
     """Scores read off a run at successive checkpoints equal those of runs trained straight to each length."""
     from wsl_video.config import RunConfig
-    from wsl_video.train import load_run, train
+    from wsl_video.run import load_run
+    from wsl_video.training import train
     from wsl_video.tune import VideoTuneTask, apply_settings
 
     config = RunConfig()
@@ -260,7 +262,7 @@ def test_exception(bas_root, space_file, tmp_path, capsys):
     _bad(capsys, argv("--held-out", "0"), "positive integer")
     # a held-out list that takes every video of a class
     from wsl_video.config import RunConfig
-    from wsl_video.train import open_data
+    from wsl_video.data.opening import open_data
 
     config = RunConfig()
     config.data.dataset, config.data.data_root, config.data.layout = "thumos14", str(bas_root), "bas"

@@ -48,7 +48,7 @@ def _slow_max_box_acc(cams, gt_boxes, thresholds, deltas, multi_contour):
             best = max(_slow_iou(box, gt) for box in _slow_boxes(cam, threshold, multi_contour) for gt in gts)
             for d, delta in enumerate(deltas):
                 correct[d, t] += best >= delta
-    return correct * 100.0 / len(cams)
+    return correct / len(cams)
 
 
 def _random_cams(rng, count, size=48):
@@ -102,14 +102,14 @@ def test_max_box_acc_hand_computed():
     gt = [np.array([[10, 10, 30, 30]]), np.array([[0, 0, 30, 30]])]
     for multi_contour in (False, True):
         result = max_box_acc([cam_a, cam_b], gt, multi_contour=multi_contour)
-        assert result[0.5] == 100.0 and result[0.3] == 100.0 and result[0.7] == 100.0
-        assert result["mean"] == 100.0
+        assert result[0.5] == 1.0 and result[0.3] == 1.0 and result[0.7] == 1.0
+        assert result["mean"] == 1.0
         assert result["best_threshold"][0.5] == 0.0
         metric = BoxAccuracy(multi_contour=multi_contour).update([cam_a, cam_b], gt)
         curve = metric.curves()[1]
         thresholds = np.arange(0, 1, 0.01)
-        np.testing.assert_array_equal(curve[thresholds < 0.395], 100.0)
-        np.testing.assert_array_equal(curve[thresholds > 0.395], 50.0)
+        np.testing.assert_array_equal(curve[thresholds < 0.395], 1.0)
+        np.testing.assert_array_equal(curve[thresholds > 0.395], 0.5)
 
 
 def test_multi_contour_differs_from_largest_contour():
@@ -118,14 +118,14 @@ def test_multi_contour_differs_from_largest_contour():
     cam[50:60, 50:60] = 1.0  # the object
     gt = [np.array([[50, 50, 60, 60]])]
     assert max_box_acc([cam], gt, multi_contour=False)[0.5] == 0.0
-    assert max_box_acc([cam], gt, multi_contour=True)[0.5] == 100.0
+    assert max_box_acc([cam], gt, multi_contour=True)[0.5] == 1.0
 
 
 def test_several_ground_truth_boxes():
     cam = np.zeros((32, 32), np.float32)
     cam[20:30, 20:30] = 1.0
     gt = [np.array([[0, 0, 5, 5], [20, 20, 30, 30]])]
-    assert max_box_acc(cam[None], gt, iou_thresholds=(0.5,))[0.5] == 100.0
+    assert max_box_acc(cam[None], gt, iou_thresholds=(0.5,))[0.5] == 1.0
 
 
 @pytest.mark.parametrize("multi_contour", [False, True])
@@ -175,7 +175,7 @@ def test_localization_accuracy_hand_computed():
     scores[3] = [9, 8, 7, 0, 6, 5, 4]  # label 3 is last: wrong, box right
     result = localization_accuracy(cams, gt, scores, labels)
     assert result == {
-        "top1_loc": 25.0, "top5_loc": 50.0, "gt_known_loc": 75.0, "top1_cls": 50.0, "top5_cls": 75.0,
+        "top1_loc": 0.25, "top5_loc": 0.5, "gt_known_loc": 0.75, "top1_cls": 0.5, "top5_cls": 0.75,
     }
 
 
@@ -185,7 +185,7 @@ def test_localization_accuracy_threshold_matters():
     cam[18:22, 18:22] = 1.0
     gt = [np.array([[10, 10, 30, 30]])]
     scores, labels = np.array([[1.0, 0.0]]), np.array([0])
-    assert localization_accuracy([cam], gt, scores, labels, cam_threshold=0.2)["gt_known_loc"] == 100.0
+    assert localization_accuracy([cam], gt, scores, labels, cam_threshold=0.2)["gt_known_loc"] == 1.0
     assert localization_accuracy([cam], gt, scores, labels, cam_threshold=0.5)["gt_known_loc"] == 0.0
 
 

@@ -17,6 +17,7 @@ _LAZY = {
     "register_aggregator": "wsl.aggregators",
     "refresh_plugins": "wsl.aggregators",
     "class_activation": "wsl.cam",
+    "linear_class_activation": "wsl.cam",
     "set_validation": "wsl._validation",
     "validation": "wsl._validation",
 }
@@ -30,6 +31,7 @@ __all__ = [
     "register_aggregator",
     "refresh_plugins",
     "class_activation",
+    "linear_class_activation",
     "functional",
     "set_validation",
     "validation",

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from wsl.utils.io import atomic_write_text, read_yaml
+from wsl.utils.config import check_keys, check_mapping, coerce_fields, load_yaml_mapping, save_yaml
+from wsl.utils.device import check_device_name
 
 __all__ = ["TrainConfig", "load_config", "save_config", "parse_grid", "config_yaml", "CONFIG_COMMENTS"]
 
@@ -73,29 +74,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.grid = parse_grid(self.grid)
-        self._coerce_types()
+        coerce_fields(self, skip=("grid",))  # YAML / CLI values to the field types (``1e-3`` is a string to YAML)
         self.validate()
-
-    def _coerce_types(self) -> None:
-        """Convert YAML/CLI values to the field types (``1e-3`` is a string to YAML 1.1)."""
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if value is None or f.name == "grid":
-                continue
-            kind = str(f.type).split(" ")[0]
-            try:
-                if kind == "float":
-                    setattr(self, f.name, float(value))
-                elif kind == "int" and not isinstance(value, bool):
-                    if isinstance(value, float) and not value.is_integer():
-                        raise ValueError
-                    setattr(self, f.name, int(value))
-                elif kind == "bool" and not isinstance(value, bool):
-                    raise ValueError
-                elif kind == "dict" and not isinstance(value, dict):
-                    raise ValueError
-            except (TypeError, ValueError):
-                raise ValueError(f"option {f.name} must be of type {kind}, got {value!r}") from None
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field out of range."""
@@ -113,8 +93,7 @@ class TrainConfig:
             raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {self.optimizer!r}")
         if self.scheduler not in ("cosine", "step", "none"):
             raise ValueError(f"scheduler must be 'cosine', 'step' or 'none', got {self.scheduler!r}")
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
-            raise ValueError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        check_device_name(self.device)
         if not 0.0 <= self.cam_threshold <= 1.0:
             raise ValueError(f"cam_threshold must be in [0, 1], got {self.cam_threshold}")
         if not 0.0 < self.iou_threshold <= 1.0:
@@ -132,13 +111,8 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], source: str = "config") -> TrainConfig:
         """Build from a mapping; an unknown key raises ``ValueError`` naming it and ``source``."""
-        if not isinstance(values, Mapping):
-            raise ValueError(f"{source}: expected a mapping of option: value, got {type(values).__name__}")
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names, key=str)
-        if unknown:
-            raise ValueError(f"{source}: unknown option(s) {', '.join(map(str, unknown))} "
-                             f"(known: {', '.join(sorted(names))})")
+        check_mapping(values, source, "option: value")
+        check_keys(values, [f.name for f in dataclasses.fields(cls)], source)
         try:
             return cls(**dict(values))
         except TypeError as error:
@@ -203,12 +177,9 @@ def config_yaml(config: TrainConfig | None = None) -> str:
 
 def save_config(config: TrainConfig, path: str | Path) -> None:
     """Write ``config`` as YAML atomically."""
-    import yaml
-
-    atomic_write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
+    save_yaml(config.to_dict(), path)
 
 
 def load_config(path: str | Path) -> TrainConfig:
     """Read a YAML file written by :func:`save_config` (or a partial one: missing keys take defaults)."""
-    values = read_yaml(path)
-    return TrainConfig.from_dict(values, source=str(path))
+    return TrainConfig.from_dict(load_yaml_mapping(path), source=str(path))

@@ -36,6 +36,22 @@ class ShardSampler(torch.utils.data.Sampler):
         return len(self.indices)
 
 
+def _stored_count(fraction: float, count: int) -> float:
+    """Correct images of a batch from its accuracy, rounded through percent as metrics.json always stored them
+    (so that the same run writes byte-identical files)."""
+    return fraction * 100.0 * count / 100.0
+
+
+def _stored_box_accuracy(metric) -> dict:
+    """:meth:`BoxAccuracy.compute` accuracies (fractions) rounded through percent as metrics.json always stored
+    them: ``{delta: acc, ..., "mean": acc}``."""
+    percent = metric.num_correct * 100.0 / metric.num_images
+    best = {delta: float(percent[row].max()) for row, delta in enumerate(metric.iou_thresholds)}
+    result = {delta: value / 100.0 for delta, value in best.items()}
+    result["mean"] = float(np.mean(list(best.values()))) / 100.0
+    return result
+
+
 class LocalizationMeter:
     """Streaming counts of every metric; ``reduce`` sums them over the ranks, ``compute`` gives fractions.
 
@@ -65,7 +81,7 @@ class LocalizationMeter:
             result = localization_accuracy(
                 cams, gt_boxes, scores, labels, cam_threshold=threshold, iou_threshold=self.iou_threshold
             )
-            self.loc_counts[row] += [result[key] * count / 100.0 for key in _LOC_KEYS]
+            self.loc_counts[row] += [_stored_count(result[key], count) for key in _LOC_KEYS]
         self.box_acc.update(cams, gt_boxes)
         self.box_acc_v2.update(cams, gt_boxes)
         self.num_images += count
@@ -102,13 +118,13 @@ class LocalizationMeter:
             }
             for row, threshold in enumerate(self.cam_thresholds)
         }
-        v1 = self.box_acc.compute()
-        v2 = self.box_acc_v2.compute()
+        v1 = _stored_box_accuracy(self.box_acc)
+        v2 = _stored_box_accuracy(self.box_acc_v2)
         metrics = dict(per_threshold[self.cam_thresholds[0]])
-        metrics["max_box_acc"] = v1[self.iou_threshold] / 100.0  # wsl.metrics.wsol reports percent
-        metrics["max_box_acc_v2"] = v2["mean"] / 100.0
-        metrics["max_box_acc_v2_per_iou"] = {str(k): v2[k] / 100.0 for k in self.box_acc_v2.iou_thresholds}
-        metrics["max_box_acc_threshold"] = v1["best_threshold"][self.iou_threshold]
+        metrics["max_box_acc"] = v1[self.iou_threshold]
+        metrics["max_box_acc_v2"] = v2["mean"]
+        metrics["max_box_acc_v2_per_iou"] = {str(k): v2[k] for k in self.box_acc_v2.iou_thresholds}
+        metrics["max_box_acc_threshold"] = self.box_acc.compute()["best_threshold"][self.iou_threshold]
         metrics["num_images"] = int(self.num_images)
         metrics["at_threshold"] = {f"{threshold:g}": values for threshold, values in per_threshold.items()}
         return metrics
@@ -186,7 +202,7 @@ def evaluate_run(
     """Metrics of ``model`` on ``splits[split]`` at ``config.cam_threshold`` and, when ``splits["val"]``
     exists, at the threshold chosen on it (best MaxBoxAcc at ``config.iou_threshold``).
 
-    ``splits`` as returned by ``wsl_image.train.build_splits``; under torch.distributed each of the
+    ``splits`` as returned by ``wsl_image.data.splits.build_splits``; under torch.distributed each of the
     ``world_size`` ranks evaluates its shard and all get the summed metrics.
     """
     if split not in splits or splits[split] is None:

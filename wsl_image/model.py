@@ -24,7 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["CamModel", "CamOutput", "create_backbone", "minmax_normalize", "CAM_SCORES"]
+from wsl.cam import class_activation, linear_class_activation, minmax_normalize
+
+__all__ = ["CamModel", "CamOutput", "create_backbone", "CAM_SCORES"]
 
 CAM_SCORES = ("auto", "linear", "sigmoid")
 
@@ -68,15 +70,6 @@ def create_backbone(
         # models without a ``global_pool`` argument
         create_kwargs.pop("global_pool")
         return timm.create_model(name, pretrained=pretrained, **create_kwargs)
-
-
-def minmax_normalize(maps: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
-    """Min-max normalise each map of ``maps`` (B, *S) to [0, 1] (a constant map becomes 0)."""
-    flat = maps.flatten(1)
-    low = flat.min(dim=1, keepdim=True).values
-    high = flat.max(dim=1, keepdim=True).values
-    span = (high - low).clamp_min(eps)
-    return ((flat - low) / span).view_as(maps)
 
 
 class CamModel(nn.Module):
@@ -222,16 +215,10 @@ class CamModel(nn.Module):
         else:
             attention = None
         if self.resolved_cam_score == "sigmoid":
-            from wsl.cam import class_activation
-
             scores = class_activation(features, self.classifier.weight, self.classifier.bias, attention)
             cams = scores.gather(1, classes.view(*classes.shape, 1, 1).expand(-1, -1, *scores.shape[-2:]))
         else:
-            weight = self.classifier.weight[classes]  # (B, k, C)
-            cams = torch.einsum("bkc,bchw->bkhw", weight.to(features.dtype), features)
-            cams = minmax_normalize(cams.flatten(0, 1)).view_as(cams)
-            if attention is not None:
-                cams = cams * attention.unsqueeze(1)
+            cams = linear_class_activation(features, self.classifier.weight, classes, attention)
         return cams[:, 0] if squeeze else cams
 
     @torch.no_grad()

@@ -19,8 +19,10 @@ from typing import Any, Dict, List, Sequence
 
 import numpy as np
 
+from wsl.tuning.options import TuneOptions
 from wsl.tuning.space import Key, SearchSpace, float_value, int_value, str_value
-from wsl.tuning.study import Evaluation, TuneTask, protocol_hash
+from wsl.tuning.task import Evaluation, TuneTask, protocol_hash
+from wsl.utils.device import resolve_device
 from wsl_image.config import TrainConfig, parse_grid
 
 __all__ = ["IMAGE_KEYS", "DEFAULT_SPACE", "ImageTuneTask", "tune", "open_training_images", "apply_settings"]
@@ -141,7 +143,7 @@ class ImageTuneTask(TuneTask):
     metric = "held-out MaxBoxAccV2"
     metric_key = "held_out_max_box_acc_v2"
     unit = "%"
-    scale = 1.0
+    scale = 100.0
     noun = "image"
 
     def __init__(self, config: TrainConfig, *, held_out: int | None = None, held_out_list: str | None = None,
@@ -187,7 +189,8 @@ class ImageTuneTask(TuneTask):
         values = {key: value for key, value in self.config.to_dict().items() if key not in _IGNORED}
         return {"command": self.command, "config": values, "seeds": self.seeds, "space": self.space.to_spec(),
                 "held_out": {"images": len(self.held), "fit": len(self.fit),
-                             "names": protocol_hash(sorted(self.held.image_ids))}}
+                             "names": protocol_hash(sorted(self.held.image_ids))},
+                "scores": "fractions"}  # studies run when scores were stored in percent are not mixed in
 
     def describe(self) -> str:
         return (f"{self.config.aggregator} on {self.config.data_root}: {len(self.fit)} fit images, "
@@ -215,7 +218,6 @@ class ImageTuneTask(TuneTask):
 
         from wsl_image.data import CubDataset, collate_boxes
         from wsl_image.evaluate import localization_meter
-        from wsl_image.train import resolve_device
 
         dataset = CubDataset(self.held, train=False, image_size=config.image_size)
         device = resolve_device(config.device)
@@ -232,7 +234,7 @@ class ImageTuneTask(TuneTask):
         return meters
 
     def evaluate(self, params, checkpoints, grid, work_dir, report=None) -> Evaluation:
-        from wsl_image.train import train
+        from wsl_image.training import train
 
         grid = [{k: v for k, v in combo.items() if k != "cam_threshold"} for combo in grid] or [{}]
         grid = [dict(t) for t in dict.fromkeys(tuple(sorted(combo.items())) for combo in grid)]
@@ -247,18 +249,18 @@ class ImageTuneTask(TuneTask):
                 last["meters"], last["epoch"] = meters, epoch + 1
                 if report is not None:
                     step = int(round(100 * (epoch + 1) / run.epochs))
-                    report(step, max(m.box_acc_v2.compute()["mean"] for m in meters), [])
+                    report(step, max(_max_box_acc_v2(m) for m in meters), [])
 
             train(run, overwrite=True, progress=False, log=lambda message: None, splits=self._datasets(run),
                   evaluate=False, epoch_callback=after_epoch if index == 0 else None)
             if last.get("epoch") == run.epochs:
                 final.append(last["meters"])
             else:
-                from wsl_image.train import load_run
+                from wsl_image.run import load_run
 
-                model, _ = load_run(run.out, device=_device(run))
+                model, _ = load_run(run.out, device=resolve_device(run.device))
                 final.append(self._meters(model, run, grid))
-        v2 = np.array([[meter.box_acc_v2.compute()["mean"] for meter in meters] for meters in final])  # seeds x combos
+        v2 = np.array([[_max_box_acc_v2(meter) for meter in meters] for meters in final])  # seeds x combos
         means = v2.mean(axis=0)
         best = int(np.argmax(means))
         settings = dict(grid[best])
@@ -288,28 +290,22 @@ class ImageTuneTask(TuneTask):
                                  "seeds": self.seeds, "space_file": self.space_file}
 
 
+def _max_box_acc_v2(meter) -> float:
+    """The held-out MaxBoxAccV2 of a LocalizationMeter (a fraction)."""
+    return float(meter.box_acc_v2.compute()["mean"])
+
+
 def _task_from_dict(config: dict, **kwargs) -> ImageTuneTask:
     """Rebuild a task in another process (``jobs``)."""
     return ImageTuneTask(TrainConfig.from_dict(config), **kwargs)
 
 
-def _device(config: TrainConfig):
-    from wsl_image.train import resolve_device
 
-    return resolve_device(config.device)
+def tune(config: TrainConfig, options: TuneOptions | str | Path, **fields: Any) -> Dict[str, Any]:
+    """Run (or continue) the held-out selection of ``config``'s aggregator; see ``docs/tuning.md``.
 
+    ``options``: a :class:`~wsl.tuning.TuneOptions`, or the output folder with its other fields as keywords.
+    """
+    from wsl.tuning.study import tune as tune_study
 
-def tune(config: TrainConfig, out: str | Path, *, held_out: int | None = None, held_out_list: str | None = None,
-         split_seed: int = 0, seeds: Sequence[int] = (0,), space_file: str | None = None, trials: int = 20,
-         timeout: float | None = None, storage: str | None = None, study_name: str | None = None,
-         sampler_seed: int = 0, prune: bool = True, jobs: int = 1, overwrite: bool = False,
-         baseline: bool = False, echo=print) -> Dict[str, Any]:
-    """Run (or continue) the held-out selection of ``config``'s aggregator; see ``docs/tuning.md``."""
-    from wsl.tuning.study import TuneOptions, run_study
-
-    task = ImageTuneTask(config, held_out=held_out, held_out_list=held_out_list, split_seed=split_seed, seeds=seeds,
-                         space_file=space_file)
-    options = TuneOptions(out=out, trials=trials, timeout=timeout, storage=storage, study_name=study_name,
-                          sampler_seed=sampler_seed, prune=prune, jobs=jobs, overwrite=overwrite, baseline=baseline,
-                          echo=echo)
-    return run_study(task, options)
+    return tune_study(ImageTuneTask, config, options, **fields)

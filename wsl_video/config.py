@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping
 
-from wsl.utils.io import atomic_write_text, read_yaml
+from wsl.utils.config import load_yaml_mapping, save_yaml, sections_from_dict
+from wsl.utils.device import check_device_name
 
 __all__ = [
     "DataConfig",
@@ -45,7 +46,7 @@ class DataConfig:
     ``extractor`` is recorded, not set: training replaces whatever a config file says with the
     ``extractor`` mapping of the ``manifest.json`` of a ``custom`` dataset (how its features were extracted
     from the videos). It is None (features of unknown origin) for ``thumos14``, ``activitynet`` and
-    ``thumos14-sim``, and in runs written before it existed. Read it with :func:`wsl_video.train.run_extractor`.
+    ``thumos14-sim``, and in runs written before it existed. Read it with :func:`wsl_video.run.run_extractor`.
     """
 
     dataset: str = "thumos14"
@@ -202,31 +203,14 @@ def config_from_dict(values: Mapping[str, Any], base: RunConfig | None = None,
                      source: str = "config") -> RunConfig:
     """Build a :class:`RunConfig` from a (partial) nested dict on top of ``base`` (defaults when None).
 
+    Values are converted to the field types (``"1e-3"`` -> 0.001, ``8.0`` -> 8; :mod:`wsl.utils.config`).
+
     Raises:
-        ValueError: an unknown section or key, or a section that is not a mapping; the message names
-            ``source`` and the key.
+        ValueError: an unknown section or key, a section that is not a mapping or a value of the wrong
+            type; the message names ``source`` and the key.
     """
     config = RunConfig() if base is None else config_from_dict(config_to_dict(base))
-    if values is None:
-        return config
-    if not isinstance(values, Mapping):
-        raise ValueError(f"{source}: expected a mapping of sections {sorted(_SECTIONS)}")
-    for section, entries in values.items():
-        if section not in _SECTIONS:
-            raise ValueError(f"{source}: unknown config section '{section}' "
-                             f"(expected one of {sorted(_SECTIONS)})")
-        if entries is None:
-            continue
-        if not isinstance(entries, Mapping):
-            raise ValueError(f"{source}: section '{section}' must be a mapping")
-        target = getattr(config, section)
-        known = {f.name for f in dataclasses.fields(target)}
-        for key, value in entries.items():
-            if key not in known:
-                raise ValueError(f"{source}: unknown config key '{section}.{key}' "
-                                 f"(known: {', '.join(sorted(known))})")
-            setattr(target, key, value)
-    return config
+    return sections_from_dict(config, values, source)
 
 
 def _check(condition: bool, message: str) -> None:
@@ -242,6 +226,7 @@ def validate_config(config: RunConfig) -> None:
     _check(isinstance(data.sim, dict), "data.sim must be a mapping of simulator overrides")
     _check(data.extractor is None or isinstance(data.extractor, dict),
            f"data.extractor must be a mapping or null, got {data.extractor!r}")
+    check_device_name(train.device, "train.device")
     _check(isinstance(config.model.aggregator, str), "model.aggregator must be a name")
     _check(isinstance(config.model.aggregator_kwargs, dict), "model.aggregator_kwargs must be a mapping")
     for key in ("iterations", "batch_size", "num_segments", "checkpoint_every", "log_every"):
@@ -267,9 +252,7 @@ def validate_config(config: RunConfig) -> None:
 
 def save_config(config: RunConfig, path: str | Path) -> None:
     """Write ``config`` as YAML, atomically."""
-    import yaml
-
-    atomic_write_text(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))
+    save_yaml(config_to_dict(config), path)
 
 
 def config_yaml(config: RunConfig | None = None) -> str:
@@ -289,5 +272,4 @@ def load_config(path: str | Path, base: RunConfig | None = None) -> RunConfig:
         FileNotFoundError: ``path`` does not exist.
         ValueError: unparsable YAML or an unknown key.
     """
-    values = read_yaml(path)
-    return config_from_dict(values, base=base, source=str(path))
+    return config_from_dict(load_yaml_mapping(path), base=base, source=str(path))

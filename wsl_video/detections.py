@@ -1,4 +1,4 @@
-"""Reading and writing detection results, ground truth and THUMOS14 ambiguous segments.
+"""Reading and writing detection results.
 
 Detections use the ActivityNet result format::
 
@@ -7,10 +7,9 @@ Detections use the ActivityNet result format::
      "external_data": {"used": bool, "details": str},
      "video_scores": {video: {label: probability}}}     # optional, for classification mAP
 
-``video_scores`` is an extension that other toolkits ignore. Ground truth uses the ActivityNet
-annotation format ``{"database": {video: {"subset", "duration", "annotations": [{"segment",
-"label"}]}}}``. Only json, numpy-free Python and :mod:`wsl.utils.io` are used so that the
-evaluation command starts fast.
+``video_scores`` is an extension that other toolkits ignore. Ground truth and THUMOS14 ambiguous
+segments are read by :mod:`wsl_video.data.annotations` (``load_ground_truth``, ``read_ambiguous``).
+Only json, numpy-free Python and :mod:`wsl.utils.io` are used so that the evaluation command starts fast.
 """
 
 from __future__ import annotations
@@ -22,12 +21,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Union
 
-from wsl.metrics._parsing import parse_number, parse_segment
+from wsl.metrics._parsing import parse_segment
 from wsl.utils.io import atomic_write_json
+from wsl.utils.numbers import finite_float
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-__all__ = ["write_detections", "load_detections", "load_ground_truth", "load_ambiguous", "RESULT_VERSION"]
+__all__ = ["write_detections", "load_detections", "RESULT_VERSION"]
 
 RESULT_VERSION = "VERSION 1.3"
 
@@ -39,7 +39,7 @@ def _check_detection(entry: Any, where: str) -> dict:
     return {
         "label": str(entry["label"]),
         "segment": list(parse_segment(entry["segment"], where)),
-        "score": parse_number(entry["score"], f"{where}: score"),
+        "score": finite_float(entry["score"], f"{where}: score"),
     }
 
 
@@ -82,7 +82,7 @@ def _clean_video_scores(video_scores: Any, where: str) -> dict[str, dict[str, fl
         if not isinstance(scores, Mapping):
             raise ValueError(f"{where}: video {video}: video scores must map labels to numbers")
         clean[str(video)] = {
-            str(label): parse_number(score, f"{where}: video {video}: score of {label}")
+            str(label): finite_float(score, f"{where}: video {video}: score of {label}")
             for label, score in scores.items()
         }
     return clean
@@ -154,60 +154,3 @@ def load_detections(
     if video_scores is not None:
         video_scores = _clean_video_scores(video_scores, str(path))
     return results, video_scores
-
-
-def load_ground_truth(path: PathLike) -> dict:
-    """Read an ActivityNet-style ground-truth file (THUMOS14 converted files included).
-
-    Segments given as strings (``["12.3", "15.0"]``) are converted to floats.
-
-    Returns:
-        ``{"version", "database": {video: {"subset", "duration", "annotations": [{"segment":
-        [start, end], "label"}]}}}``; ``subset`` and ``duration`` are None when missing.
-    """
-    data = _read_json(path, "ground truth")
-    if not isinstance(data, Mapping) or not isinstance(data.get("database"), Mapping):
-        raise ValueError(f"{path}: not a ground-truth file (missing 'database' object)")
-    database = {}
-    for video, entry in data["database"].items():
-        at = f"{path}: video {video}"
-        if not isinstance(entry, Mapping):
-            raise ValueError(f"{at}: entry must be an object")
-        annotations = entry.get("annotations", [])
-        if not isinstance(annotations, list):
-            raise ValueError(f"{at}: 'annotations' must be a list")
-        clean = []
-        for annotation in annotations:
-            if not isinstance(annotation, Mapping) or not {"segment", "label"} <= set(annotation):
-                raise ValueError(f"{at}: each annotation needs 'segment' and 'label'")
-            clean.append({"segment": list(parse_segment(annotation["segment"], at)), "label": str(annotation["label"])})
-        duration = entry.get("duration")
-        database[str(video)] = {
-            "subset": entry.get("subset"),
-            "duration": None if duration is None else parse_number(duration, f"{at}: duration"),
-            "annotations": clean,
-        }
-    return {"version": data.get("version"), "database": database}
-
-
-def load_ambiguous(path: PathLike) -> dict[str, list[tuple[float, float]]]:
-    """Read THUMOS14 ``Ambiguous_test.txt``: one ``video start end`` per line (seconds).
-
-    Returns:
-        ``{video: [(start, end), ...]}`` in file order.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"ambiguous-segment file not found: {path}")
-    ambiguous: dict[str, list[tuple[float, float]]] = {}
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            where = f"{path}, line {number}"
-            if len(fields) != 3:
-                raise ValueError(f"{where}: expected 'video start end', got {line.strip()!r}")
-            start, end = parse_segment(fields[1:], where)
-            ambiguous.setdefault(fields[0], []).append((start, end))
-    return ambiguous

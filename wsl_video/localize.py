@@ -1,7 +1,7 @@
 """Actions in new video files with a trained run: extract their features as the run's were, then detect.
 
 The run's ``config.yaml`` records how its training features were extracted (``data.extractor``, copied
-from the ``manifest.json`` of the ``custom`` dataset it was trained on; :func:`wsl_video.train.run_extractor`).
+from the ``manifest.json`` of the ``custom`` dataset it was trained on; :func:`wsl_video.run.run_extractor`).
 :func:`localization_settings` rebuilds those settings, so a new video goes through the same decoder,
 flow and network as the training videos did; :class:`VideoLocalizer` then runs the same inference as
 ``wsl-video detect`` (:func:`wsl_video.inference.predict_video` and :func:`~wsl_video.inference.localize`)::
@@ -50,7 +50,7 @@ def localization_settings(run_dir: str | Path, options: Mapping[str, Any] | None
             names the option that gives its new place).
     """
     from wsl_video.features.settings import ExtractionSettings, extractor_differences
-    from wsl_video.train import run_extractor
+    from wsl_video.run import run_extractor
 
     run_dir = Path(run_dir)
     recorded = run_extractor(run_dir)
@@ -153,8 +153,9 @@ class VideoLocalizer:
 
     def __init__(self, run_dir: str | Path, settings, device: str = "auto", batch_size: int = 8,
                  workers: int = 0) -> None:
-        from wsl_video.features.extraction import FeatureExtractor, resolve_device
-        from wsl_video.train import load_run
+        from wsl.utils.device import resolve_device
+        from wsl_video.features.extraction import FeatureExtractor
+        from wsl_video.run import load_run
 
         self.run_dir = Path(run_dir)
         torch_device = resolve_device(device)

@@ -197,8 +197,9 @@ def plot_runs(run_dirs: Sequence[str | Path], video_name: str, path: str | Path,
     class when the video has no action.
     """
     from wsl.utils.runs import recorded_path
+    from wsl_video.data.opening import open_data
     from wsl_video.inference import localize, predict_video
-    from wsl_video.train import check_run_classes, load_run, open_data
+    from wsl_video.run import check_run_classes, load_run
 
     if not run_dirs:
         raise ValueError("plot needs at least one run directory")
@@ -235,7 +236,7 @@ def plot_runs(run_dirs: Sequence[str | Path], video_name: str, path: str | Path,
 def _run_labels(run_dirs: Sequence[str | Path]) -> list:
     """The aggregator of each run, or the directory name when several runs share an aggregator."""
     from wsl_video.config import load_config
-    from wsl_video.train import CONFIG_FILE
+    from wsl_video.run import CONFIG_FILE
 
     labels = []
     for run_dir in run_dirs:

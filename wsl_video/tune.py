@@ -1,6 +1,6 @@
 """Choosing training and inference settings on held-out training videos (``wsl-video tune``).
 
-The training subset is split into fit videos and held-out videos (:func:`wsl_video.train.split_held_out`:
+The training subset is split into fit videos and held-out videos (:func:`wsl_video.data.held_out.split_held_out`:
 stratified by class, or a given list); the test subset is never opened. Each Optuna trial draws the
 training settings (learning rate, weight decay, attention L1 weight, ...) and trains one run per seed on
 the fit videos, stopping at every checkpoint of the ``iterations`` list and continuing from it with
@@ -19,8 +19,11 @@ from typing import Any, Dict, List, Sequence
 
 import numpy as np
 
+from wsl.tuning.options import TuneOptions
 from wsl.tuning.space import Key, SearchSpace, float_value, int_value, str_value
-from wsl.tuning.study import Evaluation, TuneTask, protocol_hash
+from wsl.tuning.task import Evaluation, TuneTask, protocol_hash
+from wsl.utils.device import resolve_device
+from wsl.utils.io import jsonable
 from wsl_video.config import RunConfig, config_from_dict, config_to_dict
 
 __all__ = ["VIDEO_KEYS", "DEFAULT_SPACE", "VideoTuneTask", "tune"]
@@ -111,11 +114,19 @@ class VideoTuneTask(TuneTask):
     scale = 100.0
     noun = "video"
 
+    @classmethod
+    def from_options(cls, config: RunConfig, options: TuneOptions) -> VideoTuneTask:
+        return cls(config, held_out=options.held_out, held_out_list=options.held_out_list,
+                   split_seed=options.split_seed, seeds=options.seeds, space_file=options.space_file,
+                   progress=options.progress)
+
     def __init__(self, config: RunConfig, *, held_out: int | None = None, held_out_list: str | None = None,
                  split_seed: int = 0, seeds: Sequence[int] = (0,), space_file: str | None = None,
                  progress: bool = False) -> None:
         from wsl.utils.runs import absolute_path
-        from wsl_video.train import check_aggregator, open_data, split_held_out
+        from wsl_video.data.held_out import split_held_out
+        from wsl_video.data.opening import open_data
+        from wsl_video.run import check_aggregator
 
         config = config.resolved()
         config.data.data_root = absolute_path(config.data.data_root)
@@ -200,7 +211,8 @@ class VideoTuneTask(TuneTask):
         return self.space.checkpoints(self.config.train.iterations)[0] + 1
 
     def evaluate(self, params, checkpoints, grid, work_dir, report=None) -> Evaluation:
-        from wsl_video.train import load_run, train
+        from wsl_video.run import load_run
+        from wsl_video.training import train
 
         config = apply_settings(self.config, params)
         scores: Dict[int, List[List[float]]] = {}  # checkpoint index -> per combination, per seed
@@ -215,12 +227,12 @@ class VideoTuneTask(TuneTask):
                 run_dir = Path(work_dir) / f"seed{seed}"
                 train(run, run_dir, resume=k > 0, overwrite=k == 0, evaluate=False, progress=False,
                       train_set=self.fit)
-                _, model, _ = load_run(run_dir, device=_device(run))
+                _, model, _ = load_run(run_dir, device=resolve_device(run.train.device))
                 per_seed.append(self.score_grid(model, run, grid))
             scores[k] = [list(values) for values in zip(*per_seed)]
             means = [float(np.mean(values)) for values in scores[k]]
             for combo, mean in zip(grid, means):
-                profile.append([{"iterations": int(iterations), **_plain(combo)}, mean])
+                profile.append([{"iterations": int(iterations), **jsonable(combo)}, mean])
             if report is not None:
                 report(int(iterations), max(means), profile)
         best_index = int(np.argmax([score for _, score in profile]))  # the first best: fewest iterations
@@ -230,8 +242,8 @@ class VideoTuneTask(TuneTask):
 
     def score_grid(self, model, config: RunConfig, grid: Sequence[Dict[str, Any]]) -> List[float]:
         """Held-out score of ``model`` for every combination of inference settings (no retraining)."""
+        from wsl_video.evaluation import evaluate_predictions
         from wsl_video.inference import DatasetPrediction, localize, predict_video
-        from wsl_video.train import evaluate_predictions
 
         held = self.held_out
         predictions: Dict[str, list] = {}
@@ -273,31 +285,15 @@ def _task_from_dict(config: dict, **kwargs) -> VideoTuneTask:
     return VideoTuneTask(config_from_dict(config), **kwargs)
 
 
-def _device(config: RunConfig):
-    from wsl_video.train import resolve_device
 
-    return resolve_device(config.train.device)
-
-
-def _plain(values: Dict[str, Any]) -> Dict[str, Any]:
-    return {key: list(value) if isinstance(value, tuple) else value for key, value in values.items()}
-
-
-def tune(config: RunConfig, out: str | Path, *, held_out: int | None = None, held_out_list: str | None = None,
-         split_seed: int = 0, seeds: Sequence[int] = (0,), space_file: str | None = None, trials: int = 20,
-         timeout: float | None = None, storage: str | None = None, study_name: str | None = None,
-         sampler_seed: int = 0, prune: bool = True, jobs: int = 1, overwrite: bool = False,
-         baseline: bool = False, echo=print, progress: bool = False) -> Dict[str, Any]:
+def tune(config: RunConfig, options: TuneOptions | str | Path, **fields: Any) -> Dict[str, Any]:
     """Run (or continue) the held-out selection of ``config``'s aggregator; see ``docs/tuning.md``.
 
-    Writes ``out/best.yaml``, ``out/trials.csv`` and ``out/study.png``; returns a summary (best score
-    and settings, number of trials, importances).
+    ``options``: a :class:`~wsl.tuning.TuneOptions`, or the output folder with its other fields as
+    keywords (``tune(config, "tune/maa", seeds=[0, 1], trials=20)``). Writes ``out/best.yaml``,
+    ``out/trials.csv`` and ``out/study.png``; returns a summary (best score and settings, number of
+    trials, importances).
     """
-    from wsl.tuning.study import TuneOptions, run_study
+    from wsl.tuning.study import tune as tune_study
 
-    task = VideoTuneTask(config, held_out=held_out, held_out_list=held_out_list, split_seed=split_seed,
-                         seeds=seeds, space_file=space_file, progress=progress)
-    options = TuneOptions(out=out, trials=trials, timeout=timeout, storage=storage, study_name=study_name,
-                          sampler_seed=sampler_seed, prune=prune, jobs=jobs, overwrite=overwrite, baseline=baseline,
-                          echo=echo)
-    return run_study(task, options)
+    return tune_study(VideoTuneTask, config, options, **fields)

@@ -54,8 +54,15 @@ def threshold_cutoffs(quantized: np.ndarray, thresholds: Sequence[float] | np.nd
     return (thresholds * float(quantized.max())).astype(np.int64)
 
 
+def _cv2():
+    """OpenCV (contours), from the ``[image]`` extra."""
+    from wsl.utils.extras import require
+
+    return require("cv2", "image", "wsl.localization box estimation (OpenCV contours)")
+
+
 def _contour_boxes(mask: np.ndarray, multi_contour: bool) -> np.ndarray:
-    import cv2
+    cv2 = _cv2()
 
     height, width = mask.shape
     contours = cv2.findContours(mask, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[-2]
@@ -101,7 +108,7 @@ def boxes_from_map_thresholds(
     thresholds = np.asarray(thresholds, dtype=np.float64).reshape(-1)
     if not np.isfinite(thresholds).all():
         raise ValueError(f"thresholds must be finite, got {thresholds.tolist()}")
-    import cv2
+    cv2 = _cv2()
 
     quantized = quantize_map(heatmap, name)
     cutoffs = threshold_cutoffs(quantized, thresholds)

@@ -31,7 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from ._parsing import parse_number, parse_segment
+from wsl.utils.numbers import finite_float
+
+from ._parsing import parse_segment
 
 __all__ = [
     "detection_map",
@@ -86,7 +88,7 @@ def _check_prediction(entry: Any, video: str) -> None:
     if "label" not in entry or "segment" not in entry or "score" not in entry:
         raise ValueError(f"prediction in video {video} needs 'label', 'segment' and 'score'")
     parse_segment(entry["segment"], f"prediction in video {video}")
-    parse_number(entry["score"], f"prediction score in video {video}")
+    finite_float(entry["score"], f"prediction score in video {video}")
 
 
 def _parse_predictions(predictions: Mapping):

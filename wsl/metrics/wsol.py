@@ -10,7 +10,8 @@
   localization and top-1 / top-5 classification.
 
 Boxes are ``(x0, y0, x1, y1)`` in pixels of the map; IoU uses the +1-pixel convention
-(``width = x1 - x0 + 1``), as in the reference evaluation code.
+(``width = x1 - x0 + 1``), as in the reference evaluation code. Accuracies are fractions in ``[0, 1]``,
+as every function of :mod:`wsl.metrics` returns; only printing scales them to percent.
 """
 
 from __future__ import annotations
@@ -172,13 +173,13 @@ class BoxAccuracy:
         return self
 
     def curves(self) -> np.ndarray:
-        """Box accuracy (percent) at every CAM threshold: ndarray[len(iou_thresholds), T]."""
+        """Box accuracy (fraction in [0, 1]) at every CAM threshold: ndarray[len(iou_thresholds), T]."""
         if self.num_images == 0:
             raise ValueError("no image was added: call update() before compute()")
-        return self.num_correct * 100.0 / self.num_images
+        return self.num_correct / self.num_images
 
     def compute(self) -> dict:
-        """``{delta: max accuracy (percent), ..., "mean": mean over deltas, "best_threshold": {delta: tau}}``.
+        """``{delta: max accuracy (fraction), ..., "mean": mean over deltas, "best_threshold": {delta: tau}}``.
 
         ``best_threshold`` is the first CAM threshold reaching the maximum.
         """
@@ -203,14 +204,14 @@ def max_box_acc(
     iou_thresholds: Sequence[float] = DEFAULT_IOU_THRESHOLDS,
     multi_contour: bool = True,
 ) -> dict:
-    """MaxBoxAcc (``multi_contour=False``) or MaxBoxAccV2 (``multi_contour=True``) in percent.
+    """MaxBoxAcc (``multi_contour=False``) or MaxBoxAccV2 (``multi_contour=True``) as fractions in [0, 1].
 
     Args:
         cams (ndarray[N, H, W] | sequence of ndarray[H, W]): maps in ``[0, 1]`` of the ground-truth class.
         gt_boxes (sequence of ndarray[M_i, 4]): ground-truth boxes in each map's pixels.
 
     Returns:
-        ``{0.3: pct, 0.5: pct, 0.7: pct, "mean": pct, "best_threshold": {0.3: tau, ...}}``.
+        ``{0.3: acc, 0.5: acc, 0.7: acc, "mean": acc, "best_threshold": {0.3: tau, ...}}``.
     """
     metric = BoxAccuracy(cam_thresholds, iou_thresholds, multi_contour=multi_contour)
     return metric.update(cams, gt_boxes).compute()
@@ -226,7 +227,7 @@ def localization_accuracy(
     iou_threshold: float = 0.5,
     multi_contour: bool = False,
 ) -> dict:
-    """Classic CAM localization accuracy at one threshold, in percent.
+    """Classic CAM localization accuracy at one threshold, as fractions in [0, 1].
 
     An image is GT-known correct when the box estimated from the ground-truth class's map overlaps a
     ground-truth box with IoU >= ``iou_threshold``; top-1 (top-5) localization also needs the label to be
@@ -241,7 +242,7 @@ def localization_accuracy(
         cam_threshold: relative CAM threshold (0.2 is the classic CAM rule).
 
     Returns:
-        ``{"top1_loc", "top5_loc", "gt_known_loc", "top1_cls", "top5_cls"}`` in percent.
+        ``{"top1_loc", "top5_loc", "gt_known_loc", "top1_cls", "top5_cls"}`` as fractions in [0, 1].
     """
     cam_list = _iter_cams(cams)
     box_list = _iter_boxes(gt_boxes, len(cam_list))
@@ -267,9 +268,9 @@ def localization_accuracy(
     top1 = ranking[:, 0] == labels
     top5 = (ranking[:, : min(5, num_classes)] == labels[:, None]).any(axis=1)
     return {
-        "top1_loc": float(np.mean(gt_known & top1) * 100.0),
-        "top5_loc": float(np.mean(gt_known & top5) * 100.0),
-        "gt_known_loc": float(np.mean(gt_known) * 100.0),
-        "top1_cls": float(np.mean(top1) * 100.0),
-        "top5_cls": float(np.mean(top5) * 100.0),
+        "top1_loc": float(np.mean(gt_known & top1)),
+        "top5_loc": float(np.mean(gt_known & top5)),
+        "gt_known_loc": float(np.mean(gt_known)),
+        "top1_cls": float(np.mean(top1)),
+        "top5_cls": float(np.mean(top5)),
     }

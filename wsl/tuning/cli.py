@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["space_help", "add_tune_arguments", "add_demo_settings_arguments", "print_summary"]
+__all__ = ["space_help", "add_tune_arguments", "tune_options", "add_demo_settings_arguments", "print_summary"]
 
 
 def space_help(keys, defaults, notes=()) -> str:
@@ -57,6 +57,17 @@ def add_tune_arguments(parser: argparse.ArgumentParser, noun: str, default_held_
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
+def tune_options(args: argparse.Namespace):
+    """The :class:`~wsl.tuning.TuneOptions` of the flags of :func:`add_tune_arguments`."""
+    from wsl.tuning.options import TuneOptions
+
+    return TuneOptions(out=args.out, held_out=args.held_out, held_out_list=args.held_out_list,
+                       split_seed=args.split_seed, seeds=list(args.seeds), space_file=args.space, trials=args.trials,
+                       timeout=args.timeout, storage=args.storage, study_name=args.study_name,
+                       sampler_seed=args.sampler_seed, prune=args.prune, jobs=args.jobs, overwrite=args.overwrite,
+                       baseline=args.baseline, echo=None if args.quiet else print, progress=not args.quiet)
+
+
 def add_demo_settings_arguments(parser: argparse.ArgumentParser, tool: str, noun: str, trials: int,
                                 seeds, package: str) -> None:
     """A demo's "settings" group: stored tuned settings, or ``--tune`` to choose them live with ``tool tune``
@@ -78,6 +89,7 @@ def add_demo_settings_arguments(parser: argparse.ArgumentParser, tool: str, noun
 
 
 def print_summary(summary: dict, out: str, command: str, scale: float, unit: str) -> None:
+    """The closing lines of ``tune``: the best score (times ``scale``, in ``unit``), settings and outputs."""
     from pathlib import Path
 
     from wsl.tuning.space import format_value

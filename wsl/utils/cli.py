@@ -1,9 +1,11 @@
 """A tiny sub-command runner shared by ``wsl-video`` and ``wsl-image``.
 
 Each sub-command lives in its own module that defines ``HELP`` (one line), ``add_arguments(parser)``
-and ``run(args) -> int | None``. Bad input (``ValueError``, ``FileNotFoundError``, ``KeyError``)
-is reported as one line on stderr with exit status 2, never as a traceback; warnings are printed as
-one line each (``<prog>: warning: <message>``).
+and ``run(args) -> int | None``, and optionally ``REQUIRES`` (optional modules checked before it runs).
+Bad input (``ValueError``, ``FileNotFoundError``, ``KeyError``) is reported as one line on stderr with
+exit status 2, never as a traceback; so is a missing optional dependency, naming the extra that installs
+it (``<prog> <command>: needs the [video] extra (missing module 'av'): pip install "wsl[video]"``);
+warnings are printed as one line each (``<prog>: warning: <message>``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import importlib
 import sys
 import warnings
 from typing import Mapping, Sequence
+
+from wsl.utils.extras import MissingExtra, extra_for, needs_extra, require
 
 __all__ = ["run_cli", "build_parser", "DefaultsHelpFormatter", "format_aggregators"]
 
@@ -65,10 +69,18 @@ def run_cli(prog: str, description: str, commands: Mapping[str, str], argv: Sequ
         print(f"{prog}: warning: {message}", file=sys.stderr)
 
     try:
+        for name in getattr(module, "REQUIRES", ()):
+            require(name, extra_for(name, prog) or "all", f"{prog} {args.command}")
         with warnings.catch_warnings():
             warnings.simplefilter("default")
             warnings.showwarning = show_warning
             status = module.run(args)
+    except ModuleNotFoundError as error:
+        extra = error.extra if isinstance(error, MissingExtra) else extra_for(error.name, prog)
+        if extra is None:
+            raise
+        print(f"{prog} {args.command}: {needs_extra(error.name.split('.')[0], extra)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130

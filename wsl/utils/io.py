@@ -1,4 +1,4 @@
-"""Atomic file writes and safe checkpoint loading.
+"""Atomic file writes, safe checkpoint loading and JSON-ready values.
 
 Every writer goes to a temporary file in the destination folder and renames it over the target
 with :func:`os.replace`, which is atomic on POSIX and Windows; the file gets the mode a plain
@@ -15,13 +15,14 @@ import os
 import re
 import stat
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any, Iterator, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 __all__ = ["atomic_writer", "atomic_write_text", "atomic_write_json", "atomic_save", "load_checkpoint",
-           "read_yaml"]
+           "read_yaml", "jsonable"]
 
 
 def _umask() -> int:
@@ -79,6 +80,24 @@ def atomic_write_json(path: PathLike, obj: Any, indent: int | None = 2) -> None:
     with atomic_writer(path, "w") as handle:
         json.dump(obj, handle, indent=indent)
         handle.write("\n")
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with plain Python containers and scalars only, ready for :func:`json.dump`.
+
+    Mappings become dicts with string keys, lists and tuples become lists, NumPy arrays and scalars and
+    torch tensors become (nested lists of) Python numbers through their ``tolist()``; anything else is kept.
+    """
+    if isinstance(value, Mapping):
+        return {str(key): jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(item) for item in value]
+    if isinstance(value, (str, bytes)):
+        return value
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist):
+        return tolist()
+    return value
 
 
 def atomic_save(obj: Any, path: PathLike) -> None:

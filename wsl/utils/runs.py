@@ -1,9 +1,10 @@
 """Run folders: never mix two runs in one folder, and record paths that work from any directory.
 
 A training command writes a run folder (``config.yaml``, ``checkpoint.pt``, ``train.log``, metrics,
-...). :func:`check_run_dir` decides whether a run may start in a folder; :func:`absolute_path` and
-:func:`recorded_path` make the paths a run records usable from another working directory or, with
-an override flag, on another machine.
+...). :class:`RunFolder` is that folder for both tools: its file names, its log (:class:`RunLog`), its
+checkpoint (written atomically, read with ``weights_only=True``) and the check that decides whether a run
+may start in it (:func:`check_run_dir`). :func:`absolute_path` and :func:`recorded_path` make the paths a
+run records usable from another working directory or, with an override flag, on another machine.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ from __future__ import annotations
 import fnmatch
 import os
 import shutil
+import time
 from pathlib import Path
-from typing import Iterable, List, Union
+from typing import Any, Callable, Iterable, List, Sequence, Union
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-__all__ = ["absolute_path", "recorded_path", "check_run_dir", "remove_run_files"]
+__all__ = ["absolute_path", "recorded_path", "check_run_dir", "remove_run_files", "RunFolder", "RunLog"]
 
 
 def absolute_path(path: PathLike | None) -> str | None:
@@ -118,3 +120,125 @@ def remove_run_files(paths: Iterable[PathLike]) -> None:
             shutil.rmtree(path)
         else:
             path.unlink(missing_ok=True)
+
+
+class RunLog:
+    """``train.log``: one time-stamped line per message, the file rewritten atomically on every line (it is small).
+
+    Args:
+        path: the log file.
+        echo: also called with every message (printing), or None.
+        append: keep the lines the file already holds (a resumed run); otherwise start empty.
+        separator: between the time stamp and the message.
+    """
+
+    def __init__(self, path: PathLike, echo: Callable[[str], None] | None = None, *, append: bool = False,
+                 separator: str = " ") -> None:
+        self.path = Path(path)
+        self.lines: List[str] = (self.path.read_text(encoding="utf-8").splitlines()
+                                 if append and self.path.is_file() else [])
+        self.echo = echo
+        self.separator = separator
+
+    def __call__(self, message: str) -> None:
+        from wsl.utils.io import atomic_write_text
+
+        self.lines.append(f"{time.strftime('%Y-%m-%d %H:%M:%S')}{self.separator}{message}")
+        atomic_write_text(self.path, "\n".join(self.lines) + "\n")
+        if self.echo is not None:
+            self.echo(message)
+
+
+class RunFolder:
+    """The folder of one training run: its file names, log, checkpoint and the start checks.
+
+    Args:
+        path: the folder (it need not exist yet).
+        outputs: file-name patterns of everything the run writes there (see :func:`check_run_dir`); the
+            config, checkpoint, log and metrics files are always among them.
+        log_separator: between time stamp and message in ``train.log``.
+
+    A run starts with :meth:`check` (before anything is written: nothing is removed yet) and :meth:`start`
+    (removes the old run's files that ``overwrite`` replaces and creates the folder).
+    """
+
+    CONFIG = "config.yaml"
+    CHECKPOINT = "checkpoint.pt"
+    LOG = "train.log"
+    METRICS = "metrics.json"
+
+    def __init__(self, path: PathLike, outputs: Sequence[str] = (), *, log_separator: str = " ") -> None:
+        self.path = Path(path)
+        own = (self.CONFIG, self.CHECKPOINT, self.LOG, self.METRICS)
+        self.outputs = own + tuple(name for name in outputs if name not in own)
+        self.log_separator = log_separator
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    def file(self, name: str) -> Path:
+        """The path of the run's file ``name``."""
+        return self.path / name
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / self.CONFIG
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.path / self.CHECKPOINT
+
+    @property
+    def log_path(self) -> Path:
+        return self.path / self.LOG
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / self.METRICS
+
+    def check(self, *, resume: bool = False, overwrite: bool = False) -> List[Path]:
+        """Whether a run may start here (:func:`check_run_dir`); returns the old run's files to replace.
+
+        Raises:
+            ValueError: as :func:`check_run_dir`.
+            FileNotFoundError: ``resume`` and the folder has no checkpoint.
+        """
+        stale = check_run_dir(self.path, self.outputs, resume=resume, overwrite=overwrite)
+        if resume and not self.checkpoint_path.is_file():
+            raise FileNotFoundError(f"cannot resume: no checkpoint at {self.checkpoint_path}")
+        return stale
+
+    def start(self, stale: Iterable[PathLike] = ()) -> None:
+        """Remove ``stale`` (what :meth:`check` returned) and create the folder: the run writes from here on."""
+        remove_run_files(stale)
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def require(self, *names: str) -> None:
+        """Raise ``FileNotFoundError`` naming the folder or the first of ``names`` it lacks."""
+        if not self.path.is_dir():
+            raise FileNotFoundError(f"run directory not found: {self.path}")
+        for name in names:
+            if not (self.path / name).is_file():
+                raise FileNotFoundError(f"{self.path / name} is missing: not a trained run directory")
+
+    def log(self, echo: Callable[[str], None] | None = None, *, append: bool = False) -> RunLog:
+        """The run's :class:`RunLog` (``append``: keep the earlier lines of a resumed run)."""
+        return RunLog(self.log_path, echo, append=append, separator=self.log_separator)
+
+    def save_checkpoint(self, state: Any) -> None:
+        """Write ``checkpoint.pt`` atomically (the file is always either the old or the new checkpoint)."""
+        from wsl.utils.io import atomic_save
+
+        atomic_save(state, self.checkpoint_path)
+
+    def load_checkpoint(self, map_location: Any = "cpu") -> Any:
+        """Read ``checkpoint.pt`` with ``weights_only=True`` (:func:`wsl.utils.io.load_checkpoint`)."""
+        from wsl.utils.io import load_checkpoint
+
+        return load_checkpoint(self.checkpoint_path, map_location=map_location)
+
+    def write_json(self, name: str, value: Any) -> None:
+        """Write ``value`` as the run's JSON file ``name`` atomically."""
+        from wsl.utils.io import atomic_write_json
+
+        atomic_write_json(self.path / name, value)

@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 HELP = "train maa, weighted_sum and mean on cub-sim and print a Table-4-style comparison with overlays"
+REQUIRES = ("timm", "torchvision", "PIL", "cv2")  # optional modules, checked before the command runs
 
 DEFAULT_AGGREGATORS = ("maa", "weighted_sum", "mean")
 PAPER_NAMES = {"maa": "MAAN", "weighted_sum": "weighted-CAM", "mean": "CAM (GAP)"}
@@ -158,10 +159,13 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     import wsl
+    from wsl.utils.device import resolve_device
     from wsl.utils.io import atomic_write_json, atomic_write_text
+    from wsl_image.data.splits import build_splits
     from wsl_image.evaluate import METRIC_UNITS, evaluate_run
     from wsl_image.overlay import make_grid, render_overlays, save_png
-    from wsl_image.train import build_splits, load_run, resolve_device, train
+    from wsl_image.run import load_run
+    from wsl_image.training import train
 
     if args.epochs is not None and args.epochs < 1:
         raise ValueError(f"--epochs must be >= 1, got {args.epochs}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 HELP = "evaluate a trained run (top-1/top-5/GT-known loc, MaxBoxAcc, MaxBoxAccV2, classification) on a split"
+REQUIRES = ("timm", "torchvision", "PIL", "cv2")  # optional modules, checked before the command runs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,10 +28,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from wsl.utils.device import resolve_device
     from wsl.utils.io import atomic_write_json
     from wsl.utils.runs import recorded_path
+    from wsl_image.data.splits import build_splits
     from wsl_image.evaluate import evaluate_run, format_metrics
-    from wsl_image.train import build_splits, load_run, resolve_device
+    from wsl_image.run import load_run
 
     run_dir = Path(args.run)
     if not run_dir.is_dir():

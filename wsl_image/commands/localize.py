@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 HELP = "predict the class and the object box of your own images with a trained run (JSON + overlay PNGs)"
+REQUIRES = ("timm", "torchvision", "PIL", "cv2")  # optional modules, checked before the command runs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,8 +24,9 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
+    from wsl.utils.device import resolve_device
     from wsl.utils.io import atomic_write_json
-    from wsl_image.train import load_run, resolve_device
+    from wsl_image.run import load_run
 
     if args.topk < 1:
         raise ValueError(f"--topk must be >= 1, got {args.topk}")

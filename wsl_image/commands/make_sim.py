@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 HELP = "Write cub-sim, a small synthetic dataset in the exact CUB-200-2011 layout."
+REQUIRES = ("cv2",)  # optional modules, checked before the command runs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 HELP = "train a CAM model with a chosen aggregator on CUB-200-2011 (torchrun for multi-GPU / multi-node)"
+REQUIRES = ("timm", "torchvision", "PIL", "cv2")  # optional modules, checked before the command runs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -132,7 +133,7 @@ def resolve_config(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     import wsl
-    from wsl_image.train import train
+    from wsl_image.training import train
 
     config = resolve_config(args)
     wsl.build_aggregator(config.aggregator, channels=8, **config.aggregator_kwargs)  # fail fast on a bad name

@@ -6,6 +6,7 @@ import argparse
 
 HELP = ("choose training settings and the CAM threshold on held-out images (the metadata's val split or "
         "training images; Optuna TPE, pruning); writes best.yaml for train --config, trials.csv and study.png")
+REQUIRES = ("optuna", "timm", "torchvision", "PIL", "cv2")  # optional modules, checked before the command runs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,15 +50,10 @@ def base_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from wsl.tuning.cli import print_summary
+    from wsl.tuning.cli import print_summary, tune_options
     from wsl_image.tune import tune
 
-    config = base_config(args)
-    summary = tune(config, args.out, held_out=args.held_out, held_out_list=args.held_out_list,
-                   split_seed=args.split_seed, seeds=args.seeds, space_file=args.space, trials=args.trials,
-                   timeout=args.timeout, storage=args.storage, study_name=args.study_name,
-                   sampler_seed=args.sampler_seed, prune=args.prune, jobs=args.jobs, overwrite=args.overwrite,
-                   baseline=args.baseline, echo=None if args.quiet else print)
+    summary = tune(base_config(args), tune_options(args))
     if not args.quiet:
-        print_summary(summary, args.out, "wsl-image", 1.0, "%")
+        print_summary(summary, args.out, "wsl-image", 100.0, "%")
     return 0

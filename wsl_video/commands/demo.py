@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 HELP = "train MAAN and the paper's baselines on thumos14-sim and print a Table-1-style comparison"
+REQUIRES = ("matplotlib",)  # optional modules, checked before the command runs
 
 AGGREGATORS = ("maa", "weighted_sum", "dropout", "norm", "softmax_norm")
 LABELS = {"maa": "MAAN", "weighted_sum": "STPN", "dropout": "Dropout", "norm": "Norm",
@@ -138,9 +139,10 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     import wsl
-    from wsl.utils.io import atomic_write_json, atomic_write_text
+    from wsl.utils.io import atomic_write_json, atomic_write_text, jsonable
+    from wsl_video.data.opening import open_data
     from wsl_video.plot import format_metrics_table, plot_runs, summarize_runs
-    from wsl_video.train import jsonable, open_data, train
+    from wsl_video.training import train
 
     known = set(wsl.list_aggregators())
     for name in args.aggregators:

@@ -22,8 +22,10 @@ def run(args: argparse.Namespace) -> int:
     if not Path(args.run).is_dir():
         raise FileNotFoundError(f"run directory not found: {args.run}")
     from wsl.utils.runs import recorded_path
+    from wsl_video.data.opening import open_data
+    from wsl_video.evaluation import write_prediction
     from wsl_video.inference import predict_dataset
-    from wsl_video.train import CONFIG_FILE, check_run_classes, load_run, open_data, write_prediction
+    from wsl_video.run import CONFIG_FILE, check_run_classes, load_run
 
     config, model, state = load_run(args.run, args.device)
     data_root = recorded_path(config.data.data_root, args.data_root, source=Path(args.run) / CONFIG_FILE)

@@ -99,13 +99,14 @@ def run(args: argparse.Namespace) -> int:
     from wsl.metrics.classification import video_classification_map
     from wsl.metrics.detection import ACTIVITYNET_TIOU_THRESHOLDS, THUMOS14_TIOU_THRESHOLDS, detection_map
     from wsl.utils.io import atomic_write_json
-    from wsl_video.detections import load_ambiguous, load_detections, load_ground_truth
+    from wsl_video.data.annotations import load_ground_truth, read_ambiguous
+    from wsl_video.detections import load_detections
 
     thresholds = parse_thresholds(args.tiou_thresholds) if args.tiou_thresholds is not None else None
     ground_truth = load_ground_truth(args.ground_truth)
     # detection_map validates every detection (messages name the video), so skip a second pass.
     results, video_scores = load_detections(args.predictions, validate=False)
-    ambiguous = load_ambiguous(args.ambiguous) if args.ambiguous else None
+    ambiguous = read_ambiguous(args.ambiguous) if args.ambiguous else None
 
     subset = args.subset if args.subset is not None else default_subset(ground_truth)
     if args.subset is not None:

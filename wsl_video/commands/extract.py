@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 HELP = "extract I3D (RGB + optical flow) or torchvision snippet features from video files"
+REQUIRES = ("av", "cv2", "torchvision")  # optional modules, checked before the command runs
 
 _EPILOG = """\
 writes DIR/features/rgb/<stem>.npy and DIR/features/flow/<stem>.npy, float32 (T, D), one row per

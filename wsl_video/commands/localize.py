@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 HELP = "localize actions in video files with a trained run; writes detections.json and one CAS plot per video"
+REQUIRES = ("av", "cv2", "torchvision", "matplotlib")  # optional modules, checked before the command runs
 
 _EPILOG = """\
 The videos' features are extracted with the settings recorded in the run (data.extractor of its

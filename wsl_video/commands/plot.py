@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 HELP = "plot the class activation sequences of one video for one or more runs against the ground truth"
+REQUIRES = ("matplotlib",)  # optional modules, checked before the command runs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -76,7 +76,7 @@ def apply_data_arguments(config, args: argparse.Namespace) -> None:
 def config_from_args(args: argparse.Namespace):
     """Resolved config: defaults < run directory's config (on --resume) < --config < flags."""
     from wsl_video.config import RunConfig, load_config
-    from wsl_video.train import CONFIG_FILE
+    from wsl_video.run import CONFIG_FILE
 
     config = RunConfig()
     saved = Path(args.out) / CONFIG_FILE
@@ -98,7 +98,7 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from wsl_video.train import train
+    from wsl_video.training import train
 
     config = config_from_args(args)
     metrics = train(config, args.out, resume=args.resume, overwrite=args.overwrite, evaluate=not args.no_eval,

@@ -1,13 +1,22 @@
-"""Temporal annotations: ActivityNet-style ``gt.json`` databases, THUMOS14 classes and Ambiguous segments."""
+"""Temporal annotations: ActivityNet-style ``gt.json`` databases, THUMOS14 classes and Ambiguous segments.
+
+The one reader of both formats: the dataset layouts, the simulated dataset and ``wsl-video evaluate``
+(:func:`load_ground_truth`, :func:`read_ambiguous`) all parse them here, with messages naming the file
+and the video or line.
+"""
 
 from __future__ import annotations
 
-import math
+import os
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence, Union
 
-from wsl_video.data.files import read_lines
+from wsl.metrics._parsing import parse_segment
+from wsl.utils.numbers import finite_float
+from wsl_video.data.files import read_json, require_file
 from wsl_video.data.records import Video
+
+PathLike = Union[str, "os.PathLike[str]"]
 
 __all__ = [
     "THUMOS14_CLASSES",
@@ -15,6 +24,7 @@ __all__ = [
     "AMBIGUOUS_LABEL",
     "Entry",
     "parse_database",
+    "load_ground_truth",
     "read_ambiguous",
     "make_video",
     "thumos_subset",
@@ -50,16 +60,6 @@ class Entry:
         self.ambiguous = ambiguous
 
 
-def _number(value: Any, what: str, where: str) -> float:
-    try:
-        number = float(value)  # BaS-Net style files store segment times as strings
-    except (TypeError, ValueError):
-        raise ValueError(f"{where}: {what} {value!r} is not a number") from None
-    if not math.isfinite(number):
-        raise ValueError(f"{where}: {what} {value!r} is not finite")
-    return number
-
-
 def parse_database(data: Any, path: Path, classes: Sequence[str] | None = None, *,
                    ambiguous_label: str | None = AMBIGUOUS_LABEL,
                    keep: Callable[[str, Mapping], bool] | None = None) -> dict[str, Entry]:
@@ -82,19 +82,17 @@ def parse_database(data: Any, path: Path, classes: Sequence[str] | None = None, 
         if not isinstance(record, Mapping):
             raise ValueError(f"{where}: annotation record is not an object")
         duration = record.get("duration")
-        duration = None if duration is None else _number(duration, "duration", where)
+        duration = None if duration is None else finite_float(duration, f"{where}: duration")
         if duration is not None and duration <= 0:
             raise ValueError(f"{where}: duration {duration} is not positive")
+        items = record.get("annotations", []) or []
+        if not isinstance(items, (list, tuple)):
+            raise ValueError(f"{where}: 'annotations' must be a list")
         annotations, ambiguous = [], []
-        for item in record.get("annotations", []) or []:
+        for item in items:
             if not isinstance(item, Mapping) or "segment" not in item or "label" not in item:
                 raise ValueError(f"{where}: annotation {item!r} lacks 'segment' or 'label'")
-            segment = item["segment"]
-            if not isinstance(segment, (list, tuple)) or len(segment) != 2:
-                raise ValueError(f"{where}: segment {segment!r} is not a [start, end] pair")
-            start, end = (_number(v, "segment time", where) for v in segment)
-            if end < start:
-                raise ValueError(f"{where}: segment [{start}, {end}] ends before it starts")
+            start, end = parse_segment(item["segment"], where)  # BaS-Net style files store times as strings
             label = str(item["label"])
             if ambiguous_label is not None and label == ambiguous_label:
                 ambiguous.append((start, end))
@@ -106,17 +104,58 @@ def parse_database(data: Any, path: Path, classes: Sequence[str] | None = None, 
     return entries
 
 
-def read_ambiguous(path: Path) -> dict[str, list[tuple[float, float]]]:
-    """THUMOS14 ``Ambiguous_test.txt`` (``<video> <start> <end>`` lines) as ``{video: [(start, end)]}``."""
+def load_ground_truth(path: PathLike) -> dict:
+    """Read an ActivityNet-style ground-truth file (THUMOS14 converted files included), checked and normalised.
+
+    Every label is kept (THUMOS14's ``Ambiguous`` too); segment times given as strings are converted.
+
+    Returns:
+        ``{"version", "database": {video: {"subset", "duration", "annotations": [{"segment": [start, end],
+        "label"}]}}}``, the structure :func:`wsl.metrics.detection_map` takes; ``subset`` and ``duration``
+        are None when missing.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: one line naming the file and the video.
+    """
+    path = Path(path)
+    data = read_json(path)
+    entries = parse_database(data, path, ambiguous_label=None)
+    database = {
+        name: {
+            "subset": entry.subset or None,
+            "duration": entry.duration,
+            "annotations": [{"segment": [start, end], "label": label} for start, end, label in entry.annotations],
+        }
+        for name, entry in entries.items()
+    }
+    return {"version": data.get("version"), "database": database}
+
+
+def read_ambiguous(path: PathLike) -> dict[str, list[tuple[float, float]]]:
+    """THUMOS14 ``Ambiguous_test.txt`` (``<video> <start> <end>`` lines, seconds) as ``{video: [(start, end)]}``.
+
+    Blank lines are skipped; segments keep their file order.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: one line naming the file and the line number.
+    """
+    path = Path(path)
+    require_file(path, "ambiguous-segment file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not a text file ({error})") from None
     segments: dict[str, list[tuple[float, float]]] = {}
-    for number, line in enumerate(read_lines(path), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         fields = line.split()
-        if len(fields) != 3:
-            raise ValueError(f"{path}: line {number} is not '<video> <start> <end>': {line!r}")
+        if not fields:
+            continue
         where = f"{path}: line {number}"
-        segments.setdefault(fields[0], []).append(
-            (_number(fields[1], "start", where), _number(fields[2], "end", where))
-        )
+        if len(fields) != 3:
+            raise ValueError(f"{where}: expected '<video> <start> <end>', got {line.strip()!r}")
+        segments.setdefault(fields[0], []).append(parse_segment(fields[1:], where))
     return segments
 
 

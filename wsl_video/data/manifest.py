@@ -14,10 +14,10 @@ per video, ``num_snippets``, ``seconds_per_snippet`` and ``duration`` (optional)
 from __future__ import annotations
 
 import copy
-import math
 from pathlib import Path
 from typing import Any, Mapping
 
+from wsl.utils.numbers import finite_float
 from wsl_video.data.files import read_json, require_file
 
 __all__ = ["MANIFEST_FILE", "MANIFEST_FORMAT", "MANIFEST_VERSION", "MANIFEST_STREAMS", "Manifest",
@@ -43,11 +43,14 @@ class ManifestVideo:
 
 
 def _positive(value: Any, integer: bool = False) -> bool:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    """A positive finite JSON number (an integer where ``integer``); strings are not numbers here."""
+    if not isinstance(value, (int, float)):
         return False
-    if integer and not (isinstance(value, int) or float(value).is_integer()):
+    try:
+        number = finite_float(value, "value")
+    except ValueError:  # a boolean, NaN or infinite
         return False
-    return math.isfinite(value) and value > 0
+    return number > 0 and (not integer or number.is_integer())
 
 
 class Manifest:

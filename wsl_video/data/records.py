@@ -194,6 +194,28 @@ class FeatureDataset:
                 }
         return self
 
+    def view(self, indices: Sequence[int], subset: str | None = None) -> FeatureDataset:
+        """The videos at ``indices`` (kept in the given order) as a dataset of their own.
+
+        The view shares this dataset's feature loader and its preloaded features (:meth:`preload` of
+        either fills both), classes, stream mode, ambiguous segments, version and extractor record.
+        ``subset`` names the view (default: this dataset's subset).
+
+        Raises:
+            ValueError: ``indices`` is empty or names a video twice.
+            IndexError: an index is out of range.
+        """
+        positions = [int(i) for i in indices]
+        for i in positions:
+            if not 0 <= i < len(self.videos):
+                raise IndexError(f"{self.name} ({self.subset}): no video at index {i} of {len(self.videos)}")
+        view = FeatureDataset(self.name, self.subset if subset is None else subset, self.classes,
+                              [self.videos[i] for i in positions], self._loader, self._native_dims,
+                              streams=self._mode, ambiguous=self.ambiguous, version=self.version,
+                              extractor=self.extractor)
+        view._preloaded = self._preloaded
+        return view
+
     # ------------------------------------------------------------------ labels
     def label_matrix(self) -> np.ndarray:
         """Video-level multi-hot labels, ``ndarray[N, K] float32``, rows following :attr:`videos`."""

@@ -19,6 +19,7 @@ processed in the same run, on the order of the videos, or on the number of flow 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -26,11 +27,12 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from wsl.utils.device import resolve_device
 from wsl_video.features.decoding import VideoDecoder, VideoError, VideoInfo
 from wsl_video.features.settings import ExtractionSettings
 from wsl_video.features.transforms import center_crop, flow_to_unit_range, parse_resize, rgb_to_unit_range
 
-__all__ = ["FeatureExtractor", "VideoFeatures", "extract_video", "resolve_device"]
+__all__ = ["FeatureExtractor", "VideoFeatures", "extract_video"]
 
 
 @dataclass
@@ -54,23 +56,6 @@ class VideoFeatures:
         return {"source": self.info.source, "source_fps": self.info.source_fps, "duration": self.info.duration,
                 "frames": self.info.frames, "num_snippets": self.num_snippets,
                 "seconds_per_snippet": self.seconds_per_snippet}
-
-
-def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """``"auto"``/None: ``cuda:<LOCAL_RANK>`` when CUDA is available (``cuda:0`` outside torchrun), else CPU."""
-    import os
-
-    if device is None or str(device) == "auto":
-        if torch.cuda.is_available():
-            return torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', '0') or 0) % torch.cuda.device_count()}")
-        return torch.device("cpu")
-    try:
-        chosen = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"unknown device {device!r}") from None
-    if chosen.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r}: CUDA is not available on this machine")
-    return chosen
 
 
 class FeatureExtractor:
@@ -104,7 +89,8 @@ class FeatureExtractor:
             raise ValueError(f"chunk must be at least 1, got {chunk}")
         self.settings = settings.resolved()
         self.extractor: dict[str, Any] = self.settings.to_extractor()
-        self.device = resolve_device(device)
+        # one process per GPU under torchrun: a plain cuda (or auto) is this process's GPU
+        self.device = resolve_device(device, local_rank=int(os.environ.get("LOCAL_RANK") or 0))
         self.batch_size = batch_size
         self.chunk = chunk
         self.resize = parse_resize(self.settings.resize)

@@ -22,20 +22,21 @@ when interrupted) each process takes the lock, reads every record in ``manifest.
 rewrites ``manifest.json`` atomically. The merges are serialised by the lock and each reads every
 record written before it, so whichever process finishes last writes a manifest that lists every video:
 once all shards are done, the manifest is complete. The lock is a POSIX record lock
-(``fcntl.lockf``), which network file systems such as NFS support; running the command again with the
+(:class:`wsl.utils.lock.FileLock`, ``fcntl.lockf``), which network file systems such as NFS support
+(no lock where ``fcntl`` is missing: run the shards one after the other there); running the command again with the
 same arguments (every video is skipped) rewrites the manifest from the records at any time.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
 from wsl.utils.io import atomic_write_json, atomic_writer
+from wsl.utils.lock import FileLock
 from wsl_video.data.manifest import MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION
 from wsl_video.features.settings import extractor_differences
 
@@ -43,23 +44,6 @@ __all__ = ["FeatureStore"]
 
 ANNOTATIONS = "annotations.json"
 _RECORD_KEYS = ("source", "source_fps", "duration", "frames", "num_snippets", "seconds_per_snippet")
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive POSIX lock on ``path`` (created if needed) for the duration of the block."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as handle:
-        try:
-            import fcntl
-        except ImportError:  # not POSIX: no lock (run shards on one machine one after the other there)
-            yield
-            return
-        fcntl.lockf(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.lockf(handle, fcntl.LOCK_UN)
 
 
 class FeatureStore:
@@ -89,7 +73,7 @@ class FeatureStore:
                 extraction's (never overwritten).
         """
         self.root.mkdir(parents=True, exist_ok=True)
-        with _locked(self.lock_path):
+        with FileLock(self.lock_path):
             if self.extractor_path.is_file():
                 recorded = json.loads(self.extractor_path.read_text(encoding="utf-8"))
                 differences = extractor_differences(recorded, extractor)
@@ -142,7 +126,7 @@ class FeatureStore:
     # ------------------------------------------------------------------ manifest
     def merge(self) -> dict[str, Any]:
         """Rewrite ``manifest.json`` from the extractor and every video record (under the lock)."""
-        with _locked(self.lock_path):
+        with FileLock(self.lock_path):
             if not self.extractor_path.is_file():
                 raise ValueError(f"{self.root}: no extraction settings recorded (manifest.d/extractor.json)")
             extractor = json.loads(self.extractor_path.read_text(encoding="utf-8"))
