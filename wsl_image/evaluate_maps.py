@@ -121,11 +121,10 @@ def evaluate_score_maps(scoremaps: str | Path, metadata: str | Path, dataset: st
             every.update([score_map], [boxes])
             count += 1
         first, second = largest.compute(), every.compute()
-        scale = 0.01  # BoxAccuracy reports percent
         return {
-            "max_box_acc": first[0.5] * scale,
-            "max_box_acc_v2": second["mean"] * scale,
-            "max_box_acc_v2_per_iou": {str(delta): second[delta] * scale for delta in iou_thresholds},
+            "max_box_acc": first[0.5],
+            "max_box_acc_v2": second["mean"],
+            "max_box_acc_v2_per_iou": {str(delta): second[delta] for delta in iou_thresholds},
             "max_box_acc_threshold": first["best_threshold"][0.5],
             "num_images": count,
         }

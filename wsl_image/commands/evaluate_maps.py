@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 HELP = "score saved <image_id>.npy score maps: MaxBoxAcc and MaxBoxAccV2 (CUB, ILSVRC) or PxAP and PIoU (OpenImages)"
+REQUIRES = ("cv2",)  # optional modules, checked before the command runs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
