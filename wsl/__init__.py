@@ -23,7 +23,8 @@ _LAZY = {
     "set_validation": "wsl._validation",
     "validation": "wsl._validation",
 }
-_SUBMODULES = {"aggregators", "cam", "functional", "localization", "metrics", "reference", "registry", "utils"}
+_SUBMODULES = {"aggregators", "cam", "functional", "localization", "losses", "metrics", "reference", "registry",
+               "utils"}
 
 __all__ = [
     "Aggregation",

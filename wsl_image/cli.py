@@ -13,6 +13,7 @@ COMMANDS = {
     "demo": "wsl_image.commands.demo",
     "make-sim": "wsl_image.commands.make_sim",
     "tune": "wsl_image.commands.tune",
+    "evaluate-maps": "wsl_image.commands.evaluate_maps",
     **GENERIC_COMMANDS,
 }
 

@@ -18,6 +18,8 @@ from .registry import (
     refresh_plugins,
     register_aggregator,
 )
+from .sed import AutoPool, LinearSoftmaxPool
+from .thresholded import ThresholdedAveragePool
 from .weighted import DropoutWeightedSum, NormalizedWeightedSum, SoftmaxWeightedAverage, WeightedSum
 
 _finish_builtins()
@@ -35,6 +37,9 @@ __all__ = [
     "MeanPool",
     "MaxPool",
     "TopKMeanPool",
+    "LinearSoftmaxPool",
+    "AutoPool",
+    "ThresholdedAveragePool",
     "AggregatorAdapter",
     "AggregatorInfo",
     "ENTRY_POINT_GROUP",
