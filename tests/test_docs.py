@@ -134,6 +134,27 @@ def test_every_page_is_checked():
     assert not untagged, f"code blocks without a language (say text for output or synopses): {untagged}"
 
 
+def _anchors(page: Path) -> set[str]:
+    """GitHub's anchors of the headings of ``page``: lower case, punctuation dropped, spaces to hyphens."""
+    text = FENCE.sub("", page.read_text(encoding="utf-8"))
+    return {re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+            for heading in re.findall(r"^#+ (.+)$", text, flags=re.M)}
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.relative_to(REPO).as_posix())
+def test_links_resolve(page):
+    """Every relative link of the docs names a file of the repository, and its #anchor a heading there."""
+    text = FENCE.sub("", page.read_text(encoding="utf-8"))
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if re.match(r"[a-z]+:", target):
+            continue
+        path, _, anchor = target.partition("#")
+        linked = (page.parent / path).resolve() if path else page
+        assert linked.exists(), f"{page.name}: link to missing {target}"
+        if anchor and linked.suffix == ".md":
+            assert anchor in _anchors(linked), f"{page.name}: no heading for #{anchor} in {linked.name}"
+
+
 def test_command_checker_catches_renamed_options():
     """The checker itself: a misspelt option, an unknown command or a bad choice is refused."""
     good = command_lines("OMP_NUM_THREADS=1 wsl-video train --dataset thumos14-sim \\\n    --out runs/x  # a run\n")
