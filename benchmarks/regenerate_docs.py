@@ -55,6 +55,8 @@ TABLES: Dict[str, Table] = {table.name: table for table in (
           "time of the MAA weights per position, exact and truncated rule", index=1),
     Table("maa-truncation", "python benchmarks/maa_truncation.py",
           "accuracy of the truncated quadrature rule for a grid of (K, L)"),
+    Table("evaluation", "OMP_NUM_THREADS=1 python benchmarks/evaluation.py",
+          "detection evaluation at ActivityNet scale: vectorised, reference loops, the whole command"),
     Table("extraction", "OMP_NUM_THREADS=1 python benchmarks/extraction.py --threads 1",
           "feature extraction speed per stage, one CPU thread"),
     Table("video-demo", "OMP_NUM_THREADS=1 wsl-video demo --seeds 0 1 2 --out demo_out",

@@ -28,6 +28,12 @@ def test_maa_truncation_benchmark_smoke():
     assert "| 32 | 36 |" in table and "float64" in table
 
 
+def test_evaluation_benchmark_smoke(capsys):
+    assert _load("evaluation").main(["--videos", "20", "--classes", "3", "--predictions-per-video", "4"]) == 0
+    printed = capsys.readouterr().out
+    assert "| `detection_map` (vectorised) |" in printed and "| whole `wsl-video evaluate` command" in printed
+
+
 def test_extraction_benchmark_smoke():
     table = _load("extraction").main(["--quick"])
     for stage in ("| decode + resample + scale |", "| TV-L1", "| RAFT small", "| I3D rgb", "| I3D flow",
