@@ -61,6 +61,8 @@ TABLES: Dict[str, Table] = {table.name: table for table in (
           "feature extraction speed per stage, one CPU thread"),
     Table("video-demo", "OMP_NUM_THREADS=1 wsl-video demo --seeds 0 1 2 --out demo_out",
           "wsl-video demo over three seeds (about a minute per seed)", output="demo_out/table.md"),
+    Table("image-demo", "wsl-image demo --out wsl-image-demo",
+          "wsl-image demo, seed 0, both map scores (about 3 minutes)", output="wsl-image-demo/table.md"),
     Table("image-demo-seeds",
           "OMP_NUM_THREADS=1 python benchmarks/image_demo_seeds.py --seeds 0 1 2 --out image_demo_seeds",
           "wsl-image demo over three seeds (about 10 minutes)", output="image_demo_seeds/table.md"),
