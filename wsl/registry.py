@@ -22,7 +22,6 @@ This module imports neither torch nor any plugin.
 
 from __future__ import annotations
 
-import difflib
 import os
 import warnings
 from importlib import metadata
@@ -191,10 +190,13 @@ class Registry:
 
     def unknown(self, name: str) -> ValueError:
         """The error for an unknown name: lists the available names and the closest one when close."""
+        from wsl.utils.suggest import did_you_mean
+
         available = self.names(include_aliases=True)
-        close = difflib.get_close_matches(str(name), available, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        return ValueError(f"unknown {self.kind} '{name}'; available: {', '.join(available)}{hint}")
+        hint = did_you_mean(name, available)
+        listed = f"available: {', '.join(available)}"
+        return ValueError(f"unknown {self.kind} '{name}'{hint} {listed}" if hint else
+                          f"unknown {self.kind} '{name}'; {listed}")
 
     def get(self, name: str) -> Any:
         """The class or factory registered under ``name`` or an alias of it (plugins are loaded here).
