@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Mapping
 
 from wsl.utils.config import load_yaml_mapping, save_yaml, sections_from_dict
 from wsl.utils.device import check_device_name
+from wsl_video.data.factory import ACTIVITYNET_DATASETS, DATASETS
 
 __all__ = [
     "DataConfig",
@@ -33,7 +34,6 @@ __all__ = [
     "ACTIVITYNET_TIOU",
 ]
 
-DATASETS = ("thumos14", "activitynet", "thumos14-sim", "custom")
 THUMOS_TIOU = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 ACTIVITYNET_TIOU = [0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95]
 
@@ -129,7 +129,7 @@ class RunConfig:
 
         config = config_from_dict(config_to_dict(self))
         validate_config(config)
-        thumos = config.data.dataset != "activitynet"
+        thumos = config.data.dataset not in ACTIVITYNET_DATASETS
         if config.data.test_videos is None and config.data.dataset == "thumos14":
             config.data.test_videos = 212
         if config.inference.cas_thresholds is None:
@@ -146,10 +146,12 @@ _SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "in
 # (tests/test_cli_consistency.py checks that every key has one).
 CONFIG_COMMENTS = {
     "data": "Which features to read.",
-    "data.dataset": "thumos14, activitynet, thumos14-sim (simulated THUMOS14 features, no files needed) or custom "
+    "data.dataset": "thumos14, activitynet (1.3), activitynet1.2 (W-TALC layout), thumos14-sim (simulated THUMOS14 "
+                    "features, no files needed) or custom "
                     "(own videos: annotations.json + manifest.json + features/ under data_root).",
     "data.data_root": "Folder with the features and annotations (null for thumos14-sim); stored absolute in a run.",
-    "data.layout": "Feature layout on disk: auto (detected), wtalc, bas or acm (THUMOS14), activitynet, custom.",
+    "data.layout": "Feature layout on disk: auto (detected), wtalc, bas or acm (THUMOS14), wtalc (ActivityNet1.2), "
+                   "activitynet, custom.",
     "data.streams": "two: separate RGB and flow models fused at the score level (RGB alone for RGB-only "
                     "features); joint: one model on the concatenated vector.",
     "data.test_videos": "THUMOS14 test videos: 212 (all) or 210 (without two wrongly annotated ones); "

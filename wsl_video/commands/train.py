@@ -6,13 +6,14 @@ import argparse
 from pathlib import Path
 
 from wsl.utils.cli import add_device_argument, add_threads_argument
+from wsl_video.data.factory import DATASETS
 
 HELP = "train an aggregator on video-level labels; writes config, log, checkpoint, detections and metrics"
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags shared with ``demo``: which dataset and how to read it (default None = keep the config's)."""
-    parser.add_argument("--dataset", choices=("thumos14", "activitynet", "thumos14-sim", "custom"), default=None,
+    parser.add_argument("--dataset", choices=DATASETS, default=None,
                         help="dataset (default thumos14); custom: own data, annotations.json + manifest.json + "
                         "features/ under --data-root")
     parser.add_argument("--data-root", default=None, help="folder with the features and annotations")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from wsl_video.data.layouts.activitynet import ANNOTATION_FILE
-from wsl_video.data.layouts.wtalc import ANNOTATIONS_DIR, FEATURES_FILE
+from wsl_video.data.layouts.wtalc import ANET12_ANNOTATIONS_DIR, ANET12_FEATURES_FILE, ANNOTATIONS_DIR, FEATURES_FILE
 
 __all__ = ["THUMOS14_LAYOUTS", "detect_layout"]
 
@@ -16,6 +16,7 @@ _DESCRIPTION = {
     "bas": "gt.json and features/{train,test}/{rgb,flow}/<video>.npy",
     "acm": "gt.json and {train,test}/<video>.npy",
     "activitynet": f"{ANNOTATION_FILE} and features/",
+    "activitynet1.2": f"{ANET12_FEATURES_FILE} and {ANET12_ANNOTATIONS_DIR}/",
 }
 
 
@@ -26,6 +27,8 @@ def _matches(root: Path, layout: str) -> bool:
         return (root / "gt.json").is_file() and (root / "features").is_dir()
     if layout == "acm":
         return (root / "gt.json").is_file() and ((root / "train").is_dir() or (root / "test").is_dir())
+    if layout == "activitynet1.2":
+        return (root / ANET12_FEATURES_FILE).is_file() or (root / ANET12_ANNOTATIONS_DIR).is_dir()
     if layout == "activitynet":
         return (root / ANNOTATION_FILE).is_file()
     raise ValueError(f"unknown layout {layout!r}")

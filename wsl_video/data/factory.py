@@ -8,9 +8,10 @@ from typing import Any, Mapping
 from wsl_video.data.detect import THUMOS14_LAYOUTS, detect_layout
 from wsl_video.data.records import STREAM_MODES, FeatureDataset
 
-__all__ = ["DATASETS", "SUBSETS", "open_dataset"]
+__all__ = ["DATASETS", "ACTIVITYNET_DATASETS", "SUBSETS", "open_dataset"]
 
-DATASETS = ("thumos14", "activitynet", "thumos14-sim", "custom")
+DATASETS = ("thumos14", "activitynet", "activitynet1.2", "thumos14-sim", "custom")
+ACTIVITYNET_DATASETS = ("activitynet", "activitynet1.2")  # evaluated at tIoU 0.5:0.05:0.95, no Ambiguous
 SUBSETS = ("train", "test")
 
 
@@ -30,7 +31,8 @@ def open_dataset(
     """Open the snippet features and annotations of one subset of a dataset.
 
     Args:
-        dataset: ``thumos14``, ``activitynet``, ``thumos14-sim`` (built in, needs no files) or ``custom``
+        dataset: ``thumos14``, ``activitynet`` (1.3), ``activitynet1.2`` (W-TALC layout), ``thumos14-sim``
+            (built in, needs no files) or ``custom``
             (own data: ``annotations.json``, ``manifest.json`` and ``features/`` as ``wsl-video extract``
             writes them; see :mod:`wsl_video.data.layouts.custom`).
         subset: ``train`` (THUMOS14 validation set, ActivityNet training set) or ``test`` (THUMOS14 test
@@ -78,6 +80,13 @@ def open_dataset(
         from wsl_video.data.layouts.custom import open_custom
 
         return open_custom(root, subset, **options)
+    if dataset == "activitynet1.2":
+        if layout not in ("auto", "wtalc"):
+            raise ValueError(f"ActivityNet1.2 has one layout, 'wtalc'; got layout={layout!r}")
+        detect_layout(root, ("activitynet1.2",))
+        from wsl_video.data.layouts.wtalc import open_activitynet12
+
+        return open_activitynet12(root, subset, **options)
     if dataset == "activitynet":
         if layout not in ("auto", "activitynet"):
             raise ValueError(f"unknown ActivityNet layout {layout!r}; only 'activitynet' is supported")

@@ -1,7 +1,14 @@
-"""W-TALC layout (THUMOS14 reduced): ``Thumos14reduced-I3D-JOINTFeatures.npy`` (a pickled object array of
-``(T_i, 2D)`` joint features, RGB then flow, one per video in ``videoname.npy`` order) and
-``Thumos14reduced-Annotations/`` (``videoname.npy``, ``subset.npy``, ``classlist.npy``, ``labels.npy``,
-``segments.npy`` in seconds, ``duration.npy``, ``Ambiguous_test.txt``; names as byte strings).
+"""W-TALC layout: one joint feature file and a folder of annotation arrays per dataset.
+
+THUMOS14 (reduced): ``Thumos14reduced-I3D-JOINTFeatures.npy`` (a pickled object array of ``(T_i, 2D)`` joint
+features, RGB then flow, one per video in ``videoname.npy`` order) and ``Thumos14reduced-Annotations/``
+(``videoname.npy``, ``subset.npy``, ``classlist.npy``, ``labels.npy``, ``segments.npy`` in seconds,
+``duration.npy``, ``Ambiguous_test.txt``; names as byte strings). ``train`` is the ``validation`` subset,
+``test`` the ``test`` subset; a snippet is 16 frames at 25 fps.
+
+ActivityNet1.2: ``ActivityNet1.2-I3D-JOINTFeatures.npy`` and ``ActivityNet1.2-Annotations/`` with the same
+arrays (no ambiguous segments); ``train`` is the ``training`` subset, ``test`` the ``validation`` subset, and
+each video's snippet length is ``duration / T`` (its ``duration.npy`` entry is required).
 """
 
 from __future__ import annotations
@@ -15,10 +22,14 @@ from wsl_video.data.files import read_npy, require_file
 from wsl_video.data.layouts.common import missing_error, warn_skipped
 from wsl_video.data.records import FeatureDataset, Video
 
-__all__ = ["open_wtalc", "FEATURES_FILE", "ANNOTATIONS_DIR"]
+__all__ = ["open_wtalc", "open_activitynet12", "FEATURES_FILE", "ANNOTATIONS_DIR", "ANET12_FEATURES_FILE",
+           "ANET12_ANNOTATIONS_DIR", "ANET12_SUBSETS"]
 
 FEATURES_FILE = "Thumos14reduced-I3D-JOINTFeatures.npy"
 ANNOTATIONS_DIR = "Thumos14reduced-Annotations"
+ANET12_FEATURES_FILE = "ActivityNet1.2-I3D-JOINTFeatures.npy"
+ANET12_ANNOTATIONS_DIR = "ActivityNet1.2-Annotations"
+ANET12_SUBSETS = {"train": "training", "test": "validation"}
 
 
 def _text(value) -> str:
@@ -62,18 +73,12 @@ def _read_annotations(folder: Path) -> tuple[list[str], dict[str, Entry]]:
     return classes, entries
 
 
-def open_wtalc(root: Path, subset: str, *, streams: str = "two", skip_missing: bool = False,
-               test_videos: int = 212, seconds_per_snippet: float = 16 / 25) -> FeatureDataset:
-    root = Path(root)
-    folder = root / ANNOTATIONS_DIR
-    classes, entries = _read_annotations(folder)
-    order = {name: i for i, name in enumerate(entries)}
-    chosen = select_thumos(entries, subset, test_videos)
-    features_path = root / FEATURES_FILE
+def _joint_features(features_path: Path, chosen: list[Entry], order: dict[str, int], skip_missing: bool,
+                    where: str) -> tuple[list[Entry], dict[str, np.ndarray], int]:
+    """The ``(T, D)`` joint feature array of each chosen video, in the order of ``videoname.npy``."""
     require_file(features_path, "W-TALC feature file")
     features = read_npy(features_path, object_arrays=True)
-    where = f"thumos14 ({subset}, wtalc layout, {root})"
-    videos, skipped, arrays = [], [], {}
+    kept, skipped, arrays = [], [], {}
     dim = None
     for entry in chosen:
         i = order[entry.name]
@@ -92,11 +97,24 @@ def open_wtalc(root: Path, subset: str, *, streams: str = "two", skip_missing: b
         elif array.shape[1] != dim:
             raise ValueError(f"{features_path}: features of video {entry.name} have {array.shape[1]} dims, "
                              f"expected {dim} like the other videos")
-        videos.append(make_video(entry, array.shape[0], seconds_per_snippet))
+        kept.append(entry)
         arrays[entry.name] = array
     warn_skipped(skipped, where)
-    if not videos:
+    if not kept:
         raise ValueError(f"{where}: the dataset is empty")
+    return kept, arrays, dim
+
+
+def open_wtalc(root: Path, subset: str, *, streams: str = "two", skip_missing: bool = False,
+               test_videos: int = 212, seconds_per_snippet: float = 16 / 25) -> FeatureDataset:
+    root = Path(root)
+    folder = root / ANNOTATIONS_DIR
+    classes, entries = _read_annotations(folder)
+    order = {name: i for i, name in enumerate(entries)}
+    chosen = select_thumos(entries, subset, test_videos)
+    where = f"thumos14 ({subset}, wtalc layout, {root})"
+    kept, arrays, dim = _joint_features(root / FEATURES_FILE, chosen, order, skip_missing, where)
+    videos = [make_video(entry, arrays[entry.name].shape[0], seconds_per_snippet) for entry in kept]
     ambiguous = {}
     for path in (folder / "Ambiguous_test.txt", root / "Ambiguous_test.txt"):
         if path.is_file():
@@ -108,3 +126,31 @@ def open_wtalc(root: Path, subset: str, *, streams: str = "two", skip_missing: b
 
     return FeatureDataset("thumos14", subset, classes, videos, loader, {"joint": dim},
                           streams=streams, ambiguous=ambiguous, version="thumos14")
+
+
+def open_activitynet12(root: Path, subset: str, *, streams: str = "two", skip_missing: bool = False,
+                       **_: object) -> FeatureDataset:
+    """ActivityNet1.2 in the W-TALC layout (see the module docstring)."""
+    root = Path(root)
+    folder = root / ANET12_ANNOTATIONS_DIR
+    classes, entries = _read_annotations(folder)
+    order = {name: i for i, name in enumerate(entries)}
+    native = ANET12_SUBSETS[subset]
+    chosen = [entry for entry in entries.values() if entry.subset.lower() == native]
+    where = f"activitynet1.2 ({subset}, wtalc layout, {root})"
+    if not chosen:
+        raise ValueError(f"{folder / 'subset.npy'}: no video of the {native!r} subset")
+    kept, arrays, dim = _joint_features(root / ANET12_FEATURES_FILE, chosen, order, skip_missing, where)
+    videos = []
+    for entry in kept:
+        if entry.duration is None or entry.duration <= 0:
+            raise ValueError(f"{folder / 'duration.npy'}: video {entry.name} has no positive duration, which "
+                             "ActivityNet1.2 needs (snippet length = duration / T)")
+        length = arrays[entry.name].shape[0]
+        videos.append(make_video(entry, length, entry.duration / length))
+
+    def loader(video: Video) -> dict[str, np.ndarray]:
+        return {"joint": arrays[video.name]}
+
+    return FeatureDataset("activitynet1.2", subset, classes, videos, loader, {"joint": dim},
+                          streams=streams, ambiguous={}, version="activitynet1.2")
