@@ -13,7 +13,8 @@ the first ``2 * n_similar`` videos of the batch, compared as consecutive pairs.
 
 Batches (:meth:`WTALC.sample_batch`): ``n_similar = 3`` pairs of videos that share a class (a class drawn
 uniformly among those with training videos, then two of its videos with replacement), the rest of the batch
-drawn uniformly with replacement; each video whole, or a random crop of ``train.num_segments`` (750) snippets
+drawn uniformly with replacement among the videos with a label (a background-only video has no MIL target);
+each video whole, or a random crop of ``train.num_segments`` (750) snippets
 when longer, padded to the batch's longest with a mask.
 
 Inference, as the authors': a class is kept when its top-k mean logit is positive (the probabilities are the
@@ -185,6 +186,9 @@ class WTALC(VideoMethod):
         if native == ("rgb",):
             raise ValueError(f"method '{config.model.method}' needs RGB and flow features (the joint vector); "
                              f"{dataset.name} has RGB features only")
+        if not np.asarray(dataset.label_matrix()).any():
+            raise ValueError(f"method '{config.model.method}' needs training videos with a label; "
+                             f"{dataset.name} ({dataset.subset}) has none")
 
     def build_model(self, config: Any, feature_dims: Dict[str, int], num_classes: int) -> WTALCModel:
         if tuple(feature_dims) != (JOINT,):
@@ -203,7 +207,8 @@ class WTALC(VideoMethod):
         for _ in range(similar_pairs(batch_size)):
             members = classes[populated[int(rng.integers(len(populated)))]]
             chosen.extend(int(members[i]) for i in rng.integers(len(members), size=2))
-        chosen.extend(int(i) for i in rng.integers(len(labels), size=batch_size - len(chosen)))
+        labelled = np.flatnonzero(labels.sum(axis=1) > 0)  # the MIL loss needs a positive class per video
+        chosen.extend(int(labelled[i]) for i in rng.integers(len(labelled), size=batch_size - len(chosen)))
         videos = np.asarray(chosen, dtype=np.int64)
         tensors, mask = crop_or_pad([features(int(i)) for i in videos], streams, config.train.num_segments, rng,
                                     device)
