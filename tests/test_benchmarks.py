@@ -61,3 +61,10 @@ def test_image_demo_seeds_benchmark_smoke(tmp_path):
     assert _load("image_demo_seeds").main(argv) == 0
     table = (tmp_path / "out" / "table.md").read_text().splitlines()
     assert table[2].startswith("| MAAN (maa) |") and " ± " in table[2] and "| 1 |" in table[2]
+
+
+def test_video_recipes_benchmark_smoke():
+    table = _load("video_recipes").main(["--quick"])
+    for name in ("maan", "wtalc", "basnet"):
+        assert f"| {name} |" in table
+    assert "| maan | 20 |" in table and "| 1.00 |" in table

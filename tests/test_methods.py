@@ -498,7 +498,8 @@ class TestMethodPlugins:
         completed = _run(method_site, PROBE, WSL_DISABLE_PLUGINS="1")
         assert completed.returncode == 0, completed.stderr
         result = json.loads(completed.stdout.strip().splitlines()[-1])
-        assert result["names"] == ["basnet", "maan", "wtalc"] and result["image_names"] == ["cam"] and result["warnings"] == []
+        assert result["names"] == ["basnet", "maan", "wtalc"]
+        assert result["image_names"] == ["cam"] and result["warnings"] == []
 
     def test_methods_command_lists_plugins(self, method_site):
         completed = _run(method_site, ["-m", "wsl_video", "methods"])
