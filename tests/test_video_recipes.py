@@ -346,3 +346,14 @@ def test_rgb_only_features_are_refused(method, tmp_path, capsys):
     assert err == (f"wsl-video train: error: method '{method}' needs RGB and flow features (the joint vector); "
                    "custom has RGB features only\n")
     assert not out.exists()
+
+
+def test_wtalc_resumes_exactly(tmp_path):
+    argv = ["train", "--method", "wtalc", *SIM, "--batch-size", "4", "--num-segments", "16", "--no-eval"]
+    assert video_cli.main([*argv, "--iterations", "4", "--out", str(tmp_path / "straight")]) == 0
+    assert video_cli.main([*argv, "--iterations", "2", "--out", str(tmp_path / "resumed")]) == 0
+    assert video_cli.main([*argv, "--iterations", "4", "--resume", "--out", str(tmp_path / "resumed")]) == 0
+    straight = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=True)["model"]
+    resumed = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)["model"]
+    assert straight.keys() == resumed.keys()
+    assert all(torch.equal(straight[key], resumed[key]) for key in straight)
