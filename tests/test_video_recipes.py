@@ -15,7 +15,7 @@ from wsl_video import cli as video_cli
 from wsl_video.config import RunConfig
 from wsl_video.methods import Batch, get_method
 from wsl_video.methods.basnet import BaSNetModel, basnet_loss, normalise_cas
-from wsl_video.methods.wtalc import WTALCModel, crop_or_pad, minmax_over_time, similar_pairs
+from wsl_video.methods.wtalc import WTALCModel, crop_or_pad, similar_pairs, wtalc_detections
 
 SIM = ["--dataset", "thumos14-sim", "--sim", "videos=6", "--sim", "feature_dim=8", "--device", "cpu", "--quiet"]
 
@@ -155,12 +155,9 @@ def test_topk_pooling_is_the_original(method, model):
         assert torch.allclose(pooled[i], top, atol=1e-6)
 
 
-def test_cas_normalisations():
+def test_basnet_cas_normalisation():
     cas = torch.tensor([[[1.0, -2.0], [3.0, -1.0], [2.0, -3.0], [9.0, 9.0]]])  # (1, T=4, 2); the last is padding
     mask = torch.tensor([[True, True, True, False]])
-    wtalc = minmax_over_time(cas, mask)[0]
-    assert torch.allclose(wtalc[:, 0], torch.tensor([0.0, 1.0, 0.5, 0.0]))
-    assert torch.allclose(wtalc[:, 1], torch.tensor([0.5, 1.0, 0.0, 0.0]))
     basnet = normalise_cas(cas, mask)[0]  # (c - relu(min)) / (relu(max) - relu(min)), 1 for a non-positive spread
     assert torch.allclose(basnet[:, 0], torch.tensor([0.0, 1.0, 0.5, 0.0]))
     assert torch.allclose(basnet[:, 1], torch.tensor([-2.0, -1.0, -3.0, 0.0]))
@@ -198,6 +195,39 @@ def test_loss_decreases_on_a_fixed_batch(method, aggregator, lr, steps):
         optimizer.step()
     after = evaluate()
     assert math.isfinite(before) and after < 0.9 * before, (before, after)
+
+
+def test_wtalc_detections_follow_the_authors_rules():
+    # T = 16: k = 2; class 0: top-2 mean 2.5 > 0; class 1: all negative (not localized)
+    cas = np.full((16, 2), -1.0)
+    cas[2:5, 0] = [1.0, 3.0, 2.0]  # range [-1, 3]: cut at 1 -> snippets 3-4 (> 1, strictly)
+    cas[9, 0] = 2.0  # a single snippet above the cut: too short
+    cas[12:15, 0] = [1.5, 1.2, 1.1]  # snippets 12-14
+    rows = wtalc_detections(cas, 0.5)
+    assert rows == [(0, 1.5, 2.5, pytest.approx(3.0 + 0.7 * 2.5)), (0, 6.0, 7.5, pytest.approx(1.5 + 0.7 * 2.5))]
+    assert wtalc_detections(cas, 0.5, class_threshold=0.95) == []  # sigmoid(2.5) < 0.95
+    assert wtalc_detections(cas, 0.5, duration=7.0)[1][2] == 7.0  # clipped to the video
+    assert len(wtalc_detections(cas, 0.5, max_detections=1)) == 1
+    assert wtalc_detections(cas, 0.5, fractions=(0.5, 0.5), nms="hard", nms_iou=0.5) == rows  # duplicates removed
+
+
+def test_wtalc_evaluation_uses_its_own_rules(tmp_path):
+    out = tmp_path / "run"
+    argv = ["train", "--method", "wtalc", *SIM, "--batch-size", "4", "--num-segments", "16", "--iterations", "2",
+            "--out", str(out)]
+    assert video_cli.main(argv) == 0
+    from wsl_video.data.opening import open_data
+    from wsl_video.inference import predict_video
+    from wsl_video.run import load_run
+
+    config, model, _ = load_run(out)
+    dataset = open_data(config, "test")
+    results = json.loads((out / "detections.json").read_text())["results"]
+    for index, video in enumerate(dataset.videos):
+        prediction = predict_video(model, dataset.features(index), config.inference)
+        expected = wtalc_detections(prediction.cas, video.seconds_per_snippet, duration=video.duration)
+        assert [(dataset.classes[c], pytest.approx([s, e]), pytest.approx(score, abs=1e-6))
+                for c, s, e, score in expected] == [(d["label"], d["segment"], d["score"]) for d in results[video.name]]
 
 
 # ------------------------------------------------------------------------------------------- batches
@@ -282,6 +312,7 @@ def test_method_defaults_and_user_settings():
         10, 750, 1e-4, 5e-4)
     assert (wtalc.inference.video_scores, wtalc.inference.class_threshold, wtalc.inference.cas_thresholds,
             wtalc.inference.nms) == ("full", 0.5, [0.5], "none")
+    assert get_method("wtalc").localize.__func__ is not get_method("maan").localize.__func__
     maan = resolved("maan")
     assert (maan.data.streams, maan.model.aggregator, maan.train.batch_size, maan.train.num_segments, maan.train.lr,
             maan.train.weight_decay, maan.inference.video_scores, maan.inference.nms) == (

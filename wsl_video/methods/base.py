@@ -78,6 +78,22 @@ class VideoMethod:
         ``feature_dims``). The default accepts every layout.
         """
 
+    def localize(self, prediction: Any, seconds_per_snippet: float, config: Any,
+                 duration: float | None = None) -> list:
+        """Detections ``(class_id, start_s, end_s, score)`` of one video from its prediction (the method's own
+        inference rules; the default is :func:`wsl_video.inference.localize`).
+
+        Args:
+            prediction: :class:`wsl_video.inference.VideoPrediction` (``scores`` ndarray[K] from
+                ``model.probabilities``, ``cas`` ndarray[T, K] from ``model.cas``).
+            seconds_per_snippet: snippet length of the video.
+            config: the resolved :class:`wsl_video.config.InferenceConfig`.
+            duration: the video's duration in seconds (detections are clipped to it), or None.
+        """
+        from wsl_video.inference import localize
+
+        return localize(prediction, seconds_per_snippet, config, duration)
+
     def sample_batch(self, features: Callable[[int], Dict[str, np.ndarray]], labels: np.ndarray,
                      streams: Sequence[str], config: Any, rng: np.random.Generator, device: Any) -> Batch:
         """Draw one training batch (the default: MAAN's recipe).

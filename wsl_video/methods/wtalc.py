@@ -17,14 +17,17 @@ drawn uniformly with replacement among the videos with a label (a background-onl
 each video whole, or a random crop of ``train.num_segments`` (750) snippets
 when longer, padded to the batch's longest with a mask.
 
-Inference, as the authors': a class is kept when its top-k mean logit is positive (the probabilities are the
-sigmoid of the video logits, ``class_threshold`` 0.5); its CAS is min-max normalised over the video, so
-``cas_thresholds: [0.5]`` cuts it at ``min + 0.5 (max - min)``; no NMS.
+Inference (:meth:`WTALC.localize`), as the authors': the CAS is the raw per-snippet logits; a class is localized
+when the mean of its ``T // 8`` highest logits, ``c``, is positive (``sigmoid(c) >= class_threshold``, 0.5); its
+CAS is cut at ``min + f (max - min)`` for each ``f`` of ``cas_thresholds`` ([0.5]); every run of at least
+:data:`MIN_SNIPPETS` snippets strictly above the cut is a detection scored ``max(CAS inside) + 0.7 c``; no NMS
+(``inference.nms``), at most ``max_detections`` per video. The video scores (classification mAP) are the
+sigmoid of the pooled video logits.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, NamedTuple
+from typing import Any, Dict, List, Mapping, NamedTuple, Tuple
 
 import numpy as np
 import torch
@@ -33,13 +36,17 @@ from torch import nn
 from .base import Batch, VideoMethod
 from .registry import register_method
 
-__all__ = ["WTALC", "WTALCModel", "WTALCOutput", "N_SIMILAR", "MIL_WEIGHT", "minmax_over_time", "similar_pairs",
-           "crop_or_pad"]
+__all__ = ["WTALC", "WTALCModel", "WTALCOutput", "N_SIMILAR", "MIL_WEIGHT", "MIN_SNIPPETS", "CLASS_SCORE_WEIGHT",
+           "similar_pairs", "crop_or_pad", "wtalc_detections"]
 
 N_SIMILAR = 3
 """Pairs of videos sharing a class in every batch (the authors' ``num_similar``)."""
 MIL_WEIGHT = 0.5
 """``lambda``: the loss is ``lambda * MIL + (1 - lambda) * co-activity``."""
+MIN_SNIPPETS = 2
+"""Shortest detection, in snippets (the authors drop shorter runs)."""
+CLASS_SCORE_WEIGHT = 0.7
+"""A detection scores ``max(CAS inside) + 0.7 * c`` with ``c`` the class's top-k mean logit."""
 JOINT = "joint"
 
 
@@ -52,23 +59,6 @@ class WTALCOutput(NamedTuple):
     video_logits: torch.Tensor
     attention: torch.Tensor | None
     mask: torch.Tensor | None
-
-
-def minmax_over_time(cas: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Per-class min-max normalisation over the valid snippets: cas (Tensor[B, T, K]) -> Tensor[B, T, K] in [0, 1].
-
-    A constant class becomes all zeros (no proposal); padded snippets become 0.
-    """
-    if mask is None:
-        low, high = cas.min(dim=1, keepdim=True).values, cas.max(dim=1, keepdim=True).values
-    else:
-        valid = mask.unsqueeze(2)
-        low = cas.masked_fill(~valid, float("inf")).min(dim=1, keepdim=True).values
-        high = cas.masked_fill(~valid, float("-inf")).max(dim=1, keepdim=True).values
-    spread = high - low
-    out = (cas - low) / torch.where(spread > 0, spread, torch.ones_like(spread))
-    out = torch.where(spread > 0, out, torch.zeros_like(out))
-    return out if mask is None else out * mask.unsqueeze(2)
 
 
 class WTALCModel(nn.Module):
@@ -119,8 +109,63 @@ class WTALCModel(nn.Module):
         return torch.sigmoid(self(features, mask).video_logits)
 
     def cas(self, features: Mapping[str, torch.Tensor], mask: torch.Tensor | None = None) -> torch.Tensor:
-        """The per-snippet logits min-max normalised per class over the video, Tensor[B, T, K] in [0, 1]."""
-        return minmax_over_time(self(features, mask).logits.transpose(1, 2), mask)
+        """The per-snippet class logits, Tensor[B, T, K] (raw, as the authors threshold them)."""
+        return self(features, mask).logits.transpose(1, 2)
+
+
+def wtalc_detections(cas: np.ndarray, seconds_per_snippet: float, *, class_threshold: float = 0.5,
+                     fractions=(0.5,), nms: str = "none", nms_iou: float = 0.5, soft_sigma: float = 0.5,
+                     duration: float | None = None,
+                     max_detections: int | None = 100) -> List[Tuple[int, float, float, float]]:
+    """The authors' detections from the raw CAS of one video.
+
+    Args:
+        cas: ndarray[T, K] per-snippet class logits.
+        seconds_per_snippet: snippet length in seconds.
+        class_threshold: a class is localized when ``sigmoid(c) >= class_threshold`` (0.5: ``c >= 0``), ``c`` the
+            mean of its ``max(1, T // 8)`` highest logits.
+        fractions: cuts at ``min + f (max - min)`` of each class's CAS; runs strictly above a cut, at least
+            :data:`MIN_SNIPPETS` long, are detections scored ``max(CAS inside) + 0.7 c``.
+        nms, nms_iou, soft_sigma: per-class suppression (``"none"``, ``"hard"``, ``"soft"``).
+        duration: clip the detections to the video (seconds), or None.
+        max_detections: keep the best this many of the video (all when None).
+
+    Returns:
+        list of (class_id, start_s, end_s, score) by decreasing score.
+    """
+    from wsl.localization.temporal import nms_1d, soft_nms_1d
+
+    cas = np.asarray(cas, dtype=np.float64)
+    length = cas.shape[0]
+    k = max(1, length // 8)
+    top = -np.sort(-cas, axis=0)[:k].mean(axis=0)
+    keep = np.flatnonzero(1.0 / (1.0 + np.exp(-top)) >= class_threshold)
+    rows: List[Tuple[int, float, float, float]] = []
+    for c in keep:
+        values = cas[:, c]
+        low, high = values.min(), values.max()
+        proposals = []
+        for fraction in fractions:
+            above = np.concatenate([[False], values > low + float(fraction) * (high - low), [False]])
+            edges = np.flatnonzero(above[1:] != above[:-1])
+            for first, stop in zip(edges[0::2], edges[1::2]):
+                if stop - first < MIN_SNIPPETS:
+                    continue
+                start, end = first * seconds_per_snippet, stop * seconds_per_snippet
+                if duration is not None:
+                    start, end = min(start, duration), min(end, duration)
+                if end > start:
+                    proposals.append((start, end, values[first:stop].max() + CLASS_SCORE_WEIGHT * top[c]))
+        if not proposals:
+            continue
+        found = np.asarray(proposals, dtype=np.float64)
+        if nms == "hard":
+            found = nms_1d(found, nms_iou)
+        elif nms == "soft":
+            found = soft_nms_1d(found, soft_sigma)
+        rows.extend((int(c), float(start), float(end), float(score)) for start, end, score in found)
+    rows.sort(key=lambda row: -row[3])
+    return rows if max_detections is None else rows[:max_detections]
 
 
 def similar_pairs(batch_size: int) -> int:
@@ -213,6 +258,15 @@ class WTALC(VideoMethod):
         tensors, mask = crop_or_pad([features(int(i)) for i in videos], streams, config.train.num_segments, rng,
                                     device)
         return Batch(videos, tensors, mask)
+
+    def localize(self, prediction: Any, seconds_per_snippet: float, config: Any,
+                 duration: float | None = None) -> list:
+        """The authors' detections (:func:`wtalc_detections`) with ``class_threshold``, ``cas_thresholds`` (fractions
+        of each class's logit range), ``nms``, ``nms_iou``, ``soft_sigma`` and ``max_detections`` of ``config``."""
+        return wtalc_detections(prediction.cas, seconds_per_snippet, class_threshold=config.class_threshold,
+                                fractions=tuple(config.cas_thresholds or (0.5,)), nms=config.nms,
+                                nms_iou=config.nms_iou, soft_sigma=config.soft_sigma, duration=duration,
+                                max_detections=config.max_detections)
 
     def loss(self, outputs: WTALCOutput, labels: torch.Tensor, config: Any) -> torch.Tensor:
         from wsl.losses import coactivity_loss, mil_cross_entropy
