@@ -117,7 +117,9 @@ def train(config: RunConfig, out_dir: str | Path, *, resume: bool = False, overw
         start = int(state["iteration"])
         log(f"resumed at iteration {start}")
     else:
-        log(f"training {config.model.aggregator} on {config.data.dataset} ({len(train_set)} videos, "
+        recipe = config.model.aggregator if config.model.method == "maan" else \
+            f"{config.model.method} ({config.model.aggregator})"
+        log(f"training {recipe} on {config.data.dataset} ({len(train_set)} videos, "
             f"streams {', '.join(train_set.streams)}, {len(train_set.classes)} classes) on {device}")
 
     label_matrix = train_set.label_matrix()
