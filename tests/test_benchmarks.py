@@ -174,3 +174,10 @@ def test_regenerate_docs_runs_a_real_benchmark_command(tmp_path):
     assert len(tables) == 1 and tables[0].startswith("| K | L | float64 max rel. error")
     with pytest.raises(RuntimeError, match="exit status 2"):
         module.run_command("python benchmarks/maa_truncation.py --no-such-option", tmp_path)
+
+
+def test_video_recipes_benchmark_smoke():
+    table = _load("video_recipes").main(["--quick"])
+    for name in ("maan", "wtalc", "basnet"):
+        assert f"| {name} |" in table
+    assert "| maan | 20 |" in table and "| 1.00 |" in table

@@ -248,7 +248,7 @@ class TestMethodRegistry:
     def test_exception(self):
         with pytest.raises(ValueError) as error:
             get_method("mann")
-        assert str(error.value) == "unknown method 'mann'; did you mean 'maan'? available: maan"
+        assert str(error.value) == "unknown method 'mann'; did you mean 'maan'? available: basnet, maan, wtalc"
         with pytest.raises(TypeError, match="not a subclass of wsl_video.methods.VideoMethod"):
             register_method("bad_test")(dict)
         assert "bad_test" not in list_methods()
@@ -323,7 +323,7 @@ class TestMethodDefaults:
     def test_unknown_method_in_config(self):
         config = RunConfig()
         config.model.method = "nope"
-        with pytest.raises(ValueError, match="unknown method 'nope'; available: maan"):
+        with pytest.raises(ValueError, match="unknown method 'nope'; available: basnet, maan, wtalc"):
             config.resolved()
 
 
@@ -354,16 +354,16 @@ class TestConfigWithoutMethod:
 # ---------------------------------------------------------------- commands
 
 
-@pytest.mark.parametrize("prog, cli, argv, name", [
-    ("wsl-video", video_cli, ["--dataset", "thumos14-sim"], "maan"),
-    ("wsl-image", image_cli, ["--data-root", "nowhere"], "cam"),
+@pytest.mark.parametrize("prog, cli, argv, name, available", [
+    ("wsl-video", video_cli, ["--dataset", "thumos14-sim"], "maan", "basnet, maan, wtalc"),
+    ("wsl-image", image_cli, ["--data-root", "nowhere"], "cam", "cam"),
 ])
-def test_method_flag_exception(prog, cli, argv, name, capsys, tmp_path):
+def test_method_flag_exception(prog, cli, argv, name, available, capsys, tmp_path):
     out = tmp_path / "run"
     for method, hint in (("nope", "; "), (name[:-1], f"; did you mean '{name}'? ")):
         assert cli.main(["train", *argv, "--method", method, "--out", str(out), "--quiet"]) == 2
         err = capsys.readouterr().err
-        assert err == f"{prog} train: error: unknown method '{method}'{hint}available: {name}\n"
+        assert err == f"{prog} train: error: unknown method '{method}'{hint}available: {available}\n"
         assert not out.exists()
 
 
@@ -379,7 +379,8 @@ def test_methods_command(cli, names, doc, capsys):
     assert cli.main(["methods"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert [line.split()[0] for line in lines] == names()
-    assert method.__doc__.strip().splitlines()[0] in lines[0]
+    line = next(line for line in lines if line.split()[0] == method.__module__.rsplit(".", 1)[-1])
+    assert method.__doc__.strip().splitlines()[0] in line
 
 
 # ---------------------------------------------------------------- entry-point plugins
@@ -471,7 +472,7 @@ class TestMethodPlugins:
         completed = _run(method_site, PROBE)
         assert completed.returncode == 0, completed.stderr
         result = json.loads(completed.stdout.strip().splitlines()[-1])
-        assert result["names"] == ["broken", "halved", "maan", "not_a_method"]
+        assert result["names"] == ["basnet", "broken", "halved", "maan", "not_a_method", "wtalc"]
         assert result["image_names"] == ["cam", "image_tiny"]
         assert result["imported_after_list"] is False  # listing does not import plugins
         assert result["halved"] == "Halved"
@@ -479,11 +480,11 @@ class TestMethodPlugins:
         assert records["halved"] == {"name": "halved", "aliases": [],
                                      "description": "MAAN with half its loss: a minimal third-party method.",
                                      "origin": "plugin from distribution 'wsl-demo-methods'"}
-        assert records["maan"]["origin"] == "built-in" and set(records) == {"halved", "maan"}
+        assert records["maan"]["origin"] == "built-in" and set(records) == {"basnet", "halved", "maan", "wtalc"}
         # broken plugins warn, name themselves and their distribution, and are dropped
-        assert result["broken"].startswith("unknown method 'broken'; available: halved, maan")
+        assert result["broken"].startswith("unknown method 'broken'; available: basnet, halved, maan, wtalc")
         assert result["not_a_method"].startswith("unknown method 'not_a_method'")
-        assert result["names_after"] == ["halved", "maan"]
+        assert result["names_after"] == ["basnet", "halved", "maan", "wtalc"]
         warnings = result["warnings"]
         assert any("method 'broken'" in w and "wsl-demo-methods" in w and "missing dependency xyz" in w
                    for w in warnings), warnings
@@ -497,7 +498,8 @@ class TestMethodPlugins:
         completed = _run(method_site, PROBE, WSL_DISABLE_PLUGINS="1")
         assert completed.returncode == 0, completed.stderr
         result = json.loads(completed.stdout.strip().splitlines()[-1])
-        assert result["names"] == ["maan"] and result["image_names"] == ["cam"] and result["warnings"] == []
+        assert result["names"] == ["basnet", "maan", "wtalc"]
+        assert result["image_names"] == ["cam"] and result["warnings"] == []
 
     def test_methods_command_lists_plugins(self, method_site):
         completed = _run(method_site, ["-m", "wsl_video", "methods"])

@@ -8,6 +8,7 @@ comment of every key (:data:`CONFIG_COMMENTS`, :func:`config_yaml`).
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,8 @@ __all__ = [
     "InferenceConfig",
     "RunConfig",
     "load_config",
+    "apply_fallbacks",
+    "FALLBACKS",
     "save_config",
     "config_from_dict",
     "config_to_dict",
@@ -51,7 +54,7 @@ class DataConfig:
     dataset: str = "thumos14"
     data_root: str | None = None
     layout: str = "auto"
-    streams: str = "two"
+    streams: str | None = None  # None: the method's default (maan: two)
     test_videos: int | None = None
     skip_missing: bool = False
     seconds_per_snippet: float | None = None
@@ -68,19 +71,23 @@ class ModelConfig:
     """
 
     method: str = "maan"
-    aggregator: str = "maa"
+    aggregator: str | None = None  # None: the method's default (maan: maa)
     aggregator_kwargs: Dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class TrainConfig:
-    """The paper's recipe: T segments with one random snippet each, BCE, Adam 5e-4."""
+    """The paper's recipe: T segments with one random snippet each, BCE, Adam 5e-4.
+
+    Keys left None take the method's default (:attr:`wsl_video.methods.VideoMethod.defaults`), else
+    :data:`FALLBACKS` (MAAN's values).
+    """
 
     iterations: int = 5000
-    batch_size: int = 16
-    num_segments: int = 20
-    lr: float = 5e-4
-    weight_decay: float = 0.0
+    batch_size: int | None = None  # None: the method's default (maan: 16)
+    num_segments: int | None = None  # None: the method's default (maan: 20)
+    lr: float | None = None  # None: the method's default (maan: 5e-4)
+    weight_decay: float | None = None  # None: the method's default (maan: 0)
     sparsity_weight: float | None = None  # None: the method's default (maan: 1e-4 for weighted_sum, else 0)
     seed: int = 0
     device: str = "auto"
@@ -99,14 +106,14 @@ class InferenceConfig:
     snippets (which saturates unnormalised aggregators such as ``weighted_sum`` on long videos).
     """
 
-    class_threshold: float = 0.1
-    cas_thresholds: List[float] | None = None  # None: [0.2] THUMOS14, [0.2, 0.15, 0.1, 0.05] ActivityNet
-    scoring: str = "mean"
-    nms: str = "hard"
-    nms_iou: float = 0.5
+    class_threshold: float | None = None  # None: the method's default (maan: 0.1)
+    cas_thresholds: List[float] | None = None  # None: the method's, else [0.2] THUMOS14, [0.2, ..., 0.05] ANet
+    scoring: str | None = None  # None: the method's default (maan: mean)
+    nms: str | None = None  # None: the method's default (maan: hard)
+    nms_iou: float | None = None  # None: the method's default (maan: 0.5)
     soft_sigma: float = 0.5
     max_detections: int = 100
-    video_scores: str = "sampled"
+    video_scores: str | None = None  # None: the method's default (maan: sampled)
     score_samples: int = 5
     stream_weights: List[float] | None = None  # None: equal weights (0.5 / 0.5 for two streams)
     tiou_thresholds: List[float] | None = None  # None: 0.1:0.1:0.9 THUMOS14, 0.5:0.05:0.95 ActivityNet
@@ -128,6 +135,9 @@ class RunConfig:
         from wsl_video.methods import get_method
 
         config = config_from_dict(config_to_dict(self))
+        _check(isinstance(config.model.method, str), "model.method must be a name")
+        get_method(config.model.method).resolve(config)
+        apply_fallbacks(config)
         validate_config(config)
         thumos = config.data.dataset not in ACTIVITYNET_DATASETS
         if config.data.test_videos is None and config.data.dataset == "thumos14":
@@ -136,8 +146,33 @@ class RunConfig:
             config.inference.cas_thresholds = [0.2] if thumos else [0.2, 0.15, 0.1, 0.05]
         if config.inference.tiou_thresholds is None:
             config.inference.tiou_thresholds = list(THUMOS_TIOU if thumos else ACTIVITYNET_TIOU)
-        get_method(config.model.method).resolve(config)
         return config
+
+
+#: Values of the keys a run and its method leave unset (None): MAAN's recipe. A method's own ``defaults``
+#: come first (:meth:`wsl_video.methods.VideoMethod.resolve`).
+FALLBACKS: Dict[str, Any] = {
+    "data.streams": "two",
+    "model.aggregator": "maa",
+    "train.batch_size": 16,
+    "train.num_segments": 20,
+    "train.lr": 5e-4,
+    "train.weight_decay": 0.0,
+    "inference.class_threshold": 0.1,
+    "inference.scoring": "mean",
+    "inference.nms": "hard",
+    "inference.nms_iou": 0.5,
+    "inference.video_scores": "sampled",
+}
+
+
+def apply_fallbacks(config: RunConfig) -> None:
+    """Fill the keys of :data:`FALLBACKS` that are still None, in place."""
+    for key, value in FALLBACKS.items():
+        section, _, name = key.partition(".")
+        target = getattr(config, section)
+        if getattr(target, name) is None:
+            setattr(target, name, copy.deepcopy(value))
 
 
 _SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "inference": InferenceConfig}
@@ -153,7 +188,8 @@ CONFIG_COMMENTS = {
     "data.layout": "Feature layout on disk: auto (detected), wtalc, bas or acm (THUMOS14), wtalc (ActivityNet1.2), "
                    "activitynet, custom.",
     "data.streams": "two: separate RGB and flow models fused at the score level (RGB alone for RGB-only "
-                    "features); joint: one model on the concatenated vector.",
+                    "features); joint: one model on the concatenated vector. null: the method's default "
+                    "(maan: two; wtalc, basnet: joint).",
     "data.test_videos": "THUMOS14 test videos: 212 (all) or 210 (without two wrongly annotated ones); "
                         "null: 212 for thumos14.",
     "data.skip_missing": "true: skip videos whose feature files are missing (one warning); false: fail.",
@@ -168,14 +204,18 @@ CONFIG_COMMENTS = {
     "model.method": "Training method (model head, loss, defaults): maan (aggregator + linear classifier per "
                     "stream, video-level BCE) or any plugin (`wsl-video methods` lists them).",
     "model.aggregator": "Aggregator name: maa (MAAN), weighted_sum (STPN), dropout, norm, softmax_norm, mean, max, "
-                        "topk_mean or any plugin (`wsl-video aggregators` lists them).",
+                        "topk_mean or any plugin (`wsl-video aggregators` lists them); null: the method's "
+                        "default (maan: maa; wtalc, basnet: topk_mean).",
     "model.aggregator_kwargs": "Keyword options of the aggregator, e.g. {hidden: 256}.",
     "train": "Optimisation: T segments with one random snippet each, video-level BCE, Adam.",
     "train.iterations": "Training iterations (batches), a positive integer.",
-    "train.batch_size": "Videos per batch, a positive integer.",
-    "train.num_segments": "T: segments per training video, one random snippet from each (the paper uses 20).",
-    "train.lr": "Adam learning rate, > 0.",
-    "train.weight_decay": "Adam weight decay, >= 0.",
+    "train.batch_size": "Videos per batch, a positive integer; null: the method's default (maan, basnet: 16; "
+                        "wtalc: 10).",
+    "train.num_segments": "T: segments per training video, one random snippet from each (the paper uses 20); "
+                          "wtalc: the longest training sequence (longer videos are cropped); null: the "
+                          "method's default (maan: 20; wtalc, basnet: 750).",
+    "train.lr": "Adam learning rate, > 0; null: the method's default (maan: 5e-4; wtalc, basnet: 1e-4).",
+    "train.weight_decay": "Adam weight decay, >= 0; null: the method's default (maan: 0; wtalc, basnet: 5e-4).",
     "train.sparsity_weight": "Weight of the L1 norm of the attention in the loss, >= 0; null: the method's "
                              "default (maan: 1e-4 for weighted_sum as in STPN, 0 otherwise).",
     "train.seed": "Random seed of the initialisation and of the batch sampling.",
@@ -186,18 +226,22 @@ CONFIG_COMMENTS = {
                             "them from disk every time.",
     "inference": "From features to detections.",
     "inference.class_threshold": "Classes whose video-level probability is below this, in [0, 1], are not "
-                                 "localized (the most probable class always is).",
+                                 "localized (the most probable class always is); null: the method's default "
+                                 "(maan: 0.1; wtalc: 0.5; basnet: 0.25).",
     "inference.cas_thresholds": "Cut the CAS of a class at these fractions of its maximum; every run of snippets "
-                                "above a cut is a proposal. null: [0.2] THUMOS14, [0.2, 0.15, 0.1, 0.05] "
-                                "ActivityNet.",
+                                "above a cut is a proposal. null: the method's default (wtalc: [0.5]; basnet: "
+                                "0.025:0.025:0.225), else [0.2] THUMOS14, [0.2, 0.15, 0.1, 0.05] ActivityNet.",
     "inference.scoring": "Proposal score: mean (mean CAS inside) or outer_inner (inside minus the surrounding "
-                         "region).",
-    "inference.nms": "Per-class suppression of overlapping proposals: hard, soft (Gaussian) or none.",
-    "inference.nms_iou": "tIoU above which hard NMS removes the lower-scored proposal.",
+                         "region); null: the method's default (maan, wtalc: mean; basnet: outer_inner).",
+    "inference.nms": "Per-class suppression of overlapping proposals: hard, soft (Gaussian) or none; null: the "
+                     "method's default (maan, basnet: hard; wtalc: none).",
+    "inference.nms_iou": "tIoU above which hard NMS removes the lower-scored proposal; null: the method's default "
+                         "(maan: 0.5; basnet: 0.7).",
     "inference.soft_sigma": "Width of the Gaussian score decay of soft NMS.",
     "inference.max_detections": "At most this many detections per video (the best scores over all classes).",
     "inference.video_scores": "Video-level probabilities from sampled (num_segments snippets as in training, "
-                              "averaged over score_samples shifted samples) or full (all snippets).",
+                              "averaged over score_samples shifted samples) or full (all snippets); null: the "
+                              "method's default (maan: sampled; wtalc, basnet: full).",
     "inference.score_samples": "Shifted uniform samples averaged for sampled video scores, a positive integer.",
     "inference.stream_weights": "Fusion weight of each stream (rgb, flow); null: equal weights.",
     "inference.tiou_thresholds": "tIoU thresholds of the detection mAP; null: 0.1:0.1:0.9 THUMOS14, "

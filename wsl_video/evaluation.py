@@ -47,10 +47,12 @@ def evaluate_run(model: TemporalLocalizer, config: RunConfig, out_dir: str | Pat
     """Predict ``subset`` (or the given ``dataset``) and write ``detections.json`` and ``metrics.json``."""
     from wsl_video.data.opening import open_data
     from wsl_video.inference import predict_dataset
+    from wsl_video.methods import get_method
 
     out_dir = Path(out_dir)
     dataset = dataset if dataset is not None else open_data(config, subset, data_root)
     prediction = predict_dataset(model, dataset, config.inference, config.train.num_segments,
+                                 localize_video=get_method(config.model.method).localize,
                                  progress=progress)
     write_prediction(out_dir / DETECTIONS_FILE, dataset, prediction)
     metrics = evaluate_predictions(dataset, prediction, config.inference.tiou_thresholds)

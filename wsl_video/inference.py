@@ -14,7 +14,7 @@ For each test video (paper Sec. 2.4 and 3.1):
 
 from __future__ import annotations
 
-from typing import Dict, List, NamedTuple, Sequence, Tuple
+from typing import Callable, Dict, List, NamedTuple, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -137,8 +137,13 @@ def localize(prediction: VideoPrediction, seconds_per_snippet: float, config: In
 
 
 def predict_dataset(model: TemporalLocalizer, dataset, config: InferenceConfig, num_segments: int = 20,
-                    progress: bool = True) -> DatasetPrediction:
-    """Run :func:`predict_video` and :func:`localize` on every video of ``dataset``."""
+                    progress: bool = True, localize_video: Callable | None = None) -> DatasetPrediction:
+    """Run :func:`predict_video` and :func:`localize` on every video of ``dataset``.
+
+    ``localize_video`` replaces :func:`localize` (same signature): a method's own detection rules
+    (:meth:`wsl_video.methods.VideoMethod.localize`).
+    """
+    localize_video = localize_video or localize
     from tqdm import tqdm
 
     model.eval()
@@ -153,5 +158,5 @@ def predict_dataset(model: TemporalLocalizer, dataset, config: InferenceConfig, 
             raise type(error)(f"video {video.name}: {error}") from None
         scores[i] = prediction.scores
         names.append(video.name)
-        detections[video.name] = localize(prediction, video.seconds_per_snippet, config, video.duration)
+        detections[video.name] = localize_video(prediction, video.seconds_per_snippet, config, video.duration)
     return DatasetPrediction(detections, scores, names)

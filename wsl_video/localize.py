@@ -174,7 +174,8 @@ class VideoLocalizer:
         Raises:
             wsl_video.features.VideoError: a missing, undecodable or too short video (a ``ValueError``).
         """
-        from wsl_video.inference import localize, predict_video
+        from wsl_video.inference import predict_video
+        from wsl_video.methods import get_method
 
         path = Path(path)
         extracted = self.extractor.extract(path, progress=progress)
@@ -183,7 +184,8 @@ class VideoLocalizer:
             features = {"joint": np.concatenate([features[s] for s in self.extractor.streams], axis=1)}
         prediction = predict_video(self.model, features, self.config.inference, self.config.train.num_segments)
         duration = float(extracted.info.duration or extracted.num_snippets * extracted.seconds_per_snippet)
-        rows = localize(prediction, extracted.seconds_per_snippet, self.config.inference, duration)
+        rows = get_method(self.config.model.method).localize(prediction, extracted.seconds_per_snippet,
+                                                             self.config.inference, duration)
         detections = sorted(((self.classes[c], float(s), float(e), float(score)) for c, s, e, score in rows),
                             key=lambda row: -row[3])
         return LocalizedVideo(

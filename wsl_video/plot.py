@@ -221,7 +221,8 @@ def plot_runs(run_dirs: Sequence[str | Path], video_name: str, path: str | Path,
     """
     from wsl.utils.runs import recorded_path
     from wsl_video.data.opening import open_data
-    from wsl_video.inference import localize, predict_video
+    from wsl_video.inference import predict_video
+    from wsl_video.methods import get_method
     from wsl_video.run import check_run_classes, load_run
 
     if not run_dirs:
@@ -247,7 +248,8 @@ def plot_runs(run_dirs: Sequence[str | Path], video_name: str, path: str | Path,
             raise ValueError(f"class {chosen!r} is not one of the classes of {run_dir}")
         class_id = classes.index(chosen)
         detections = [(start, end, score) for c, start, end, score in
-                      localize(prediction, video.seconds_per_snippet, config.inference, video.duration)
+                      get_method(config.model.method).localize(prediction, video.seconds_per_snippet,
+                                                               config.inference, video.duration)
                       if c == class_id]
         rows.append(CasRow(label, prediction.cas[:, class_id], detections, list(config.inference.cas_thresholds)))
     segments = [(start, end) for start, end, label in video.annotations if label == chosen]

@@ -3,7 +3,8 @@
 Recipe (paper Sec. 3.1): every iteration draws a batch of training videos; each video is divided
 uniformly into ``num_segments`` (T = 20) segments and one random snippet is taken from each
 (:func:`wsl_video.data.sample_snippets`); the loss is the video-level multi-label cross-entropy
-(Eq. 10), optimised with Adam at 5e-4.
+(Eq. 10), optimised with Adam at 5e-4. Other methods draw their batches and compute their loss
+through :meth:`wsl_video.methods.VideoMethod.sample_batch` and ``loss``; the rest of the loop is shared.
 
 The run folder (:mod:`wsl_video.run`) gets ``config.yaml``, ``train.log`` and ``checkpoint.pt``, replaced
 atomically every ``checkpoint_every`` iterations and at the end, then the evaluation's ``detections.json``
@@ -17,7 +18,7 @@ import copy
 import json
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List
+from typing import Any, Callable, Dict
 
 import numpy as np
 import torch
@@ -45,21 +46,6 @@ class _Features:
         if index not in self.cache:
             self.cache[index] = self.dataset.features(index)
         return self.cache[index]
-
-
-def _sample_batch(features: _Features, videos: np.ndarray, num_segments: int, rng: np.random.Generator,
-                  streams, device: torch.device) -> Dict[str, torch.Tensor]:
-    from wsl_video.data import sample_snippets
-
-    batch: Dict[str, List[np.ndarray]] = {name: [] for name in streams}
-    for index in videos:
-        video = features(int(index))
-        length = len(next(iter(video.values())))
-        snippets = sample_snippets(length, num_segments, rng)
-        for name in streams:
-            batch[name].append(video[name][snippets])
-    return {name: torch.as_tensor(np.stack(arrays), dtype=torch.float32, device=device)
-            for name, arrays in batch.items()}
 
 
 def _checkpoint(model, optimizer, rng, iteration: int, config: RunConfig, classes, feature_dims) -> dict:
@@ -102,6 +88,8 @@ def train(config: RunConfig, out_dir: str | Path, *, resume: bool = False, overw
     device = resolve_device(config.train.device)
     state = folder.load_checkpoint() if resume else None
     train_set = train_set if train_set is not None else open_data(config, "train")
+    method = get_method(config.model.method)
+    method.check_features(train_set, config)
     config.data.extractor = _recorded_extractor(train_set, state, out_dir)
     folder.start(stale)
     save_config(config, folder.config_path)
@@ -111,7 +99,6 @@ def train(config: RunConfig, out_dir: str | Path, *, resume: bool = False, overw
     torch.manual_seed(config.train.seed)
     rng = np.random.default_rng(config.train.seed)
     model = build_model(config, feature_dims, len(train_set.classes)).to(device)
-    method = get_method(config.model.method)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr,
                                  weight_decay=config.train.weight_decay)
     start = 0
@@ -130,21 +117,23 @@ def train(config: RunConfig, out_dir: str | Path, *, resume: bool = False, overw
         start = int(state["iteration"])
         log(f"resumed at iteration {start}")
     else:
-        log(f"training {config.model.aggregator} on {config.data.dataset} ({len(train_set)} videos, "
+        recipe = config.model.aggregator if config.model.method == "maan" else \
+            f"{config.model.method} ({config.model.aggregator})"
+        log(f"training {recipe} on {config.data.dataset} ({len(train_set)} videos, "
             f"streams {', '.join(train_set.streams)}, {len(train_set.classes)} classes) on {device}")
 
-    labels = torch.as_tensor(train_set.label_matrix(), dtype=torch.float32)
+    label_matrix = train_set.label_matrix()
+    labels = torch.as_tensor(label_matrix, dtype=torch.float32)
     features = _Features(train_set, config.train.cache_features)
-    iterations, batch_size = config.train.iterations, config.train.batch_size
+    iterations = config.train.iterations
     model.train()
     running, tic = [], time.time()
     bar = tqdm(range(start, iterations), desc=f"train {config.model.aggregator}", unit="it",
                disable=not progress, leave=False)
     for iteration in bar:
-        videos = rng.choice(len(train_set), size=batch_size, replace=batch_size > len(train_set))
-        batch = _sample_batch(features, videos, config.train.num_segments, rng, train_set.streams, device)
-        outputs = model(batch)
-        loss = method.loss(outputs, labels[videos].to(device), config)
+        batch = method.sample_batch(features, label_matrix, train_set.streams, config, rng, device)
+        outputs = model(batch.features) if batch.mask is None else model(batch.features, batch.mask)
+        loss = method.loss(outputs, labels[batch.videos].to(device), config)
         if not torch.isfinite(loss):
             raise TrainingDiverged(f"training diverged at iteration {iteration + 1} (loss {loss.item()})")
         optimizer.zero_grad(set_to_none=True)

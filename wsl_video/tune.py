@@ -242,7 +242,10 @@ class VideoTuneTask(TuneTask):
     def score_grid(self, model, config: RunConfig, grid: Sequence[Dict[str, Any]]) -> List[float]:
         """Held-out score of ``model`` for every combination of inference settings (no retraining)."""
         from wsl_video.evaluation import evaluate_predictions
-        from wsl_video.inference import DatasetPrediction, localize, predict_video
+        from wsl_video.inference import DatasetPrediction, predict_video
+        from wsl_video.methods import get_method
+
+        localize = get_method(config.model.method).localize
 
         held = self.held_out
         predictions: Dict[str, list] = {}

@@ -29,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from wsl_video.data.opening import open_data
     from wsl_video.evaluation import write_prediction
     from wsl_video.inference import predict_dataset
+    from wsl_video.methods import get_method
     from wsl_video.run import CONFIG_FILE, check_run_classes, load_run
 
     config, model, state = load_run(args.run, args.device)
@@ -36,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     dataset = open_data(config, args.subset, data_root)
     check_run_classes(state, dataset, args.run)
     prediction = predict_dataset(model, dataset, config.inference, config.train.num_segments,
-                                 progress=not args.quiet)
+                                 progress=not args.quiet, localize_video=get_method(config.model.method).localize)
     write_prediction(args.out, dataset, prediction)
     count = sum(len(d) for d in prediction.detections.values())
     print(f"{count} detections on {len(dataset)} {config.data.dataset} {args.subset} videos -> {args.out}")

@@ -137,6 +137,11 @@ class FeatureDataset:
                 f"classes={len(self.classes)}, {dims})")
 
     @property
+    def native_streams(self) -> tuple[str, ...]:
+        """The streams stored on disk: ``("joint",)``, ``("rgb", "flow")`` or ``("rgb",)`` (RGB-only features)."""
+        return tuple(self._native_dims)
+
+    @property
     def feature_dim(self) -> int:
         """Total feature size over all streams."""
         return sum(self.feature_dims.values())

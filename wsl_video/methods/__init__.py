@@ -3,8 +3,8 @@
 ``maan`` is built in; plugins come from the ``wsl_video.methods`` entry-point group (see ``docs/methods.md``).
 """
 
-from . import maan  # noqa: F401  (built-in methods: one import each)
-from .base import VideoMethod
+from . import basnet, maan, wtalc  # noqa: F401  (built-in methods: one import each)
+from .base import Batch, VideoMethod
 from .registry import (
     ENTRY_POINT_GROUP,
     REGISTRY,
@@ -17,5 +17,5 @@ from .registry import (
 
 REGISTRY.finish_builtins()
 
-__all__ = ["VideoMethod", "ENTRY_POINT_GROUP", "register_method", "get_method", "list_methods", "describe_methods",
-           "refresh_plugins"]
+__all__ = ["VideoMethod", "Batch", "ENTRY_POINT_GROUP", "register_method", "get_method", "list_methods",
+           "describe_methods", "refresh_plugins"]

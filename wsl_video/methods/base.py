@@ -2,9 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict, Mapping
+from typing import Any, Callable, ClassVar, Dict, Mapping, NamedTuple, Sequence
 
-__all__ = ["VideoMethod"]
+import numpy as np
+
+__all__ = ["VideoMethod", "Batch"]
+
+
+class Batch(NamedTuple):
+    """One training batch.
+
+    videos (ndarray[B] int): indices of the batch's videos in the training set, in batch order (their labels
+    are ``labels[videos]``); features: stream -> Tensor[B, T, D]; mask (BoolTensor[B, T], True = valid
+    snippet) for batches padded to the longest video, None when every row is a full sequence.
+    """
+
+    videos: np.ndarray
+    features: Dict[str, Any]
+    mask: Any = None
 
 
 class VideoMethod:
@@ -23,6 +38,10 @@ class VideoMethod:
     The model must offer the inference interface of :class:`wsl_video.model.TemporalLocalizer`:
     ``stream_names``, ``streams[name].classifier`` (its ``in_features``), ``probabilities(features, mask)``
     (Tensor[B, K]) and ``cas(features, mask)`` (Tensor[B, T, K]); reusing that class is the easy way.
+
+    Training calls, every iteration, ``batch = method.sample_batch(...)`` (default: MAAN's draw of
+    ``num_segments`` snippets per video), ``outputs = model(batch.features)`` (``model(batch.features,
+    batch.mask)`` when the batch has a mask) and ``method.loss(outputs, labels[batch.videos], config)``.
     """
 
     takes_aggregator: ClassVar[bool] = True
@@ -38,14 +57,76 @@ class VideoMethod:
         Raises:
             ValueError: the config does not suit the method (e.g. one stream for a two-stream method).
         """
-        if self.needs_two_streams and config.data.streams != "two":
-            raise ValueError(f"method '{config.model.method}' needs separate RGB and flow streams "
-                             f"(data.streams: two), got {config.data.streams!r}")
+        import copy
+
+        from wsl_video.config import apply_fallbacks
+
         for key, value in self.defaults.items():
             section, _, name = key.partition(".")
             target = getattr(config, section)
             if getattr(target, name) is None:
-                setattr(target, name, value)
+                setattr(target, name, copy.deepcopy(value))
+        apply_fallbacks(config)
+        if self.needs_two_streams and config.data.streams != "two":
+            raise ValueError(f"method '{config.model.method}' needs separate RGB and flow streams "
+                             f"(data.streams: two), got {config.data.streams!r}")
+
+    def check_features(self, dataset: Any, config: Any) -> None:
+        """Refuse training data the method cannot use, before anything is written (``ValueError``, one line).
+
+        ``dataset``: the opened training :class:`~wsl_video.data.FeatureDataset` (``native_streams``,
+        ``feature_dims``). The default accepts every layout.
+        """
+
+    def localize(self, prediction: Any, seconds_per_snippet: float, config: Any,
+                 duration: float | None = None) -> list:
+        """Detections ``(class_id, start_s, end_s, score)`` of one video from its prediction (the method's own
+        inference rules; the default is :func:`wsl_video.inference.localize`).
+
+        Args:
+            prediction: :class:`wsl_video.inference.VideoPrediction` (``scores`` ndarray[K] from
+                ``model.probabilities``, ``cas`` ndarray[T, K] from ``model.cas``).
+            seconds_per_snippet: snippet length of the video.
+            config: the resolved :class:`wsl_video.config.InferenceConfig`.
+            duration: the video's duration in seconds (detections are clipped to it), or None.
+        """
+        from wsl_video.inference import localize
+
+        return localize(prediction, seconds_per_snippet, config, duration)
+
+    def sample_batch(self, features: Callable[[int], Dict[str, np.ndarray]], labels: np.ndarray,
+                     streams: Sequence[str], config: Any, rng: np.random.Generator, device: Any) -> Batch:
+        """Draw one training batch (the default: MAAN's recipe).
+
+        Args:
+            features: video index -> stream -> ndarray[T_video, D] (cached reads of the training set).
+            labels: ndarray[N, K] video labels of the N training videos (in {0, 1}).
+            streams: the streams to read.
+            config: the resolved RunConfig (``train.batch_size``, ``train.num_segments``).
+            rng: the run's generator; every draw must come from it (exact resumption).
+            device: where the tensors go.
+
+        Returns:
+            :class:`Batch`. The default draws ``batch_size`` videos uniformly (with replacement only when the
+            set is smaller) and, from each, ``num_segments`` snippets, one at random in each of as many equal
+            segments (:func:`wsl_video.data.sample_snippets`); no mask.
+        """
+        import torch
+
+        from wsl_video.data import sample_snippets
+
+        count, batch_size = len(labels), config.train.batch_size
+        videos = rng.choice(count, size=batch_size, replace=batch_size > count)
+        batch: Dict[str, list] = {name: [] for name in streams}
+        for index in videos:
+            video = features(int(index))
+            length = len(next(iter(video.values())))
+            snippets = sample_snippets(length, config.train.num_segments, rng)
+            for name in streams:
+                batch[name].append(video[name][snippets])
+        tensors = {name: torch.as_tensor(np.stack(arrays), dtype=torch.float32, device=device)
+                   for name, arrays in batch.items()}
+        return Batch(videos, tensors, None)
 
     def build_model(self, config: Any, feature_dims: Dict[str, int], num_classes: int) -> Any:
         """The model of a run: ``config`` (resolved RunConfig), stream name -> feature dim D, classes K."""

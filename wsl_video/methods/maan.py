@@ -25,12 +25,12 @@ class MAAN(VideoMethod):
     needs_two_streams = False
 
     def resolve(self, config: Any) -> None:
+        super().resolve(config)
         if config.train.sparsity_weight is None:
             from wsl.aggregators import aggregator_info
 
             defaults = aggregator_info(config.model.aggregator).training_defaults
             config.train.sparsity_weight = float(defaults.get("sparsity_weight", 0.0))
-        super().resolve(config)
 
     def build_model(self, config: Any, feature_dims: Dict[str, int], num_classes: int):
         from wsl_video.model import TemporalLocalizer
