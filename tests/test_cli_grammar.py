@@ -48,7 +48,7 @@ def test_bad_choice_is_one_line_with_suggestion(capsys):
     status, out, err = _run("wsl-video", capsys, "train", "--dataset", "thumos", "--out", "x")
     assert status == 2 and out == ""
     assert err == ("wsl-video train: error: argument --dataset: invalid choice: 'thumos' (choose from 'thumos14', "
-                   "'activitynet', 'thumos14-sim', 'custom'); did you mean 'thumos14'?\n")
+                   "'activitynet', 'activitynet1.2', 'thumos14-sim', 'custom'); did you mean 'thumos14'?\n")
     status, out, err = _run("wsl-image", capsys, "train", "--out", "x", "--optimizer", "adam")
     assert status == 2
     assert err == ("wsl-image train: error: argument --optimizer: invalid choice: 'adam' (choose from 'sgd', "
