@@ -354,16 +354,16 @@ class TestConfigWithoutMethod:
 # ---------------------------------------------------------------- commands
 
 
-@pytest.mark.parametrize("prog, cli, argv, name", [
-    ("wsl-video", video_cli, ["--dataset", "thumos14-sim"], "maan"),
-    ("wsl-image", image_cli, ["--data-root", "nowhere"], "cam"),
+@pytest.mark.parametrize("prog, cli, argv, name, available", [
+    ("wsl-video", video_cli, ["--dataset", "thumos14-sim"], "maan", "maan"),
+    ("wsl-image", image_cli, ["--data-root", "nowhere"], "cam", "adl, cam, cutmix, has"),
 ])
-def test_method_flag_exception(prog, cli, argv, name, capsys, tmp_path):
+def test_method_flag_exception(prog, cli, argv, name, available, capsys, tmp_path):
     out = tmp_path / "run"
     for method, hint in (("nope", ""), (name[:-1], f" (did you mean '{name}'?)")):
         assert cli.main(["train", *argv, "--method", method, "--out", str(out), "--quiet"]) == 2
         err = capsys.readouterr().err
-        assert err == f"{prog} train: error: unknown method '{method}'; available: {name}{hint}\n"
+        assert err == f"{prog} train: error: unknown method '{method}'; available: {available}{hint}\n"
         assert not out.exists()
 
 
@@ -379,7 +379,8 @@ def test_methods_command(cli, names, doc, capsys):
     assert cli.main(["methods"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert [line.split()[0] for line in lines] == names()
-    assert method.__doc__.strip().splitlines()[0] in lines[0]
+    line = next(line for line in lines if line.split()[0] == attribute.lower())
+    assert method.__doc__.strip().splitlines()[0] in line
 
 
 # ---------------------------------------------------------------- entry-point plugins
@@ -472,7 +473,7 @@ class TestMethodPlugins:
         assert completed.returncode == 0, completed.stderr
         result = json.loads(completed.stdout.strip().splitlines()[-1])
         assert result["names"] == ["broken", "halved", "maan", "not_a_method"]
-        assert result["image_names"] == ["cam", "image_tiny"]
+        assert result["image_names"] == ["adl", "cam", "cutmix", "has", "image_tiny"]
         assert result["imported_after_list"] is False  # listing does not import plugins
         assert result["halved"] == "Halved"
         records = {record["name"]: record for record in result["records"]}
@@ -497,7 +498,8 @@ class TestMethodPlugins:
         completed = _run(method_site, PROBE, WSL_DISABLE_PLUGINS="1")
         assert completed.returncode == 0, completed.stderr
         result = json.loads(completed.stdout.strip().splitlines()[-1])
-        assert result["names"] == ["maan"] and result["image_names"] == ["cam"] and result["warnings"] == []
+        assert result["names"] == ["maan"] and result["image_names"] == ["adl", "cam", "cutmix", "has"]
+        assert result["warnings"] == []
 
     def test_methods_command_lists_plugins(self, method_site):
         completed = _run(method_site, ["-m", "wsl_video", "methods"])
