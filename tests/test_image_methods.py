@@ -235,3 +235,26 @@ def test_adl_layer_errors():
         insert_adl(model, ["layer9"], drop_rate=0.5, threshold=0.5, image_size=32)
     with pytest.raises(ValueError, match=r"drop_rate must be in \[0, 1\], got 2"):
         AttentionDropout(drop_rate=2)
+
+
+# ---------------------------------------------------------------- tuning the method options
+
+
+def test_tune_searches_method_options(sim, tmp_path):
+    pytest.importorskip("optuna")
+    from wsl_image.tune import ImageTuneTask
+
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump({"epochs": {"choices": [1]}, "has_hide_prob": {"low": 0.25, "high": 0.75}}))
+    base = dict(data_root=str(sim / "CUB_200_2011"), metadata=str(sim / "metadata" / "CUB"), backbone="test_resnet",
+                image_size=32, workers=0, device="cpu")
+    task = ImageTuneTask(TrainConfig(method="has", **base), space_file=str(space))
+    assert task.space.settings["has_hide_prob"].searched
+    assert task.base_settings()[0]["has_hide_prob"] == 0.5  # the method's default is the base setting
+    assert task.protocol()["config"]["has_patch_sizes"] == [0, 16, 32, 44, 56]
+    plain = ImageTuneTask(TrainConfig(**base)).protocol()["config"]  # cam: as recorded before these options
+    assert not {"method", "has_hide_prob", "cutmix_beta", "adl_threshold", "cam_percentile",
+                "cam_clamp_negative"} & set(plain)
+    space.write_text(yaml.safe_dump({"cutmix_prob": {"choices": [0.5, 2.0]}}))
+    with pytest.raises(ValueError, match=r"cutmix_prob = 2.0: cutmix_prob must be in \[0, 1\], got 2.0"):
+        ImageTuneTask(TrainConfig(method="cutmix", **base), space_file=str(space))
