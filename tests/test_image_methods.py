@@ -258,3 +258,44 @@ def test_tune_searches_method_options(sim, tmp_path):
     space.write_text(yaml.safe_dump({"cutmix_prob": {"choices": [0.5, 2.0]}}))
     with pytest.raises(ValueError, match=r"cutmix_prob = 2.0: cutmix_prob must be in \[0, 1\], got 2.0"):
         ImageTuneTask(TrainConfig(method="cutmix", **base), space_file=str(space))
+
+
+# ---------------------------------------------------------------- seeds and resumption
+
+
+@pytest.mark.parametrize("method", ["has", "cutmix", "adl"])
+def test_resume_is_exact(sim, tmp_path, method):
+    """2 epochs in one go == 1 epoch, interruption, ``resume`` (the augmentations draw from the saved RNG)."""
+    from wsl_image.training import train
+
+    def config(out):
+        return TrainConfig(method=method, data_root=str(sim / "CUB_200_2011"), out=str(out), backbone="test_resnet",
+                           image_size=32, grid=None, aggregator="mean", epochs=2, batch_size=4, workers=0,
+                           device="cpu", has_patch_sizes=[0, 8, 16], adl_drop_rate=0.5)
+
+    quiet = dict(progress=False, log=lambda message: None, evaluate=False)
+    train(config(tmp_path / "straight"), **quiet)
+
+    def interrupt(epoch, record, model):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(config(tmp_path / "resumed"), epoch_callback=interrupt, **quiet)
+    train(config(tmp_path / "resumed"), resume=True, **quiet)
+    straight, resumed = (torch.load(tmp_path / name / "checkpoint.pt", weights_only=True)
+                         for name in ("straight", "resumed"))
+    assert resumed["epoch"] == straight["epoch"] == 2
+    assert straight["model"].keys() == resumed["model"].keys()
+    assert all(torch.equal(value, resumed["model"][key]) for key, value in straight["model"].items())
+
+
+def test_adl_starts_from_the_weights_of_cam():
+    from wsl_image.run import build_model
+
+    models = {}
+    for method in ("cam", "adl"):
+        torch.manual_seed(0)
+        models[method] = build_model(TrainConfig(method=method, backbone="test_resnet", image_size=32, grid=None),
+                                     3, pretrained=False)
+    cam, adl = (models[name].state_dict() for name in ("cam", "adl"))
+    assert cam.keys() == adl.keys() and all(torch.equal(cam[key], adl[key]) for key in cam)

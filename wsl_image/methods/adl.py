@@ -110,10 +110,12 @@ def insert_adl(model: nn.Module, names: list[str] | None, *, drop_rate: float, t
     model.adl_layer_names = names
     for name, layer in zip(names, model.adl_layers):
         modules[name].register_forward_hook(lambda module, inputs, output, layer=layer: layer(output))
+    model.adl_layers.eval()  # the probe draws nothing: a seed gives the same weights as CAM's
     try:
         model._probe_channels(image_size)
     except ValueError as error:
         raise ValueError(f"adl_layers {names}: {error}") from None
+    model.adl_layers.train(model.training)
     return model
 
 
