@@ -97,3 +97,16 @@ def test_model_options():
     assert float((tail_maps == 1.0).float().mean()) >= 0.19  # the top fifth is saturated
     with pytest.raises(ValueError, match=r"cam_percentile must be in \(0, 100\] or None, got 0"):
         CamModel("test_resnet", 3, image_size=32, cam_percentile=0)
+
+
+@pytest.mark.parametrize("method", ["cam", "has", "cutmix", "adl"])
+def test_config_options_reach_every_cam_family_model(method):
+    from wsl_image.config import TrainConfig
+    from wsl_image.run import build_model
+
+    config = TrainConfig(method=method, backbone="test_resnet", image_size=32, grid=None, cam_clamp_negative=True,
+                         cam_percentile=90)
+    model = build_model(config, 2, pretrained=False)
+    assert model.cam_clamp_negative is True and model.cam_percentile == 90.0
+    plain = build_model(TrainConfig(method=method, backbone="test_resnet", image_size=32), 2, pretrained=False)
+    assert plain.cam_clamp_negative is False and plain.cam_percentile is None
