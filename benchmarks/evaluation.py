@@ -5,7 +5,9 @@ predictions by default; ten tIoU thresholds 0.5:0.05:0.95), then times, in the s
 
 * the vectorised :func:`wsl.metrics.detection_map`,
 * the loop-based :func:`wsl.metrics.reference.detection_map_reference` (checked to agree),
-* the whole ``wsl-video evaluate`` command in a fresh process (JSON loading included).
+* the whole ``wsl-video evaluate`` command in a fresh process (JSON loading included),
+
+and prints them as a markdown table (the one in docs/video-evaluation.md).
 
 Usage::
 
@@ -125,6 +127,13 @@ def main(argv=None) -> int:
             return completed.returncode
         print(f"whole `wsl-video evaluate` command: {timings['command_s']:.2f} s")
 
+    rows = [("`detection_map` (vectorised)", f"{timings['vectorised_s']:.2f} s")]
+    if "reference_s" in timings:
+        rows.append(("`detection_map_reference` (loops)", f"{timings['reference_s']:.1f} s ({timings['speedup']:.0f}x "
+                     f"slower; results agree to {timings['max_abs_difference']:.0e})"))
+    rows.append(("whole `wsl-video evaluate` command (start-up, JSON reading, evaluation, table)",
+                 f"{timings['command_s']:.1f} s"))
+    print("\n| | time |\n| --- | --- |\n" + "\n".join(f"| {name} | {value} |" for name, value in rows))
     if args.output:
         atomic_write_json(args.output, timings)
     return 0

@@ -17,7 +17,7 @@ the real clip ``../shared/data/videos/v_GGSY1Qvo990.mp4`` (320x240, 19.62 fps) w
 synthetic 320x240 25 fps video. On one CPU thread with TV-L1 in the main process, times are the
 process's CPU time, so other jobs on a shared machine do not change them; otherwise wall-clock time.
 
-    OMP_NUM_THREADS=1 python benchmarks/extraction.py --threads 1     # the README figures
+    OMP_NUM_THREADS=1 python benchmarks/extraction.py --threads 1     # the table in docs/benchmarks.md
     python benchmarks/extraction.py --device cuda --workers 8
     python benchmarks/extraction.py --quick                           # tiny sizes, for a smoke run
 """

@@ -1,14 +1,18 @@
 """The benchmark scripts run (tiny sizes); they assert nothing about timings."""
 
 import importlib.util
+import sys
 from pathlib import Path
+
+import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 def _load(name):
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", BENCHMARKS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
@@ -22,6 +26,12 @@ def test_aggregators_benchmark_smoke():
 def test_maa_truncation_benchmark_smoke():
     table = _load("maa_truncation").main(["--max-n", "200"])
     assert "| 32 | 36 |" in table and "float64" in table
+
+
+def test_evaluation_benchmark_smoke(capsys):
+    assert _load("evaluation").main(["--videos", "20", "--classes", "3", "--predictions-per-video", "4"]) == 0
+    printed = capsys.readouterr().out
+    assert "| `detection_map` (vectorised) |" in printed and "| whole `wsl-video evaluate` command" in printed
 
 
 def test_extraction_benchmark_smoke():
@@ -61,3 +71,106 @@ def test_image_demo_seeds_benchmark_smoke(tmp_path):
     assert _load("image_demo_seeds").main(argv) == 0
     table = (tmp_path / "out" / "table.md").read_text().splitlines()
     assert table[2].startswith("| MAAN (maa) |") and " ± " in table[2] and "| 1 |" in table[2]
+
+
+# ---------------------------------------------------------------- benchmarks/regenerate_docs.py
+
+
+def test_regenerate_docs_names_every_marked_table(capsys):
+    """--list names every table with the pages that hold it; every marker in the docs is a known table."""
+    module = _load("regenerate_docs")
+    assert module.main(["--list"]) == 0
+    listed = capsys.readouterr().out
+    holders = module.pages_with(module.default_pages())
+    marked = {name for names in holders.values() for name in names}
+    assert marked == set(module.TABLES)
+    for name, table in module.TABLES.items():
+        assert f"{name}: " in listed and f"command: {table.command}" in listed
+    assert "(none)" not in listed
+    assert module.main(["--all", "--dry-run"]) == 0
+    planned = capsys.readouterr().out
+    for table in module.TABLES.values():
+        assert planned.count(f"would run: {table.command}\n") == 1
+
+
+def test_regenerate_docs_tables_in_the_docs_are_in_canonical_form():
+    """Between its markers each table is exactly its command and one table: regenerating replaces it whole."""
+    module = _load("regenerate_docs")
+    for page in module.pages_with(module.default_pages()):
+        text = page.read_text(encoding="utf-8")
+        for name in module.find_markers(text):
+            body = text.split(f"<!-- begin: {name} -->\n", 1)[1].split(f"<!-- end: {name} -->", 1)[0]
+            tables = module.markdown_tables(body)
+            assert len(tables) == 1, (page.name, name)
+            assert "\n" + body == module.table_block(module.TABLES[name].command, tables[0]), (page.name, name)
+
+
+def _fake_pages(tmp_path):
+    pages = [tmp_path / "a.md", tmp_path / "b.md"]
+    pages[0].write_text("# A\n\nintro\n\n<!-- begin: aggregator-speed -->\nold speed\n<!-- end: aggregator-speed -->\n"
+                        "\nbetween\n\n<!-- begin: maa-weights-scaling -->\n| old |\n|---|\n"
+                        "<!-- end: maa-weights-scaling -->\n\noutro\n")
+    pages[1].write_text("B\n<!-- begin: video-demo -->\n<!-- end: video-demo -->\nB end\n")
+    return pages
+
+
+def test_regenerate_docs_rewrites_between_markers_with_a_fake_benchmark(tmp_path):
+    module = _load("regenerate_docs")
+    pages = _fake_pages(tmp_path)
+    calls = []
+
+    def fake_run(command, workdir):
+        calls.append(command)
+        if "demo" in command:
+            (workdir / "demo_out").mkdir()
+            (workdir / "demo_out" / "table.md").write_text("| Aggregator | avg |\n|---|---|\n| MAAN | 43.7 |\n")
+            return "progress lines\n"
+        return "device=cpu\n| size | ms |\n|---|---|\n| T=20 | 5.4 |\n\nweights\n| N | us |\n|---|---|\n| 20 | 431 |\n"
+
+    changed = module.regenerate(["aggregator-speed", "maa-weights-scaling", "video-demo"], pages, run=fake_run)
+    assert sorted(changed) == sorted(pages)
+    assert calls == ["python benchmarks/aggregators.py", module.TABLES["video-demo"].command]  # each command once
+    assert pages[0].read_text() == (
+        "# A\n\nintro\n\n<!-- begin: aggregator-speed -->\n```bash\npython benchmarks/aggregators.py\n```\n\n"
+        "| size | ms |\n|---|---|\n| T=20 | 5.4 |\n<!-- end: aggregator-speed -->\n\nbetween\n\n"
+        "<!-- begin: maa-weights-scaling -->\n```bash\npython benchmarks/aggregators.py\n```\n\n"
+        "| N | us |\n|---|---|\n| 20 | 431 |\n<!-- end: maa-weights-scaling -->\n\noutro\n")
+    assert "| MAAN | 43.7 |\n<!-- end: video-demo -->\nB end\n" in pages[1].read_text()
+    again = {page: page.read_text() for page in pages}
+    module.regenerate(["aggregator-speed", "maa-weights-scaling", "video-demo"], pages, run=fake_run)
+    assert {page: page.read_text() for page in pages} == again  # idempotent
+    text = "<!-- begin: extraction -->\n<!-- end: extraction -->\n"
+    assert module.replace_tables(text, {"extraction": "\n| a \\g<0> \\1 |\n"}) == (
+        "<!-- begin: extraction -->\n| a \\g<0> \\1 |\n<!-- end: extraction -->\n")  # taken literally
+
+
+def test_regenerate_docs_writes_nothing_when_a_benchmark_fails(tmp_path):
+    module = _load("regenerate_docs")
+    pages = _fake_pages(tmp_path)
+    before = [page.read_bytes() for page in pages]
+
+    def failing_run(command, workdir):
+        if "demo" in command:
+            raise RuntimeError("demo failed")
+        return "| a |\n|---|\n| 1 |\n\n| b |\n|---|\n| 2 |\n"
+
+    with pytest.raises(RuntimeError, match="demo failed"):
+        module.regenerate(["aggregator-speed", "video-demo"], pages, run=failing_run)
+    assert [page.read_bytes() for page in pages] == before
+    with pytest.raises(ValueError, match="no page holds the marker"):
+        module.regenerate(["extraction"], pages, run=failing_run)
+    with pytest.raises(ValueError, match="unknown table"):
+        module.regenerate(["no-such-table"], pages, run=failing_run)
+    pages[1].write_text("<!-- begin: video-demo -->\nno end\n")
+    with pytest.raises(ValueError, match="begin: video-demo has no end"):
+        module.regenerate(["video-demo"], pages, run=failing_run)
+
+
+def test_regenerate_docs_runs_a_real_benchmark_command(tmp_path):
+    """The command runner: this checkout's code, from another folder, and the table read off its output."""
+    module = _load("regenerate_docs")
+    output = module.run_command("OMP_NUM_THREADS=1 python benchmarks/maa_truncation.py --max-n 200", tmp_path)
+    tables = module.markdown_tables(output)
+    assert len(tables) == 1 and tables[0].startswith("| K | L | float64 max rel. error")
+    with pytest.raises(RuntimeError, match="exit status 2"):
+        module.run_command("python benchmarks/maa_truncation.py --no-such-option", tmp_path)

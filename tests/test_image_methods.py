@@ -62,8 +62,8 @@ def test_trains_through_the_command(sim, tmp_path, method, aggregator, defaults)
 def test_unknown_method_lists_them(capsys, tmp_path):
     out = tmp_path / "run"
     assert main(["train", "--data-root", "nowhere", "--method", "hass", "--out", str(out), "--quiet"]) == 2
-    assert capsys.readouterr().err == ("wsl-image train: error: unknown method 'hass'; available: adl, cam, cutmix, "
-                                       "has (did you mean 'has'?)\n")
+    assert capsys.readouterr().err == ("wsl-image train: error: unknown method 'hass'; did you mean 'has'? available: "
+                                       "adl, cam, cutmix, has\n")
     assert not out.exists()
     assert {"adl", "cam", "cutmix", "has"} <= set(list_methods())
 

@@ -77,7 +77,7 @@ class TestRegistry:
         registry = self._registry()
         with pytest.raises(ValueError) as error:
             registry.get("alpah")
-        assert str(error.value) == "unknown widget 'alpah'; available: a, alpha, beta (did you mean 'alpha'?)"
+        assert str(error.value) == "unknown widget 'alpah'; did you mean 'alpha'? available: a, alpha, beta"
         with pytest.raises(ValueError) as error:
             registry.get("zzz")
         assert str(error.value) == "unknown widget 'zzz'; available: a, alpha, beta"
@@ -97,8 +97,8 @@ class TestRegistry:
         assert video_method_registry.REGISTRY.group == "wsl_video.methods"
 
     def test_did_you_mean_for_aggregators(self):
-        with pytest.raises(ValueError, match=r"^unknown aggregator 'weighted_summ'; available: .*\(did you mean "
-                                             r"'weighted_sum'\?\)$"):
+        with pytest.raises(ValueError, match=r"^unknown aggregator 'weighted_summ'; did you mean 'weighted_sum'\? "
+                                             r"available: "):
             get_aggregator("weighted_summ")
 
 
@@ -248,7 +248,7 @@ class TestMethodRegistry:
     def test_exception(self):
         with pytest.raises(ValueError) as error:
             get_method("mann")
-        assert str(error.value) == "unknown method 'mann'; available: maan (did you mean 'maan'?)"
+        assert str(error.value) == "unknown method 'mann'; did you mean 'maan'? available: maan"
         with pytest.raises(TypeError, match="not a subclass of wsl_video.methods.VideoMethod"):
             register_method("bad_test")(dict)
         assert "bad_test" not in list_methods()
@@ -360,10 +360,10 @@ class TestConfigWithoutMethod:
 ])
 def test_method_flag_exception(prog, cli, argv, name, available, capsys, tmp_path):
     out = tmp_path / "run"
-    for method, hint in (("nope", ""), (name[:-1], f" (did you mean '{name}'?)")):
+    for method, hint in (("nope", "; "), (name[:-1], f"; did you mean '{name}'? ")):
         assert cli.main(["train", *argv, "--method", method, "--out", str(out), "--quiet"]) == 2
         err = capsys.readouterr().err
-        assert err == f"{prog} train: error: unknown method '{method}'; available: {available}{hint}\n"
+        assert err == f"{prog} train: error: unknown method '{method}'{hint}available: {available}\n"
         assert not out.exists()
 
 

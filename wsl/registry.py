@@ -22,13 +22,12 @@ This module imports neither torch nor any plugin.
 
 from __future__ import annotations
 
-import difflib
 import os
 import warnings
 from importlib import metadata
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-__all__ = ["Registry", "DISABLE_PLUGINS_ENV", "plugins_disabled", "summary"]
+__all__ = ["Registry", "MethodRegistry", "DISABLE_PLUGINS_ENV", "plugins_disabled", "summary"]
 
 DISABLE_PLUGINS_ENV = "WSL_DISABLE_PLUGINS"
 
@@ -191,10 +190,13 @@ class Registry:
 
     def unknown(self, name: str) -> ValueError:
         """The error for an unknown name: lists the available names and the closest one when close."""
+        from wsl.utils.suggest import did_you_mean
+
         available = self.names(include_aliases=True)
-        close = difflib.get_close_matches(str(name), available, n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        return ValueError(f"unknown {self.kind} '{name}'; available: {', '.join(available)}{hint}")
+        hint = did_you_mean(name, available)
+        listed = f"available: {', '.join(available)}"
+        return ValueError(f"unknown {self.kind} '{name}'{hint} {listed}" if hint else
+                          f"unknown {self.kind} '{name}'; {listed}")
 
     def get(self, name: str) -> Any:
         """The class or factory registered under ``name`` or an alias of it (plugins are loaded here).
@@ -239,3 +241,40 @@ class Registry:
             records.append({"name": name, "aliases": self.aliases_of(name), "description": summary(obj),
                             "origin": origin})
         return records
+
+
+class MethodRegistry(Registry):
+    """The training methods of one tool: subclasses of ``base``, registered by class decorator, looked up as
+    new instances.
+
+    Args:
+        group: the entry-point group, also the public module of ``base`` (``"wsl_video.methods"``).
+        base: the method base class (``VideoMethod``, ``ImageMethod``).
+    """
+
+    def __init__(self, group: str, base: type) -> None:
+        self.base = base
+        super().__init__("method", group, adapt=self._check_method)
+
+    def _check_method(self, obj: Any) -> Any:
+        if isinstance(obj, type) and issubclass(obj, self.base):
+            return obj
+        raise TypeError(f"{getattr(obj, '__qualname__', obj)!r} is not a subclass of {self.group}.{self.base.__name__}")
+
+    def register_method(self, name: str, *, aliases: Sequence[str] = (), override: bool = False
+                        ) -> Callable[[type], type]:
+        """Class decorator that registers a subclass of the base class under ``name`` (and ``aliases``).
+
+        Raises:
+            ValueError: the name is taken and ``override`` is False.
+            TypeError: the class is not a subclass of the base class.
+        """
+        return self.register(name, aliases=aliases, override=override)
+
+    def get_method(self, name: str) -> Any:
+        """A new instance of the method registered as ``name`` (aliases resolved).
+
+        Raises:
+            ValueError: unknown name; the message lists the available methods.
+        """
+        return self.get(name)()

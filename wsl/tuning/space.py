@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Sequence
 
+from wsl.utils.numbers import finite_float
+
 __all__ = ["Key", "Setting", "SearchSpace", "KINDS", "float_value", "int_value", "str_value", "format_value"]
 
 KINDS = ("train", "checkpoint", "inference")
@@ -32,16 +34,8 @@ _RANGE_KEYS = {"low", "high", "log", "step"}
 
 
 def float_value(value: Any) -> float:
-    """A number (YAML 1.1 reads ``1e-3`` as a string: accepted)."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a number, got {value!r}")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"expected a number, got {value!r}") from None
-    if not math.isfinite(number):
-        raise ValueError(f"expected a finite number, got {value!r}")
-    return number
+    """A finite number (YAML 1.1 reads ``1e-3`` as a string: accepted); see :func:`wsl.utils.numbers.finite_float`."""
+    return finite_float(value)
 
 
 def int_value(value: Any) -> int:

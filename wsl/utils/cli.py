@@ -26,9 +26,10 @@ import re
 import sys
 import warnings
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 from wsl.utils.extras import MissingExtra, extra_for, needs_extra, require
+from wsl.utils.suggest import did_you_mean
 
 __all__ = ["run_cli", "build_parser", "Tool", "GENERIC_COMMANDS", "CommandParser", "DefaultsHelpFormatter",
            "AliasedStore", "add_device_argument", "device_type", "add_threads_argument", "default_threads",
@@ -54,12 +55,6 @@ class Tool:
 
     prog: str
     package: str
-
-
-def did_you_mean(name: str, choices: Iterable[str]) -> str:
-    """``"; did you mean 'x'?"`` for the closest of ``choices`` to ``name``, or ``""`` when none is close."""
-    close = difflib.get_close_matches(str(name), [str(choice) for choice in choices], n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 class DefaultsHelpFormatter(argparse.HelpFormatter):

@@ -11,9 +11,7 @@ no shadowing of built-ins, ``WSL_DISABLE_PLUGINS``).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Sequence
-
-from wsl.registry import Registry
+from wsl.registry import MethodRegistry
 
 from .base import ImageMethod
 
@@ -21,46 +19,10 @@ __all__ = ["ENTRY_POINT_GROUP", "REGISTRY", "register_method", "get_method", "li
            "refresh_plugins"]
 
 ENTRY_POINT_GROUP = "wsl_image.methods"
+REGISTRY = MethodRegistry(ENTRY_POINT_GROUP, ImageMethod)
 
-
-def _check_method(obj: Any) -> Any:
-    if isinstance(obj, type) and issubclass(obj, ImageMethod):
-        return obj
-    raise TypeError(f"{getattr(obj, '__qualname__', obj)!r} is not a subclass of wsl_image.methods.ImageMethod")
-
-
-REGISTRY = Registry("method", ENTRY_POINT_GROUP, adapt=_check_method)
-
-
-def register_method(name: str, *, aliases: Sequence[str] = (), override: bool = False) -> Callable[[type], type]:
-    """Class decorator that registers an :class:`ImageMethod` subclass under ``name`` (and ``aliases``).
-
-    Raises:
-        ValueError: the name is taken and ``override`` is False.
-        TypeError: the class is not an :class:`ImageMethod` subclass.
-    """
-    return REGISTRY.register(name, aliases=aliases, override=override)
-
-
-def get_method(name: str) -> ImageMethod:
-    """A new instance of the method registered as ``name`` (aliases resolved).
-
-    Raises:
-        ValueError: unknown name; the message lists the available methods.
-    """
-    return REGISTRY.get(name)()
-
-
-def list_methods(include_aliases: bool = False) -> List[str]:
-    """Sorted names of the built-in, registered and plugin methods (plugins are not imported)."""
-    return REGISTRY.names(include_aliases)
-
-
-def describe_methods() -> List[Dict[str, Any]]:
-    """One record per method: ``name``, ``aliases``, ``description`` (first docstring line) and ``origin``."""
-    return REGISTRY.describe()
-
-
-def refresh_plugins() -> None:
-    """Forget discovered (and not yet loaded) plugin methods; the next call discovers them again."""
-    REGISTRY.refresh()
+register_method = REGISTRY.register_method  # class decorator: @register_method("name", aliases=(...))
+get_method = REGISTRY.get_method  # a new instance of a method, by name or alias
+list_methods = REGISTRY.names  # sorted names (plugins are not imported)
+describe_methods = REGISTRY.describe  # name, aliases, description, origin of each method
+refresh_plugins = REGISTRY.refresh  # forget discovered plugins; the next lookup discovers them again
