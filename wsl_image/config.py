@@ -55,6 +55,14 @@ class TrainConfig:
     aggregator_kwargs: dict = field(default_factory=dict)
     cam_score: str = "auto"
     num_classes: int | None = None
+    # method options (null: the method's default; ignored by the methods that do not use them)
+    has_patch_sizes: list | None = None
+    has_hide_prob: float | None = None
+    cutmix_beta: float | None = None
+    cutmix_prob: float | None = None
+    adl_drop_rate: float | None = None
+    adl_threshold: float | None = None
+    adl_layers: list | None = None
     # optimisation
     epochs: int = 30
     batch_size: int = 32
@@ -72,6 +80,8 @@ class TrainConfig:
     cam_threshold: float = 0.2
     iou_threshold: float = 0.5
     eval_batch_size: int | None = None
+    cam_clamp_negative: bool = False
+    cam_percentile: float | None = None
 
     def __post_init__(self) -> None:
         self.grid = parse_grid(self.grid)
@@ -107,6 +117,28 @@ class TrainConfig:
             raise ValueError(f"workers must be >= 0, got {self.workers}")
         if self.pretrained_path is not None and not self.pretrained_path:
             self.pretrained_path = None
+        self._validate_method_options()
+
+    def _validate_method_options(self) -> None:
+        if self.has_patch_sizes is not None and (
+            not self.has_patch_sizes
+            or not all(isinstance(size, int) and not isinstance(size, bool) and size >= 0
+                       for size in self.has_patch_sizes)
+        ):
+            raise ValueError(f"has_patch_sizes must be a non-empty list of patch sides >= 0 (0: nothing hidden), "
+                             f"got {self.has_patch_sizes!r}")
+        for name in ("has_hide_prob", "cutmix_prob", "adl_drop_rate", "adl_threshold"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+        if self.cutmix_beta is not None and self.cutmix_beta < 0:
+            raise ValueError(f"cutmix_beta must be >= 0 (0: no mixing), got {self.cutmix_beta}")
+        if self.adl_layers is not None and (
+            not self.adl_layers or not all(isinstance(name, str) and name for name in self.adl_layers)
+        ):
+            raise ValueError(f"adl_layers must be a non-empty list of backbone module names, got {self.adl_layers!r}")
+        if self.cam_percentile is not None and not 0.0 < self.cam_percentile <= 100.0:
+            raise ValueError(f"cam_percentile must be in (0, 100] or null, got {self.cam_percentile}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -141,7 +173,7 @@ CONFIG_COMMENTS = {
     "val_per_class": "Hold out this many training images per class as a val split that chooses the CAM "
                      "threshold, >= 0 (0: none).",
     "method": "Training method (model, loss, defaults): cam (backbone, aggregator, linear classifier, softmax "
-              "cross-entropy) or any plugin (`wsl-image methods` lists them).",
+              "cross-entropy), has, cutmix, adl or any plugin (`wsl-image methods` lists them).",
     "backbone": "timm model name, e.g. resnet50, resnet10t, convnext_atto, vit_small_patch16_224.",
     "pretrained": "true: start from timm's pretrained weights (downloaded from the hub); false: from scratch.",
     "pretrained_path": "A local timm weights file to start the backbone from, or null.",
@@ -153,6 +185,16 @@ CONFIG_COMMENTS = {
     "cam_score": "Class score of the localization map: linear (CAM), sigmoid (the paper's CAS, Eq. 14) or auto "
                  "(sigmoid with attention-based aggregators, linear otherwise).",
     "num_classes": "Number of classes, or null to take it from the data.",
+    "has_patch_sizes": "has: side in pixels of the hidden grid patches, one drawn per image (0: nothing hidden); "
+                       "null: the method's default [0, 16, 32, 44, 56].",
+    "has_hide_prob": "has: probability that each patch is hidden, in [0, 1]; null: 0.5.",
+    "cutmix_beta": "cutmix: lambda ~ Beta(beta, beta), >= 0 (0: no mixing); null: 1.0.",
+    "cutmix_prob": "cutmix: probability that a batch is mixed, in [0, 1]; null: 1.0.",
+    "adl_drop_rate": "adl: probability that a layer uses its drop mask rather than its importance map, in [0, 1]; "
+                     "null: 0.75.",
+    "adl_threshold": "adl: drop where the channel-mean attention is >= this x its maximum, in [0, 1]; null: 0.9.",
+    "adl_layers": "adl: backbone modules (names of named_modules) followed by an ADL layer; null: the rule for the "
+                  "backbone (docs/image-methods.md).",
     "epochs": "Training epochs, >= 0.",
     "batch_size": "Images per batch and process, >= 1.",
     "optimizer": "sgd (with momentum) or adamw.",
@@ -168,6 +210,10 @@ CONFIG_COMMENTS = {
     "cam_threshold": "Fixed CAM threshold of the classic protocol (top-1 / top-5 / GT-known loc), in [0, 1].",
     "iou_threshold": "IoU a box needs to count as correct in the classic protocol, in (0, 1].",
     "eval_batch_size": "Batch size of the evaluation, or null for batch_size.",
+    "cam_clamp_negative": "true: localization maps from the classifier weights clamped at 0 (negative-weight "
+                          "clamping, Bae et al. 2020).",
+    "cam_percentile": "Normalise each localization map by its p-th percentile instead of its maximum before "
+                      "thresholding, in (0, 100] (Bae et al. 2020), or null (off).",
 }
 
 

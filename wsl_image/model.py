@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wsl.cam import class_activation, linear_class_activation, minmax_normalize
+from wsl.cam import class_activation, linear_class_activation, minmax_normalize, percentile_normalize
 
 __all__ = ["CamModel", "CamOutput", "create_backbone", "CAM_SCORES"]
 
@@ -91,6 +91,10 @@ class CamModel(nn.Module):
             ``w_c . f``, times the attention), ``sigmoid`` (``sigmoid(w_c . f + b_c)`` times the attention:
             the CAS of the MAAN paper, Eq. 12 / 14, ``wsl.cam.class_activation``), or ``auto`` (sigmoid for
             attention-based aggregators, linear -- the original CAM -- for the others).
+        cam_clamp_negative: compute the maps with the classifier weights clamped at 0 (negative-weight clamping
+            of Bae et al., ECCV 2020); the logits are unchanged.
+        cam_percentile: normalise each map at the image resolution by its p-th percentile instead of its maximum
+            (clipped to [0, 1]; percentile-based thresholding of Bae et al.), or None.
     """
 
     def __init__(
@@ -106,13 +110,19 @@ class CamModel(nn.Module):
         image_size: int = 224,
         backbone_kwargs: dict | None = None,
         cam_score: str = "auto",
+        cam_clamp_negative: bool = False,
+        cam_percentile: float | None = None,
     ) -> None:
         super().__init__()
         import wsl
 
         if cam_score not in CAM_SCORES:
             raise ValueError(f"cam_score must be one of {', '.join(CAM_SCORES)}, got {cam_score!r}")
+        if cam_percentile is not None and not 0.0 < cam_percentile <= 100.0:
+            raise ValueError(f"cam_percentile must be in (0, 100] or None, got {cam_percentile}")
         self.cam_score = cam_score
+        self.cam_clamp_negative = bool(cam_clamp_negative)
+        self.cam_percentile = cam_percentile
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         if grid is not None and grid < 1:
@@ -218,10 +228,12 @@ class CamModel(nn.Module):
         else:
             attention = None
         if self.resolved_cam_score == "sigmoid":
-            scores = class_activation(features, self.classifier.weight, self.classifier.bias, attention)
+            scores = class_activation(features, self.classifier.weight, self.classifier.bias, attention,
+                                      clamp_negative=self.cam_clamp_negative)
             cams = scores.gather(1, classes.view(*classes.shape, 1, 1).expand(-1, -1, *scores.shape[-2:]))
         else:
-            cams = linear_class_activation(features, self.classifier.weight, classes, attention)
+            cams = linear_class_activation(features, self.classifier.weight, classes, attention,
+                                           clamp_negative=self.cam_clamp_negative)
         return cams[:, 0] if squeeze else cams
 
     @torch.no_grad()
@@ -231,7 +243,8 @@ class CamModel(nn.Module):
         """Class scores and localization maps at the image resolution.
 
         images (B, 3, H, W); classes (B,) or (B, k) class indices, the top-``topk`` predictions when None.
-        Returns logits (B, K) and maps (B, k, H, W) in [0, 1] (min-max normalised per map).
+        Returns logits (B, K) and maps (B, k, H, W) in [0, 1] (min-max normalised per map, or by its
+        ``cam_percentile``-th percentile when set).
         """
         output = self(images)
         features = output.features.float()  # maps in float32 also under autocast
@@ -241,6 +254,8 @@ class CamModel(nn.Module):
         with torch.autocast(device_type=features.device.type, enabled=False):
             maps = self.class_activation_maps(features, attention, classes.view(classes.shape[0], -1))
             maps = self.upsample_maps(maps, images.shape[-2:])
+            if self.cam_percentile is not None:
+                maps = percentile_normalize(maps.flatten(0, 1), self.cam_percentile).view_as(maps)
         return output.logits, maps
 
     @staticmethod

@@ -239,10 +239,11 @@ def _train(config, context, *, resume, stale, progress, epoch_callback, log, spl
         for batch in bar:
             images = batch["image"].to(device, non_blocking=True)
             labels = batch["label"].to(device, non_blocking=True)
+            inputs, targets = method.training_batch(images, labels, config)
             with torch.autocast(device_type=device.type, enabled=use_amp):
-                outputs = train_model(images)
+                outputs = train_model(inputs)
                 logits = outputs.logits
-                loss = method.loss(outputs, labels, config)
+                loss = method.loss(outputs, targets, config)
             if not torch.isfinite(loss):
                 raise TrainingDiverged(f"training diverged: loss is {loss.item()} at epoch {epoch + 1} (lower --lr)")
             optimizer.zero_grad(set_to_none=True)

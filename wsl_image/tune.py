@@ -47,6 +47,11 @@ IMAGE_KEYS = {
     "warmup_epochs": Key("train", int_value, "warm-up epochs (warmup_epochs)", integer=True),
     "momentum": Key("train", float_value, "SGD momentum (momentum)"),
     "optimizer": Key("train", str_value, "sgd or adamw (optimizer)", numeric=False),
+    "has_hide_prob": Key("train", float_value, "has: probability that a patch is hidden (has_hide_prob)"),
+    "cutmix_beta": Key("train", float_value, "cutmix: lambda ~ Beta(beta, beta) (cutmix_beta)"),
+    "cutmix_prob": Key("train", float_value, "cutmix: probability that a batch is mixed (cutmix_prob)"),
+    "adl_drop_rate": Key("train", float_value, "adl: probability of the drop mask (adl_drop_rate)"),
+    "adl_threshold": Key("train", float_value, "adl: drop threshold gamma, relative to the maximum (adl_threshold)"),
     "cam_score": Key("inference", str_value, "class score of the map: auto, linear, sigmoid (cam_score)",
                      numeric=False),
     "cam_threshold": Key("inference", _cam_threshold,
@@ -65,6 +70,9 @@ DEFAULT_SPACE: Dict[str, Any] = {
 }
 
 _IGNORED = ("data_root", "metadata", "out", "device", "workers", "seed", "eval_batch_size", "num_classes")
+# options newer than some studies: recorded in a study's protocol only when set away from their defaults
+_RECORDED_WHEN_SET = ("method", "has_patch_sizes", "has_hide_prob", "cutmix_beta", "cutmix_prob", "adl_drop_rate",
+                      "adl_threshold", "adl_layers", "cam_clamp_negative", "cam_percentile")
 PRUNE_FROM_PERCENT = 30
 
 
@@ -159,6 +167,9 @@ class ImageTuneTask(TuneTask):
         if not seeds or len(set(seeds)) != len(seeds):
             raise ValueError(f"--seeds must list distinct seeds, got {seeds}")
         check_aggregator_options(config.aggregator, config.aggregator_kwargs)  # fail fast on a bad name
+        from wsl_image.methods import get_method
+
+        config = get_method(config.method).resolve(config)  # the method's defaults are the base settings
         self.config, self.seeds = config, seeds
         self.space_file = None if space_file is None else absolute_path(space_file)
         self.held_out_count, self.split_seed = held_out, int(split_seed)
@@ -187,8 +198,10 @@ class ImageTuneTask(TuneTask):
     # ------------------------------------------------------------------ TuneTask
     def protocol(self) -> Dict[str, Any]:
         values = {key: value for key, value in self.config.to_dict().items() if key not in _IGNORED}
-        if values["method"] == TrainConfig().method:  # as recorded by studies before methods existed
-            del values["method"]
+        defaults = TrainConfig().to_dict()
+        for key in _RECORDED_WHEN_SET:  # as recorded by studies before these options existed
+            if values[key] == defaults[key]:
+                del values[key]
         return {"command": self.command, "config": values, "seeds": self.seeds, "space": self.space.to_spec(),
                 "held_out": {"images": len(self.held), "fit": len(self.fit),
                              "names": protocol_hash(sorted(self.held.image_ids))},

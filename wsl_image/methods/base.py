@@ -12,7 +12,8 @@ class ImageMethod:
 
     A method builds the model of a run and computes its training loss; the data, the optimiser and schedule,
     the checkpoints and the evaluation are shared by all methods. Subclasses set the class attributes and
-    implement :meth:`build_model` and :meth:`loss`; the docstring's first line is the method's description.
+    implement :meth:`build_model` and :meth:`loss` (and :meth:`training_batch` to change the training inputs);
+    the docstring's first line is the method's description.
 
     Attributes:
         takes_aggregator: the model pools the feature map with ``aggregator`` (any registered one).
@@ -33,10 +34,18 @@ class ImageMethod:
         changes = {key: value for key, value in self.defaults.items() if getattr(config, key) is None}
         return config.replace(**changes) if changes else config
 
+    def training_batch(self, images: Any, labels: Any, config: Any) -> tuple[Any, Any]:
+        """The training batch the model and the loss see: ``(inputs, targets)`` from ``images`` (Tensor[B, 3, H, W])
+        and ``labels`` (LongTensor[B]); ``targets`` is what :meth:`loss` receives. Identity by default; input
+        augmentations such as hiding patches or mixing images override it (drawing from torch's global RNG, so
+        that seeds and resumption stay exact)."""
+        return images, labels
+
     def build_model(self, config: Any, num_classes: int, *, pretrained: bool) -> Any:
         """The model of a run: ``config`` (TrainConfig), K classes, ``pretrained`` backbone weights or not."""
         raise NotImplementedError
 
     def loss(self, outputs: Any, labels: Any, config: Any) -> Any:
-        """The training loss (a scalar tensor) of ``outputs = model(images)`` and ``labels`` (LongTensor[B])."""
+        """The training loss (a scalar tensor) of ``outputs = model(inputs)`` and ``labels``: the targets of
+        :meth:`training_batch` (LongTensor[B] unless the method changes them)."""
         raise NotImplementedError

@@ -15,7 +15,9 @@ class CAM(ImageMethod):
     """CAM recipe: backbone feature map, aggregator, linear classifier, softmax cross-entropy.
 
     Model: :class:`wsl_image.model.CamModel` (``aggregator``: mean is the original CAM, maa is MAAN's image
-    variant, weighted_sum weighted-CAM); loss: cross-entropy of the logits (computed in float32 under AMP).
+    variant, weighted_sum weighted-CAM, tap thresholded average pooling); loss: cross-entropy of the logits
+    (computed in float32 under AMP). The maps take the post-hoc options ``cam_clamp_negative`` and
+    ``cam_percentile``. The CAM-family methods (``has``, ``cutmix``, ``adl``) subclass this recipe.
     """
 
     takes_aggregator = True
@@ -34,6 +36,8 @@ class CAM(ImageMethod):
             image_size=config.image_size,
             backbone_kwargs=config.backbone_kwargs,
             cam_score=config.cam_score,
+            cam_clamp_negative=config.cam_clamp_negative,
+            cam_percentile=config.cam_percentile,
         )
 
     def loss(self, outputs, labels, config: Any):
