@@ -111,7 +111,7 @@ class InferenceConfig:
     scoring: str | None = None  # None: the method's default (maan: mean)
     nms: str | None = None  # None: the method's default (maan: hard)
     nms_iou: float | None = None  # None: the method's default (maan: 0.5)
-    soft_sigma: float = 0.5
+    soft_sigma: float | None = None  # None: the method's default (maan: 0.5)
     max_detections: int = 100
     video_scores: str | None = None  # None: the method's default (maan: sampled)
     score_samples: int = 5
@@ -162,6 +162,7 @@ FALLBACKS: Dict[str, Any] = {
     "inference.scoring": "mean",
     "inference.nms": "hard",
     "inference.nms_iou": 0.5,
+    "inference.soft_sigma": 0.5,
     "inference.video_scores": "sampled",
 }
 
@@ -237,7 +238,8 @@ CONFIG_COMMENTS = {
                      "method's default (maan, basnet: hard; wtalc: none).",
     "inference.nms_iou": "tIoU above which hard NMS removes the lower-scored proposal; null: the method's default "
                          "(maan: 0.5; basnet: 0.7).",
-    "inference.soft_sigma": "Width of the Gaussian score decay of soft NMS.",
+    "inference.soft_sigma": "Width of the Gaussian score decay of soft NMS; null: the method's default "
+                            "(maan: 0.5; co2net, delu: 0.3).",
     "inference.max_detections": "At most this many detections per video (the best scores over all classes).",
     "inference.video_scores": "Video-level probabilities from sampled (num_segments snippets as in training, "
                               "averaged over score_samples shifted samples) or full (all snippets); null: the "

@@ -40,7 +40,6 @@ from typing import Any, Dict, List, Mapping, NamedTuple, Sequence, Tuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .base import Batch, VideoMethod
@@ -169,7 +168,8 @@ class CO2NetModel(nn.Module):
     @property
     def streams(self) -> Dict[str, Any]:
         """stream -> an object whose ``classifier.in_features`` is the stream's feature size (inference checks)."""
-        return {name: SimpleNamespace(classifier=SimpleNamespace(in_features=dim)) for name, dim in self.channels.items()}
+        return {name: SimpleNamespace(classifier=SimpleNamespace(in_features=dim))
+                for name, dim in self.channels.items()}
 
     @property
     def uses_attention(self) -> bool:
