@@ -14,6 +14,7 @@ from wsl_video import cli as video_cli
 from wsl_video.config import RunConfig
 from wsl_video.methods import get_method
 from wsl_video.methods.co2net import CO2NetModel, CO2NetOutput, co2net_detections, co2net_loss, suppress_cas
+from wsl_video.methods.delu import delu_loss
 
 SIM = ["--dataset", "thumos14-sim", "--sim", "videos=6", "--sim", "feature_dim=8", "--device", "cpu", "--quiet"]
 SHORT = ["--batch-size", "4", "--num-segments", "14"]
@@ -45,7 +46,7 @@ def random_outputs(batch=6, classes=3, length=14, dim=5, seed=0):
     return out, labels
 
 
-def co2net_oracle(features, cas, rgb, flow, labels, pairs=3):
+def co2net_oracle(features, cas, rgb, flow, labels, pairs=3, guide_weight=0.8):
     """CO2-Net's loss from the paper, one video, snippet and class at a time (k = T // 7 snippets per class)."""
     batch, classes = labels.shape
     length = cas.shape[2]
@@ -100,7 +101,7 @@ def co2net_oracle(features, cas, rgb, flow, labels, pairs=3):
             for a in (attention[i][t], rgb[i, t], flow[i, t]):
                 norm = norm + a / (3 * cells)
                 guide = guide + (1 - a - background).abs() / (3 * cells)
-    return mil(cas, 1.0) + mil(supp, 0.0) + contrastive + mutual + 0.8 * norm + 0.8 * guide
+    return mil(cas, 1.0) + mil(supp, 0.0) + contrastive + mutual + 0.8 * norm + guide_weight * guide
 
 
 def test_co2net_loss_matches_the_papers_formulas():
@@ -112,6 +113,63 @@ def test_co2net_loss_matches_the_papers_formulas():
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
     for got, want in zip(grads, expected_grads):  # the stop-gradients of the mutual term included
         torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-9)
+
+
+def delu_oracle(out, labels, progress):
+    """DELU's loss from the paper and the authors' settings: CO2-Net's (guide weight 0.4) + 1.3 evidential
+    + 0.4 uncertainty-guided curriculum, one video, snippet and class at a time."""
+    batch, classes = labels.shape
+    length = out.cas.shape[2]
+    base = co2net_oracle(out.features, out.cas, out.rgb_attention, out.flow_attention, labels, guide_weight=0.4)
+    rgb, flow = out.rgb_attention, out.flow_attention
+    evidential, curriculum = 0.0, 0.0
+    for i in range(batch):
+        attention = [(rgb[i, t] + flow[i, t]) / 2 for t in range(length)]
+        low = [min(out.cas[i, c, t] for c in range(classes + 1)) for t in range(length)]
+        supp = [[attention[t] * (out.cas[i, c, t] - low[t]) + low[t] for t in range(length)]
+                for c in range(classes + 1)]
+        k = max(1, length // 9)
+        top = sorted(range(length), key=lambda t: -attention[t].item())[:k]
+        logits = [sum(supp[c][t] for t in top) / k for c in range(classes)]
+        alpha = [torch.exp(torch.clamp(z, -10, 10)) + 1 for z in logits]
+        strength = sum(alpha)
+        u = (classes / strength).detach()
+        inverse = [labels[i, c] / alpha[c] for c in range(classes)]
+        for c in range(classes):
+            g = (1 - u) * labels[i].sum() * inverse[c] / sum(inverse)
+            evidential = evidential + g * (torch.log(strength) - torch.log(alpha[c])) / batch
+        snippet_u = [classes / sum(torch.exp(torch.clamp(supp[c][t], -10, 10)).item() + 1 for c in range(classes + 1))
+                     for t in range(length)]
+        order = sorted(range(length), key=lambda t: snippet_u[t])
+        curve = [0.7 * np.tanh((2 * (j + 0.5) / length - 1) * (1 - 2 * progress)) + 1 for j in range(length)]
+        for t in range(length):
+            background = torch.softmax(out.cas[i, :, t], 0)[-1]
+            guide = sum((1 - a - background).abs() for a in (attention[t], rgb[i, t], flow[i, t])) / 3
+            curriculum = curriculum + curve[order[t]] * guide / (batch * length)
+    return base + 1.3 * evidential + 0.4 * curriculum
+
+
+@pytest.mark.parametrize("progress", [0.0, 0.3, 1.0])
+def test_delu_loss_matches_the_papers_formulas(progress):
+    out, labels = random_outputs(seed=1)
+    loss = delu_loss(out, labels, progress)
+    expected = delu_oracle(out, labels, progress)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    grads = torch.autograd.grad(loss, (out.rgb_attention, out.flow_attention))
+    expected_grads = torch.autograd.grad(expected, (out.rgb_attention, out.flow_attention))
+    for got, want in zip(grads, expected_grads):
+        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-9)
+
+
+def test_delu_schedule_follows_the_iteration():
+    out, labels = random_outputs(seed=2)
+    method, config = get_method("delu"), resolved("delu")
+    config.train.iterations = 10
+    first = method.training_loss(out, labels, config, 0)
+    assert first.item() == pytest.approx(method.loss(out, labels, config).item())
+    assert method.training_loss(out, labels, config, 9).item() != pytest.approx(first.item())
+    assert get_method("co2net").training_loss(out, labels, config, 9).item() == pytest.approx(
+        co2net_loss(out, labels).item())
 
 
 def test_co2net_model_pieces():
@@ -157,6 +215,10 @@ def test_co2net_defaults():
             config.inference.video_scores) == (0.2, "soft", 0.3, "full")
     assert config.inference.cas_thresholds == pytest.approx(list(np.linspace(0.1, 0.9, 10)))
     assert resolved("maan").inference.soft_sigma == 0.5
+    delu = resolved("delu")
+    assert (delu.data.streams, delu.train.num_segments, delu.train.lr, delu.train.weight_decay) == (
+        "two", 320, 5e-5, 1e-3)
+    assert get_method("delu").localize.__func__ is get_method("co2net").localize.__func__
 
 
 def test_co2net_batches_pair_different_videos():
@@ -179,19 +241,20 @@ def test_co2net_batches_pair_different_videos():
 # ------------------------------------------------------------------------------------------- the command
 
 
-def test_co2net_trains_end_to_end(tmp_path):
-    out = tmp_path / "co2net"
-    assert video_cli.main(["train", "--method", "co2net", *SIM, *SHORT, "--iterations", "3", "--out", str(out)]) == 0
+@pytest.mark.parametrize("method", ["co2net", "delu"])
+def test_trains_end_to_end(method, tmp_path):
+    out = tmp_path / method
+    assert video_cli.main(["train", "--method", method, *SIM, *SHORT, "--iterations", "3", "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["aggregator"] == "topk_mean" and 0 <= metrics["average_mAP"] <= 1 and metrics["num_videos"] == 6
     results = json.loads((out / "detections.json").read_text())["results"]
     assert results and all(d["segment"][0] < d["segment"][1] for rows in results.values() for d in rows)
     config = yaml.safe_load((out / "config.yaml").read_text())
-    assert config["model"]["method"] == "co2net" and config["data"]["streams"] == "two"
+    assert config["model"]["method"] == method and config["data"]["streams"] == "two"
     assert config["train"]["lr"] == 5e-5 and config["inference"]["soft_sigma"] == 0.3
 
 
-@pytest.mark.parametrize("method", ["co2net"])
+@pytest.mark.parametrize("method", ["co2net", "delu"])
 def test_train_with_maa_inside(method, tmp_path):
     out = tmp_path / method
     argv = ["train", "--method", method, "--aggregator", "maa", *SIM, *SHORT, "--iterations", "2", "--no-eval",
@@ -202,7 +265,7 @@ def test_train_with_maa_inside(method, tmp_path):
     assert any(key.startswith("pool.") for key in state["model"]) and state["iteration"] == 2
 
 
-@pytest.mark.parametrize("method", ["co2net"])
+@pytest.mark.parametrize("method", ["co2net", "delu"])
 def test_one_stream_is_refused(method, tmp_path, capsys):
     from test_video_custom_data import write_custom
 
