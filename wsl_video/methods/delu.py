@@ -1,4 +1,4 @@
-"""DELU (Chen, Gao, Yang, Xu and Zhang, ECCV 2022): evidential learning, uncertainty-guided curriculum, on CO2-Net.
+"""DELU (Chen, Gao, Yang and Xu, ECCV 2022): evidential learning, uncertainty-guided curriculum, on CO2-Net.
 
 Model, batches and inference: CO2-Net's (:mod:`wsl_video.methods.co2net`), with ``train.num_segments = 320``.
 
