@@ -105,7 +105,7 @@ def _check_output(config: TrainConfig, resume: bool, overwrite: bool) -> list[Pa
 def _absolute_paths(config: TrainConfig) -> TrainConfig:
     """``config`` with its paths absolute, so the run works from any working directory."""
     return config.replace(**{name: absolute_path(getattr(config, name))
-                             for name in ("data_root", "metadata", "pretrained_path", "out")})
+                             for name in ("data_root", "metadata", "mask_root", "pretrained_path", "out")})
 
 
 def train(
