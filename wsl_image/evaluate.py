@@ -239,7 +239,8 @@ def evaluate_run(
             raise ValueError(f"the {split} split of {config.dataset} has no masks to evaluate against")
         metrics = mask_meter(model, loader(splits[split]), device=device, amp=use_amp,
                              progress=progress and rank == 0, description=split, maps_dir=maps_dir).compute()
-        metrics.update(split=split, threshold_note=splits.get("val_note", ""), aggregator=config.aggregator,
+        metrics.update(split=split, dataset=config.dataset, threshold_note=splits.get("val_note", ""),
+                       aggregator=config.aggregator,
                        cam_score=getattr(model, "module", model).resolved_cam_score, backbone=config.backbone,
                        grid=config.grid, units=METRIC_UNITS)
         return metrics
