@@ -152,9 +152,13 @@ def test_ilsvrc_train_and_evaluate(sims, tmp_path, capsys):
     assert metrics["num_images"] == 6 and metrics["val_cam_threshold"] is not None
     assert {"max_box_acc", "max_box_acc_v2", "top1_loc"} <= set(metrics)
     assert "4 training images" in (run / "train.log").read_text()  # the proxy list: 2 of 4 per class
+    maps = tmp_path / "maps"
     assert main(["evaluate", "--run", str(run), "--split", "val", "--workers", "0", "--device", "cpu",
-                 "--quiet"]) == 0
+                 "--save-maps", str(maps), "--quiet"]) == 0
     assert json.loads((run / "eval_val.json").read_text())["num_images"] == 4
+    val_ids = (sims / "metadata" / "ILSVRC" / "val" / "image_ids.txt").read_text().split()
+    assert sorted(str(p.relative_to(maps)) for p in maps.rglob("*.npy")) == sorted(f"{key}.npy" for key in val_ids)
+    assert all(read_score_map(maps / f"{key}.npy").max() == pytest.approx(1.0) for key in val_ids)
 
 
 def _corrupt(sims: Path, tmp_path: Path, dataset: str) -> Path:
