@@ -235,3 +235,48 @@ def test_bad_ilsvrc_metadata(sims, tmp_path, capsys):
     assert capsys.readouterr().err == (f"wsl-image train: error: {proxy}:5: image 'train/n0/n0_1.JPEG' is not "
                                        "listed in image_ids.txt\n")
     assert not (tmp_path / "run").exists()
+
+
+def test_openimages_ddp_torchrun(sims, tmp_path):
+    """2-process gloo DDP: the PxAP histograms and counts of both shards are summed."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    import torch
+
+    from wsl_image.data import collate_boxes
+    from wsl_image.data.splits import build_splits
+    from wsl_image.evaluate import ShardSampler
+    from wsl_image.mask_evaluation import MaskMeter, mask_meter
+    from wsl_image.run import load_run
+
+    run = tmp_path / "ddp"
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+               f"--master_port={port}", "-m", "wsl_image", "train", "--dataset", "OpenImages",
+               "--data-root", str(sims / "OpenImages"), "--metadata", str(sims / "metadata"), "--out", str(run),
+               "--backbone", "test_resnet", "--image-size", "32", "--grid", "4", "--epochs", "1", "--batch-size",
+               "2", "--workers", "0", "--device", "cpu", "--quiet"]
+    repo = str(Path(__file__).resolve().parents[1])
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=repo + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["num_images"] == 6  # both shards: every test image once
+    # the same shards and batches in one process, their histograms and counts summed here
+    model, config = load_run(run)
+    test = build_splits(config)["test"]
+    shards = [mask_meter(model, torch.utils.data.DataLoader(test, batch_size=2, sampler=ShardSampler(6, rank, 2),
+                                                            collate_fn=collate_boxes)) for rank in (0, 1)]
+    total = MaskMeter()
+    total.pixels.foreground = shards[0].pixels.foreground + shards[1].pixels.foreground
+    total.pixels.background = shards[0].pixels.background + shards[1].pixels.background
+    total.top1, total.top5 = shards[0].top1 + shards[1].top1, shards[0].top5 + shards[1].top5
+    total.num_images = shards[0].num_images + shards[1].num_images
+    single = total.compute()
+    for key in ("pxap", "piou", "piou_threshold", "top1_cls", "top5_cls", "num_images"):
+        assert single[key] == pytest.approx(metrics[key], abs=1e-12), key
