@@ -15,13 +15,14 @@ ilsvrc-sim (``<out>/ILSVRC`` is the image root, ``<out>/metadata/ILSVRC`` the me
 openimages-sim (``<out>/OpenImages`` is the image and mask root)::
 
     OpenImages/{train,val,test}/<class id>/<image>.jpg
-    OpenImages/{val,test}/<class id>/<image>_m<class id>_<k>.png    # instance masks (0 / 255)
-    OpenImages/{val,test}/ignore/<image>_ignore.png                  # ignore masks
-    metadata/OpenImages/{train,val,test}/{image_ids,class_labels,image_sizes}.txt
-    metadata/OpenImages/{val,test}/localization.txt                  # <image>,<mask>,<ignore mask>
+    OpenImages/{val,test}/<class id>/<image>_m<class id>_<8 hex>.png  # instance masks (0 / 255)
+    OpenImages/{val,test}/<class id>/<image>_ignore.png               # ignore masks
+    metadata/OpenImages/{train,val,test}/{image_ids,class_labels}.txt
+    metadata/OpenImages/{val,test}/localization.txt                   # <image>,<mask>,<ignore mask>
 
 Every image of a mask split has one or two instance masks (the head and the rest of the bird, or the whole
-bird) and two of three images an ignore mask (a band around the bird's outline), given on one row only.
+bird) and two of three images an ignore mask (a band around the bird's outline), given on the image's first
+row only, as in the benchmark's files (which, like this sim, have no ``image_sizes.txt`` for OpenImages).
 Everything is built in a temporary folder inside ``out`` and moved into place at the end: an interrupted run
 leaves no partial dataset, and existing folders are never overwritten.
 """
@@ -107,10 +108,11 @@ class _Staging:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def _metadata(folder: Path, rows: list[tuple[str, int, tuple[int, int]]]) -> None:
+def _metadata(folder: Path, rows: list[tuple[str, int, tuple[int, int]]], sizes: bool = True) -> None:
     _write(folder / "image_ids.txt", "".join(f"{key}\n" for key, _, _ in rows))
     _write(folder / "class_labels.txt", "".join(f"{key},{label}\n" for key, label, _ in rows))
-    _write(folder / "image_sizes.txt", "".join(f"{key},{w},{h}\n" for key, _, (w, h) in rows))
+    if sizes:
+        _write(folder / "image_sizes.txt", "".join(f"{key},{w},{h}\n" for key, _, (w, h) in rows))
 
 
 def make_ilsvrc_sim(
@@ -206,15 +208,15 @@ def make_openimages_sim(
                         continue
                     ignore = ""
                     if i % 3 != 2:
-                        ignore = f"{split}/ignore/{name}_ignore.png"
+                        ignore = f"{split}/{class_ids[k]}/{name}_ignore.png"
                         _write(images / ignore, _encode(_ignore_mask(sample).astype(np.uint8) * 255, ".png"))
-                    instances = _instance_masks(sample, i)
-                    for j, instance in enumerate(instances):
-                        mask = f"{split}/{class_ids[k]}/{name}_m{class_ids[k]}_{j}.png"
+                    for j, instance in enumerate(_instance_masks(sample, i)):
+                        tag = hashlib.sha1(f"{name}/{j}".encode()).hexdigest()[:8]
+                        mask = f"{split}/{class_ids[k]}/{name}_m{class_ids[k]}_{tag}.png"
                         _write(images / mask, _encode(instance.astype(np.uint8) * 255, ".png"))
-                        masks[split].append(f"{key},{mask},{ignore if j == len(instances) - 1 else ''}\n")
+                        masks[split].append(f"{key},{mask},{ignore if j == 0 else ''}\n")
         for split in rows:
-            _metadata(meta / split, rows[split])
+            _metadata(meta / split, rows[split], sizes=False)
         for split, lines in masks.items():
             _write(meta / split / "localization.txt", "".join(lines))
         stage.publish()
