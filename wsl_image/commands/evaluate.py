@@ -13,7 +13,8 @@ REQUIRES = ("timm", "torchvision", "PIL", "cv2")  # optional modules, checked be
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", required=True, help="run folder written by `wsl-image train`")
-    parser.add_argument("--data-root", help="CUB_200_2011 folder (default: the one the run was trained on)")
+    parser.add_argument("--data-root", help="CUB_200_2011 folder, or the ILSVRC / OpenImages image folder (default: "
+                        "the one the run was trained on)")
     parser.add_argument("--metadata", help="wsolevaluation metadata folder (default: the run's)")
     parser.add_argument("--mask-root", metavar="DIR", help="OpenImages mask folder (default: the run's)")
     parser.add_argument("--split", default="test", choices=["train", "val", "test"], help="split to evaluate")
