@@ -236,6 +236,19 @@ def test_bad_ilsvrc_metadata(sims, tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["--dataset", "ILSVRC"], "--metadata is required for --dataset ILSVRC (the wsolevaluation metadata folder)"),
+    (["--dataset", "OpenImages", "--metadata", "META", "--proxy-train"],
+     "--proxy-train applies to ILSVRC only, not OpenImages"),
+    (["--metadata", "META", "--mask-root", "DATA"], "--mask-root applies to OpenImages only, not CUB"),
+])
+def test_dataset_options_are_checked(sims, tmp_path, capsys, argv, message):
+    argv = [str(sims / "metadata") if a == "META" else str(sims) if a == "DATA" else a for a in argv]
+    assert main(["train", "--data-root", str(sims), *argv, "--out", str(tmp_path / "run"), *TINY]) == 2
+    assert capsys.readouterr().err == f"wsl-image train: error: {message}\n"
+    assert not (tmp_path / "run").exists()
+
+
 def test_openimages_ddp_torchrun(sims, tmp_path):
     """2-process gloo DDP: the PxAP histograms and counts of both shards are summed."""
     import os

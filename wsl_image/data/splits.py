@@ -31,6 +31,10 @@ def build_splits(config: TrainConfig) -> dict:
     Every metadata file, and for OpenImages every mask file's header, is checked here, before a run writes
     anything; errors name the file and line.
     """
+    if config.proxy_train and config.dataset != "ILSVRC":
+        raise ValueError(f"--proxy-train applies to ILSVRC only, not {config.dataset}")
+    if config.mask_root and config.dataset not in MASK_DATASETS:
+        raise ValueError(f"--mask-root applies to OpenImages only, not {config.dataset}")
     if config.dataset != "CUB":
         return _wsol_splits(config)
     from wsl_image.data.cub import load_cub
@@ -105,8 +109,6 @@ def _wsol_splits(config: TrainConfig) -> dict:
         raise FileNotFoundError(f"data root not found: {root}")
     folder = dataset_metadata(config.metadata, dataset)
     masks = dataset in MASK_DATASETS
-    if config.proxy_train and dataset != "ILSVRC":
-        raise ValueError(f"--proxy-train applies to ILSVRC only, not {dataset}")
     meta = load_wsol_metadata(folder, root, proxy_train=config.proxy_train, boxes=not masks)
     size = config.image_size
     result = {"num_classes": meta.num_classes, "class_names": list(meta.class_names)}
