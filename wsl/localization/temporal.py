@@ -12,7 +12,7 @@ the threshold as proposals (:func:`segments_from_cas`), score them, suppress dup
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -22,6 +22,7 @@ __all__ = [
     "nms_1d",
     "soft_nms_1d",
     "detect_actions",
+    "rank_detections",
     "SCORINGS",
     "NMS_METHODS",
 ]
@@ -289,20 +290,48 @@ def detect_actions(
         raise ValueError(f"unknown nms {nms!r}; expected one of {', '.join(NMS_METHODS)}")
     if max_detections is not None and max_detections < 0:
         raise ValueError(f"max_detections must be non-negative, got {max_detections}")
-    detections = []
+    proposals = {}
     for class_id in class_ids:
         class_id = int(class_id)
         if not 0 <= class_id < cas.shape[1]:
             raise ValueError(f"class id {class_id} out of range for a CAS with {cas.shape[1]} classes")
-        proposals = segments_from_cas(
+        proposals[class_id] = segments_from_cas(
             cas[:, class_id], thresholds, seconds_per_snippet, scoring=scoring, duration=duration
         )
+    return rank_detections(proposals, nms=nms, nms_iou=nms_iou, soft_sigma=soft_sigma, max_detections=max_detections)
+
+
+def rank_detections(
+    proposals: Mapping[int, np.ndarray | Sequence[tuple[float, float, float]]],
+    *,
+    nms: str = "hard",
+    nms_iou: float = 0.5,
+    soft_sigma: float = 0.5,
+    max_detections: int | None = 100,
+) -> list[tuple[int, float, float, float]]:
+    """Per-class suppression, then one ranking of all classes.
+
+    Args:
+        proposals: class id -> ndarray[M, 3] (or rows) of ``(start, end, score)``, in class order.
+        nms: ``"hard"`` (:func:`nms_1d` at ``nms_iou``), ``"soft"`` (:func:`soft_nms_1d` with ``soft_sigma``)
+            or ``"none"``.
+        max_detections: keep the best this many (all when None).
+
+    Returns:
+        list of (class_id, start, end, score) by decreasing score; ties keep class order, then proposal order.
+    """
+    if nms not in NMS_METHODS:
+        raise ValueError(f"unknown nms {nms!r}; expected one of {', '.join(NMS_METHODS)}")
+    detections = []
+    for class_id, found in proposals.items():
+        found = np.asarray(found, dtype=np.float64).reshape(-1, 3)
+        if not len(found):
+            continue
         if nms == "hard":
-            proposals = nms_1d(proposals, nms_iou)
+            found = nms_1d(found, nms_iou)
         elif nms == "soft":
-            proposals = soft_nms_1d(proposals, sigma=soft_sigma)
-        for start, end, score in proposals:
-            detections.append((class_id, float(start), float(end), float(score)))
+            found = soft_nms_1d(found, sigma=soft_sigma)
+        detections.extend((int(class_id), float(start), float(end), float(score)) for start, end, score in found)
     order = _score_order(np.asarray([d[3] for d in detections], dtype=np.float64))
     detections = [detections[i] for i in order]
     if max_detections is not None:

@@ -259,7 +259,7 @@ def co2net_detections(cas: np.ndarray, attention: np.ndarray, scores: np.ndarray
     Returns:
         list of (class_id, start_s, end_s, score) by decreasing score.
     """
-    from wsl.localization.temporal import nms_1d, soft_nms_1d
+    from wsl.localization.temporal import rank_detections
     from wsl_video.inference import kept_classes
 
     cas = np.asarray(cas, dtype=np.float64)
@@ -270,7 +270,7 @@ def co2net_detections(cas: np.ndarray, attention: np.ndarray, scores: np.ndarray
         above = np.concatenate([[False], attention > float(threshold), [False]])
         edges = np.flatnonzero(above[1:] != above[:-1])
         runs.extend(zip(edges[0::2].tolist(), edges[1::2].tolist()))
-    rows: List[Tuple[int, float, float, float]] = []
+    proposals_by_class: Dict[int, list] = {}
     for c in kept_classes(np.asarray(scores), class_threshold):
         values = cas[:, int(c)]
         proposals = []
@@ -285,16 +285,9 @@ def co2net_detections(cas: np.ndarray, attention: np.ndarray, scores: np.ndarray
                 start, end = min(start, duration), min(end, duration)
             if end > start:
                 proposals.append((start, end, score))
-        if not proposals:
-            continue
-        found = np.asarray(proposals, dtype=np.float64)
-        if nms == "hard":
-            found = nms_1d(found, nms_iou)
-        elif nms == "soft":
-            found = soft_nms_1d(found, soft_sigma)
-        rows.extend((int(c), float(start), float(end), float(score)) for start, end, score in found)
-    rows.sort(key=lambda row: -row[3])
-    return rows if max_detections is None else rows[:max_detections]
+        proposals_by_class[int(c)] = proposals
+    return rank_detections(proposals_by_class, nms=nms, nms_iou=nms_iou, soft_sigma=soft_sigma,
+                           max_detections=max_detections)
 
 
 class CO2NetBase(VideoMethod):

@@ -134,14 +134,14 @@ def wtalc_detections(cas: np.ndarray, seconds_per_snippet: float, *, class_thres
     Returns:
         list of (class_id, start_s, end_s, score) by decreasing score.
     """
-    from wsl.localization.temporal import nms_1d, soft_nms_1d
+    from wsl.localization.temporal import rank_detections
 
     cas = np.asarray(cas, dtype=np.float64)
     length = cas.shape[0]
     k = max(1, length // 8)
     top = -np.sort(-cas, axis=0)[:k].mean(axis=0)
     keep = np.flatnonzero(1.0 / (1.0 + np.exp(-top)) >= class_threshold)
-    rows: List[Tuple[int, float, float, float]] = []
+    proposals_by_class: Dict[int, list] = {}
     for c in keep:
         values = cas[:, c]
         low, high = values.min(), values.max()
@@ -157,16 +157,9 @@ def wtalc_detections(cas: np.ndarray, seconds_per_snippet: float, *, class_thres
                     start, end = min(start, duration), min(end, duration)
                 if end > start:
                     proposals.append((start, end, values[first:stop].max() + CLASS_SCORE_WEIGHT * top[c]))
-        if not proposals:
-            continue
-        found = np.asarray(proposals, dtype=np.float64)
-        if nms == "hard":
-            found = nms_1d(found, nms_iou)
-        elif nms == "soft":
-            found = soft_nms_1d(found, soft_sigma)
-        rows.extend((int(c), float(start), float(end), float(score)) for start, end, score in found)
-    rows.sort(key=lambda row: -row[3])
-    return rows if max_detections is None else rows[:max_detections]
+        proposals_by_class[int(c)] = proposals
+    return rank_detections(proposals_by_class, nms=nms, nms_iou=nms_iou, soft_sigma=soft_sigma,
+                           max_detections=max_detections)
 
 
 def similar_pairs(batch_size: int) -> int:
