@@ -136,7 +136,7 @@ class SimConfig:
         names = [field.name for field in dataclasses.fields(cls)]
         unknown = sorted(set(overrides) - set(names))
         if unknown:
-            raise ValueError(f"unknown sim option(s) {unknown}; known options: preset, {', '.join(names)}")
+            raise ValueError(f"unknown sim option(s) {unknown}; known options: {', '.join(names)}, preset")
         for name in ("noise", "context_level"):
             if name in overrides and np.isscalar(overrides[name]):
                 overrides[name] = (float(overrides[name]),) * 2
