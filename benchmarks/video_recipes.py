@@ -3,7 +3,8 @@
 One iteration is what the training loop does: the method's ``sample_batch`` (from features already in
 memory), the forward pass, the method's loss, the backward pass and the Adam step. Every method runs with its
 own defaults (``wtalc``: joint vector, crops of at most 750 snippets; ``basnet``: joint vector, 750 sampled
-snippets; ``maan``: RGB and flow streams, 20 sampled snippets) on the same synthetic videos (THUMOS14-like
+snippets; ``co2net``, ``delu``: RGB and flow streams, 500 and 320 sampled snippets; ``maan``: RGB and flow
+streams, 20 sampled snippets) on the same synthetic videos (THUMOS14-like
 lengths, I3D-sized features: 1024 per stream, 2048 joint) and the same batch size. The methods alternate
 iteration by iteration; each row gives the median time and its ratio to MAAN's median.
 
@@ -25,7 +26,7 @@ import torch
 from wsl_video.config import RunConfig
 from wsl_video.methods import get_method
 
-METHODS = ("maan", "wtalc", "basnet")
+METHODS = ("maan", "wtalc", "basnet", "co2net", "delu")
 
 
 def _videos(count: int, dim: int, lengths: tuple[int, int], seed: int) -> List[Dict[str, np.ndarray]]:
@@ -83,7 +84,7 @@ def main(argv: List[str] | None = None) -> str:
             tic = time.perf_counter()
             batch = method.sample_batch(lambda i: videos[i], labels, streams, config, rngs[name], device)
             outputs = model(batch.features) if batch.mask is None else model(batch.features, batch.mask)
-            loss = method.loss(outputs, target[torch.as_tensor(batch.videos, device=device)], config)
+            loss = method.training_loss(outputs, target[torch.as_tensor(batch.videos, device=device)], config, 0)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -178,7 +178,7 @@ def test_regenerate_docs_runs_a_real_benchmark_command(tmp_path):
 
 def test_video_recipes_benchmark_smoke():
     table = _load("video_recipes").main(["--quick"])
-    for name in ("maan", "wtalc", "basnet"):
+    for name in ("maan", "wtalc", "basnet", "co2net", "delu"):
         assert f"| {name} |" in table
     assert "| maan | 20 |" in table and "| 1.00 |" in table
 

@@ -248,7 +248,8 @@ class TestMethodRegistry:
     def test_exception(self):
         with pytest.raises(ValueError) as error:
             get_method("mann")
-        assert str(error.value) == "unknown method 'mann'; did you mean 'maan'? available: basnet, maan, wtalc"
+        assert str(error.value) == ("unknown method 'mann'; did you mean 'maan'? "
+                                    "available: basnet, co2net, delu, maan, wtalc")
         with pytest.raises(TypeError, match="not a subclass of wsl_video.methods.VideoMethod"):
             register_method("bad_test")(dict)
         assert "bad_test" not in list_methods()
@@ -323,7 +324,7 @@ class TestMethodDefaults:
     def test_unknown_method_in_config(self):
         config = RunConfig()
         config.model.method = "nope"
-        with pytest.raises(ValueError, match="unknown method 'nope'; available: basnet, maan, wtalc"):
+        with pytest.raises(ValueError, match="unknown method 'nope'; available: basnet, co2net, delu, maan, wtalc"):
             config.resolved()
 
 
@@ -355,7 +356,7 @@ class TestConfigWithoutMethod:
 
 
 @pytest.mark.parametrize("prog, cli, argv, name, available", [
-    ("wsl-video", video_cli, ["--dataset", "thumos14-sim"], "maan", "basnet, maan, wtalc"),
+    ("wsl-video", video_cli, ["--dataset", "thumos14-sim"], "maan", "basnet, co2net, delu, maan, wtalc"),
     ("wsl-image", image_cli, ["--data-root", "nowhere"], "cam", "adl, cam, cutmix, has"),
 ])
 def test_method_flag_exception(prog, cli, argv, name, available, capsys, tmp_path):
@@ -472,7 +473,7 @@ class TestMethodPlugins:
         completed = _run(method_site, PROBE)
         assert completed.returncode == 0, completed.stderr
         result = json.loads(completed.stdout.strip().splitlines()[-1])
-        assert result["names"] == ["basnet", "broken", "halved", "maan", "not_a_method", "wtalc"]
+        assert result["names"] == ["basnet", "broken", "co2net", "delu", "halved", "maan", "not_a_method", "wtalc"]
         assert result["image_names"] == ["adl", "cam", "cutmix", "has", "image_tiny"]
         assert result["imported_after_list"] is False  # listing does not import plugins
         assert result["halved"] == "Halved"
@@ -480,11 +481,13 @@ class TestMethodPlugins:
         assert records["halved"] == {"name": "halved", "aliases": [],
                                      "description": "MAAN with half its loss: a minimal third-party method.",
                                      "origin": "plugin from distribution 'wsl-demo-methods'"}
-        assert records["maan"]["origin"] == "built-in" and set(records) == {"basnet", "halved", "maan", "wtalc"}
+        assert records["maan"]["origin"] == "built-in" and set(records) == {"basnet", "co2net", "delu", "halved",
+                                                                          "maan", "wtalc"}
         # broken plugins warn, name themselves and their distribution, and are dropped
-        assert result["broken"].startswith("unknown method 'broken'; available: basnet, halved, maan, wtalc")
+        assert result["broken"].startswith(
+            "unknown method 'broken'; available: basnet, co2net, delu, halved, maan, wtalc")
         assert result["not_a_method"].startswith("unknown method 'not_a_method'")
-        assert result["names_after"] == ["basnet", "halved", "maan", "wtalc"]
+        assert result["names_after"] == ["basnet", "co2net", "delu", "halved", "maan", "wtalc"]
         warnings = result["warnings"]
         assert any("method 'broken'" in w and "wsl-demo-methods" in w and "missing dependency xyz" in w
                    for w in warnings), warnings
@@ -498,7 +501,7 @@ class TestMethodPlugins:
         completed = _run(method_site, PROBE, WSL_DISABLE_PLUGINS="1")
         assert completed.returncode == 0, completed.stderr
         result = json.loads(completed.stdout.strip().splitlines()[-1])
-        assert result["names"] == ["basnet", "maan", "wtalc"]
+        assert result["names"] == ["basnet", "co2net", "delu", "maan", "wtalc"]
         assert result["image_names"] == ["adl", "cam", "cutmix", "has"] and result["warnings"] == []
 
     def test_methods_command_lists_plugins(self, method_site):

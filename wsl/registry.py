@@ -38,9 +38,10 @@ def plugins_disabled() -> bool:
 
 
 def summary(obj: Any) -> str:
-    """First line of the docstring of a class or factory ("" when it has none)."""
+    """First line of the docstring of a class or factory, as plain text (reST double backquotes dropped;
+    "" when it has none)."""
     doc = (getattr(obj, "__doc__", None) or "").strip()
-    return doc.splitlines()[0].strip() if doc else ""
+    return doc.splitlines()[0].strip().replace("``", "") if doc else ""
 
 
 def _dist_name(entry_point: metadata.EntryPoint) -> str:

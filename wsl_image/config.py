@@ -15,9 +15,10 @@ from typing import Any, Mapping
 from wsl.utils.config import check_keys, check_mapping, coerce_fields, load_yaml_mapping, save_yaml
 from wsl.utils.device import check_device_name
 
-__all__ = ["TrainConfig", "load_config", "save_config", "parse_grid", "config_yaml", "CONFIG_COMMENTS"]
+__all__ = ["DATASETS", "TrainConfig", "load_config", "save_config", "parse_grid", "config_yaml", "CONFIG_COMMENTS"]
 
 _GRID_CHOICES = (4, 7, None)
+DATASETS = ("CUB", "ILSVRC", "OpenImages")  # OpenImages is scored with masks, the others with boxes
 
 
 def parse_grid(value: Any) -> int | None:
@@ -38,8 +39,11 @@ class TrainConfig:
     """Everything that defines a training run (paths, model, optimisation, evaluation)."""
 
     # data
+    dataset: str = "CUB"
     data_root: str = ""
     metadata: str | None = None
+    mask_root: str | None = None
+    proxy_train: bool = False
     out: str = ""
     image_size: int = 224
     workers: int = 4
@@ -90,6 +94,8 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first field out of range."""
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, got {self.dataset!r}")
         if not isinstance(self.method, str) or not self.method:
             raise ValueError(f"method must be a name, got {self.method!r}")
         if self.image_size < 16:
@@ -163,10 +169,17 @@ class TrainConfig:
 # One line per option: printed above it by `wsl-image config`. A new option needs its line here
 # (tests/test_cli_consistency.py checks that every option has one).
 CONFIG_COMMENTS = {
+    "dataset": "CUB (official or wsolevaluation layout), ILSVRC or OpenImages (wsolevaluation metadata layout; "
+               "docs/image-data.md).",
     "data_root": "The CUB_200_2011 folder (images/, images.txt, bounding_boxes.txt, ...), required (or --data-root); "
-                 "stored absolute in a run.",
+                 "ILSVRC and OpenImages: the folder the image ids of the metadata are relative to; stored absolute "
+                 "in a run.",
     "metadata": "wsolevaluation metadata folder (train/, val/, test/), or null for the official CUB split; "
-                "its val split chooses the CAM threshold.",
+                "its val split chooses the CAM threshold. ILSVRC and OpenImages: required (DIR/<dataset>/ or the "
+                "dataset's folder itself).",
+    "mask_root": "OpenImages: the folder the mask paths of localization.txt are relative to (DIR/OpenImages when "
+                 "it exists), or null for data_root.",
+    "proxy_train": "ILSVRC: train on the images of train/image_ids_proxy.txt instead of train/image_ids.txt.",
     "out": "Run folder (set by `wsl-image train --out`).",
     "image_size": "Input size S: images are resized to S x S, >= 16.",
     "workers": "Data-loading worker processes, >= 0 (0: load in the main process).",

@@ -141,10 +141,12 @@ def localization_meter(
     amp: bool = False,
     progress: bool = False,
     description: str = "evaluate",
+    maps_dir=None,
 ) -> LocalizationMeter:
     """The :class:`LocalizationMeter` of ``model`` (a CamModel, possibly DDP-wrapped) over batches of
     ``wsl_image.data.collate_boxes``, summed over ranks under torch.distributed; its ``box_acc`` and
-    ``box_acc_v2`` hold the accuracy at every CAM threshold (``curves()``)."""
+    ``box_acc_v2`` hold the accuracy at every CAM threshold (``curves()``). With ``maps_dir`` the maps are
+    also saved there at 224 x 224 as ``<image_id>.npy`` (the input of ``wsl-image evaluate-maps``)."""
     from tqdm import tqdm
 
     model = getattr(model, "module", model)
@@ -157,6 +159,10 @@ def localization_meter(
         labels = batch["label"].to(device)
         with torch.autocast(device_type=device.type, enabled=amp and device.type == "cuda"):
             logits, maps = model.localize(images, classes=labels)
+        if maps_dir is not None:
+            from wsl_image.mask_evaluation import eval_size_maps, save_score_maps
+
+            save_score_maps(maps_dir, batch["image_id"], eval_size_maps(maps[:, 0].float()).cpu().numpy())
         meter.update(
             maps[:, 0].float().cpu().numpy(),
             [np.asarray(boxes, dtype=np.float64).reshape(-1, 4) for boxes in batch["boxes"]],
@@ -178,6 +184,7 @@ def evaluate_model(
     amp: bool = False,
     progress: bool = False,
     description: str = "evaluate",
+    maps_dir=None,
 ) -> dict:
     """Evaluate ``model`` (a CamModel, possibly DDP-wrapped) on batches of ``wsl_image.data.collate_boxes``.
 
@@ -185,7 +192,7 @@ def evaluate_model(
     """
     return localization_meter(model, batches, device=device, cam_thresholds=cam_thresholds,
                               iou_threshold=iou_threshold, amp=amp, progress=progress,
-                              description=description).compute()
+                              description=description, maps_dir=maps_dir).compute()
 
 
 def evaluate_run(
@@ -198,12 +205,15 @@ def evaluate_run(
     world_size: int = 1,
     split: str = "test",
     progress: bool = True,
+    maps_dir=None,
 ) -> dict:
     """Metrics of ``model`` on ``splits[split]`` at ``config.cam_threshold`` and, when ``splits["val"]``
-    exists, at the threshold chosen on it (best MaxBoxAcc at ``config.iou_threshold``).
+    exists, at the threshold chosen on it (best MaxBoxAcc at ``config.iou_threshold``); on a mask dataset
+    (OpenImages) PxAP, PIoU and classification instead (:mod:`wsl_image.mask_evaluation`).
 
     ``splits`` as returned by ``wsl_image.data.splits.build_splits``; under torch.distributed each of the
-    ``world_size`` ranks evaluates its shard and all get the summed metrics.
+    ``world_size`` ranks evaluates its shard and all get the summed metrics. ``maps_dir``: also save the
+    evaluated maps there (224 x 224 ``<image_id>.npy``).
     """
     if split not in splits or splits[split] is None:
         raise ValueError(f"the data has no {split} split")
@@ -222,6 +232,18 @@ def evaluate_run(
             collate_fn=collate_boxes,
         )
 
+    if getattr(config, "dataset", "CUB") == "OpenImages":
+        from wsl_image.mask_evaluation import mask_meter
+
+        if getattr(splits[split], "masks", None) is None:
+            raise ValueError(f"the {split} split of {config.dataset} has no masks to evaluate against")
+        metrics = mask_meter(model, loader(splits[split]), device=device, amp=use_amp,
+                             progress=progress and rank == 0, description=split, maps_dir=maps_dir).compute()
+        metrics.update(split=split, dataset=config.dataset, threshold_note=splits.get("val_note", ""),
+                       aggregator=config.aggregator,
+                       cam_score=getattr(model, "module", model).resolved_cam_score, backbone=config.backbone,
+                       grid=config.grid, units=METRIC_UNITS)
+        return metrics
     val_threshold = None
     if splits.get("val") is not None and split != "val":
         val_metrics = evaluate_model(
@@ -245,6 +267,7 @@ def evaluate_run(
         amp=use_amp,
         progress=progress and rank == 0,
         description=split,
+        maps_dir=maps_dir,
     )
     at_val = metrics["at_threshold"][f"{val_threshold:g}"] if val_threshold is not None else None
     metrics.update(
@@ -265,6 +288,11 @@ def evaluate_run(
 
 def format_metrics(metrics: dict) -> str:
     """One-line summary of the main metrics, in percent."""
+    if "pxap" in metrics:
+        parts = [f"{name} {100 * metrics[key]:.2f}"
+                 for name, key in (("PxAP", "pxap"), ("PIoU", "piou"), ("top1_cls", "top1_cls"),
+                                   ("top5_cls", "top5_cls"))]
+        return f"{metrics.get('split', 'test')} (%): " + "  ".join(parts)
     parts = [
         f"{key} {100 * metrics[key]:.2f}"
         for key in (

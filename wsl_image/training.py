@@ -105,7 +105,7 @@ def _check_output(config: TrainConfig, resume: bool, overwrite: bool) -> list[Pa
 def _absolute_paths(config: TrainConfig) -> TrainConfig:
     """``config`` with its paths absolute, so the run works from any working directory."""
     return config.replace(**{name: absolute_path(getattr(config, name))
-                             for name in ("data_root", "metadata", "pretrained_path", "out")})
+                             for name in ("data_root", "metadata", "mask_root", "pretrained_path", "out")})
 
 
 def train(
@@ -303,6 +303,9 @@ def _train(config, context, *, resume, stale, progress, epoch_callback, log, spl
         )
     if not evaluate:
         return {"history": history} if context.is_main else None
+    if context.distributed:  # every rank evaluates the model rank 0 saved (BatchNorm statistics included)
+        for buffer in model.buffers():
+            torch.distributed.broadcast(buffer, 0)
     metrics = evaluate_run(
         model, config, splits, device=device, rank=context.rank, world_size=context.world_size, progress=progress
     )

@@ -87,6 +87,8 @@ def open_training_images(config: TrainConfig, held_out: int | None = None, held_
     from wsl.tuning.split import holdout_by_names, read_name_list, stratified_holdout
     from wsl_image.data import load_cub, load_wsol_metadata
 
+    if config.dataset != "CUB":
+        raise ValueError(f"wsl-image tune selects settings on CUB only, not {config.dataset}")
     if not config.data_root:
         raise ValueError("--data-root is required (the CUB_200_2011 folder)")
     root = Path(config.data_root)

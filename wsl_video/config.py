@@ -111,7 +111,7 @@ class InferenceConfig:
     scoring: str | None = None  # None: the method's default (maan: mean)
     nms: str | None = None  # None: the method's default (maan: hard)
     nms_iou: float | None = None  # None: the method's default (maan: 0.5)
-    soft_sigma: float = 0.5
+    soft_sigma: float | None = None  # None: the method's default (maan: 0.5)
     max_detections: int = 100
     video_scores: str | None = None  # None: the method's default (maan: sampled)
     score_samples: int = 5
@@ -162,6 +162,7 @@ FALLBACKS: Dict[str, Any] = {
     "inference.scoring": "mean",
     "inference.nms": "hard",
     "inference.nms_iou": 0.5,
+    "inference.soft_sigma": 0.5,
     "inference.video_scores": "sampled",
 }
 
@@ -189,7 +190,7 @@ CONFIG_COMMENTS = {
                    "activitynet, custom.",
     "data.streams": "two: separate RGB and flow models fused at the score level (RGB alone for RGB-only "
                     "features); joint: one model on the concatenated vector. null: the method's default "
-                    "(maan: two; wtalc, basnet: joint).",
+                    "(maan, co2net, delu: two; wtalc, basnet: joint).",
     "data.test_videos": "THUMOS14 test videos: 212 (all) or 210 (without two wrongly annotated ones); "
                         "null: 212 for thumos14.",
     "data.skip_missing": "true: skip videos whose feature files are missing (one warning); false: fail.",
@@ -202,20 +203,23 @@ CONFIG_COMMENTS = {
                       "time; null for the other datasets.",
     "model": "The training method and its aggregator.",
     "model.method": "Training method (model head, loss, defaults): maan (aggregator + linear classifier per "
-                    "stream, video-level BCE) or any plugin (`wsl-video methods` lists them).",
+                    "stream, video-level BCE), wtalc, basnet, co2net, delu or any plugin (`wsl-video methods` lists "
+                    "them).",
     "model.aggregator": "Aggregator name: maa (MAAN), weighted_sum (STPN), dropout, norm, softmax_norm, mean, max, "
                         "topk_mean or any plugin (`wsl-video aggregators` lists them); null: the method's "
-                        "default (maan: maa; wtalc, basnet: topk_mean).",
+                        "default (maan: maa; wtalc, basnet, co2net, delu: topk_mean).",
     "model.aggregator_kwargs": "Keyword options of the aggregator, e.g. {hidden: 256}.",
     "train": "Optimisation: T segments with one random snippet each, video-level BCE, Adam.",
     "train.iterations": "Training iterations (batches), a positive integer.",
     "train.batch_size": "Videos per batch, a positive integer; null: the method's default (maan, basnet: 16; "
-                        "wtalc: 10).",
+                        "wtalc, co2net, delu: 10).",
     "train.num_segments": "T: segments per training video, one random snippet from each (the paper uses 20); "
                           "wtalc: the longest training sequence (longer videos are cropped); null: the "
-                          "method's default (maan: 20; wtalc, basnet: 750).",
-    "train.lr": "Adam learning rate, > 0; null: the method's default (maan: 5e-4; wtalc, basnet: 1e-4).",
-    "train.weight_decay": "Adam weight decay, >= 0; null: the method's default (maan: 0; wtalc, basnet: 5e-4).",
+                          "method's default (maan: 20; wtalc, basnet: 750; co2net: 500; delu: 320).",
+    "train.lr": "Adam learning rate, > 0; null: the method's default (maan: 5e-4; wtalc, basnet: 1e-4; "
+                "co2net, delu: 5e-5).",
+    "train.weight_decay": "Adam weight decay, >= 0; null: the method's default (maan: 0; wtalc, basnet: 5e-4; "
+                          "co2net, delu: 1e-3).",
     "train.sparsity_weight": "Weight of the L1 norm of the attention in the loss, >= 0; null: the method's "
                              "default (maan: 1e-4 for weighted_sum as in STPN, 0 otherwise).",
     "train.seed": "Random seed of the initialisation and of the batch sampling.",
@@ -227,17 +231,19 @@ CONFIG_COMMENTS = {
     "inference": "From features to detections.",
     "inference.class_threshold": "Classes whose video-level probability is below this, in [0, 1], are not "
                                  "localized (the most probable class always is); null: the method's default "
-                                 "(maan: 0.1; wtalc: 0.5; basnet: 0.25).",
+                                 "(maan: 0.1; wtalc: 0.5; basnet: 0.25; co2net, delu: 0.2).",
     "inference.cas_thresholds": "Cut the CAS of a class at these fractions of its maximum; every run of snippets "
                                 "above a cut is a proposal. null: the method's default (wtalc: [0.5]; basnet: "
-                                "0.025:0.025:0.225), else [0.2] THUMOS14, [0.2, 0.15, 0.1, 0.05] ActivityNet.",
+                                "0.025:0.025:0.225; co2net, delu: ten cuts 0.1 to 0.9 of the attention, not of "
+                                "the CAS), else [0.2] THUMOS14, [0.2, 0.15, 0.1, 0.05] ActivityNet.",
     "inference.scoring": "Proposal score: mean (mean CAS inside) or outer_inner (inside minus the surrounding "
-                         "region); null: the method's default (maan, wtalc: mean; basnet: outer_inner).",
+                         "region); null: the method's default (maan, wtalc: mean; basnet, co2net, delu: outer_inner).",
     "inference.nms": "Per-class suppression of overlapping proposals: hard, soft (Gaussian) or none; null: the "
-                     "method's default (maan, basnet: hard; wtalc: none).",
+                     "method's default (maan, basnet: hard; wtalc: none; co2net, delu: soft).",
     "inference.nms_iou": "tIoU above which hard NMS removes the lower-scored proposal; null: the method's default "
                          "(maan: 0.5; basnet: 0.7).",
-    "inference.soft_sigma": "Width of the Gaussian score decay of soft NMS.",
+    "inference.soft_sigma": "Width of the Gaussian score decay of soft NMS; null: the method's default "
+                            "(maan: 0.5; co2net, delu: 0.3).",
     "inference.max_detections": "At most this many detections per video (the best scores over all classes).",
     "inference.video_scores": "Video-level probabilities from sampled (num_segments snippets as in training, "
                               "averaged over score_samples shifted samples) or full (all snippets); null: the "

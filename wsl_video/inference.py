@@ -29,10 +29,12 @@ Detection = Tuple[int, float, float, float]
 
 
 class VideoPrediction(NamedTuple):
-    """scores (ndarray[K]) fused video-level probabilities; cas (ndarray[T, K]) fused CAS."""
+    """scores (ndarray[K]) fused video-level probabilities; cas (ndarray[T, K]) fused CAS; attention
+    (ndarray[T]) the class-agnostic foreground attention of models that have one (``snippet_attention``), else None."""
 
     scores: np.ndarray
     cas: np.ndarray
+    attention: np.ndarray | None = None
 
 
 class DatasetPrediction(NamedTuple):
@@ -111,7 +113,11 @@ def predict_video(model: TemporalLocalizer, features: Dict[str, np.ndarray], con
         from wsl.utils.errors import TrainingDiverged
 
         raise TrainingDiverged("non-finite scores or CAS: the model has diverged")
-    return VideoPrediction(scores.cpu().numpy().astype(np.float64), cas.cpu().numpy().astype(np.float64))
+    attention = None
+    if hasattr(model, "snippet_attention"):
+        attention = model.snippet_attention(full)[0].cpu().numpy().astype(np.float64)
+    return VideoPrediction(scores.cpu().numpy().astype(np.float64), cas.cpu().numpy().astype(np.float64),
+                           attention)
 
 
 def kept_classes(scores: np.ndarray, threshold: float = 0.1) -> np.ndarray:

@@ -133,7 +133,7 @@ def train(config: RunConfig, out_dir: str | Path, *, resume: bool = False, overw
     for iteration in bar:
         batch = method.sample_batch(features, label_matrix, train_set.streams, config, rng, device)
         outputs = model(batch.features) if batch.mask is None else model(batch.features, batch.mask)
-        loss = method.loss(outputs, labels[batch.videos].to(device), config)
+        loss = method.training_loss(outputs, labels[batch.videos].to(device), config, iteration)
         if not torch.isfinite(loss):
             raise TrainingDiverged(f"training diverged at iteration {iteration + 1} (loss {loss.item()})")
         optimizer.zero_grad(set_to_none=True)

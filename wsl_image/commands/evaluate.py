@@ -6,19 +6,25 @@ import argparse
 
 from wsl.utils.cli import add_device_argument, add_threads_argument
 
-HELP = "evaluate a trained run (top-1/top-5/GT-known loc, MaxBoxAcc, MaxBoxAccV2, classification) on a split"
+HELP = ("evaluate a trained run on a split (top-1/top-5/GT-known loc, MaxBoxAcc, MaxBoxAccV2 or, on OpenImages, "
+        "PxAP and PIoU; classification)")
 REQUIRES = ("timm", "torchvision", "PIL", "cv2")  # optional modules, checked before the command runs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", required=True, help="run folder written by `wsl-image train`")
-    parser.add_argument("--data-root", help="CUB_200_2011 folder (default: the one the run was trained on)")
+    parser.add_argument("--data-root", help="CUB_200_2011 folder, or the ILSVRC / OpenImages image folder (default: "
+                        "the one the run was trained on)")
     parser.add_argument("--metadata", help="wsolevaluation metadata folder (default: the run's)")
+    parser.add_argument("--mask-root", metavar="DIR", help="OpenImages mask folder (default: the run's)")
     parser.add_argument("--split", default="test", choices=["train", "val", "test"], help="split to evaluate")
     parser.add_argument("--cam-threshold", type=float, help="fixed CAM threshold (default: the run's, 0.2)")
     parser.add_argument("--batch-size", type=int, help="batch size (default: the run's)")
     parser.add_argument("--workers", type=int, help="data-loading worker processes (default: the run's)")
     parser.add_argument("--out", metavar="FILE", help="metrics JSON to write (default: RUN/eval_SPLIT.json)")
+    parser.add_argument("--save-maps", metavar="DIR",
+                        help="also save the evaluated maps as DIR/<image_id>.npy (224x224, the input of "
+                        "`wsl-image evaluate-maps`); DIR must be new or empty")
     add_device_argument(parser)
     add_threads_argument(parser)
     parser.add_argument(
@@ -48,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     config = config.replace(
         data_root=recorded_path(config.data_root, args.data_root, source=source, flag="--data-root"),
         metadata=recorded_path(config.metadata, args.metadata, source=source, flag="--metadata"),
+        mask_root=recorded_path(config.mask_root, args.mask_root, source=source, flag="--mask-root"),
         cam_threshold=args.cam_threshold,
         batch_size=args.batch_size,
         eval_batch_size=args.batch_size,
@@ -59,7 +66,11 @@ def run(args: argparse.Namespace) -> int:
     splits["train"] = _as_eval(splits["train"], config)
     if splits.get(args.split) is None:
         raise ValueError(f"{config.data_root}: no {args.split} split")
-    metrics = evaluate_run(model, config, splits, device=device, split=args.split, progress=not args.quiet)
+    maps_dir = Path(args.save_maps) if args.save_maps else None
+    if maps_dir is not None and maps_dir.exists() and (not maps_dir.is_dir() or any(maps_dir.iterdir())):
+        raise ValueError(f"{maps_dir} exists and is not an empty folder; --save-maps needs a new one")
+    metrics = evaluate_run(model, config, splits, device=device, split=args.split, progress=not args.quiet,
+                           maps_dir=maps_dir)
     path = Path(args.out) if args.out else run_dir / f"eval_{args.split}.json"
     atomic_write_json(path, metrics)
     print(format_metrics(metrics))

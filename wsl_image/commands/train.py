@@ -5,18 +5,28 @@ from __future__ import annotations
 import argparse
 
 from wsl.utils.cli import add_device_argument, add_threads_argument
+from wsl_image.config import DATASETS
 
-HELP = "train a CAM model with a chosen aggregator on CUB-200-2011 (torchrun for multi-GPU / multi-node)"
+HELP = ("train a CAM model with a chosen aggregator on CUB-200-2011, ILSVRC or OpenImages "
+        "(torchrun for multi-GPU / multi-node)")
 REQUIRES = ("timm", "torchvision", "PIL", "cv2")  # optional modules, checked before the command runs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-root", help="the CUB_200_2011 folder (images/, images.txt, bounding_boxes.txt, ...)")
+    parser.add_argument("--dataset", choices=DATASETS,
+                        help="CUB (default), ILSVRC or OpenImages (the last two in the wsolevaluation metadata layout, "
+                        "docs/image-data.md)")
+    parser.add_argument("--data-root", help="the CUB_200_2011 folder (images/, images.txt, bounding_boxes.txt, ...); "
+                        "ILSVRC, OpenImages: the folder the metadata's image ids are relative to")
     parser.add_argument(
         "--metadata",
         help="wsolevaluation metadata folder (train/, val/, test/ with image_ids.txt, "
         "class_labels.txt, localization.txt); its val split chooses the CAM threshold",
     )
+    parser.add_argument("--mask-root", metavar="DIR",
+                        help="OpenImages: the folder the mask paths are relative to (default: --data-root)")
+    parser.add_argument("--proxy-train", action="store_true", default=None,
+                        help="ILSVRC: train on train/image_ids_proxy.txt instead of train/image_ids.txt")
     parser.add_argument(
         "--val-per-class",
         type=int,
@@ -91,8 +101,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 OPTION_NAMES = (
+    "dataset",
     "data_root",
     "metadata",
+    "mask_root",
+    "proxy_train",
     "backbone",
     "pretrained",
     "pretrained_path",

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from wsl_image.data.masks import MaskSet
 from wsl_image.data.metadata import CubMetadata, check_boxes_inside
 from wsl_image.data.transforms import build_transforms, resize_boxes
 
@@ -37,10 +38,12 @@ class CubDataset(Dataset):
         crop: training crop, see :func:`~wsl_image.data.transforms.build_transforms`.
         transform: replaces the default transform (PIL RGB image -> Tensor[3, S, S]); boxes are still
             scaled to ``S x S``, so it must not crop in evaluation.
+        masks: the ground-truth masks of a mask dataset (OpenImages); evaluation items then carry ``mask``.
 
     Each item is a dict: ``image`` (Tensor[3, S, S]), ``label`` (int), ``boxes`` (Tensor[M, 4] float32:
     ground-truth ``(x0, y0, x1, y1)`` scaled to ``S x S`` and truncated to integers in evaluation, empty
-    (0, 4) in training since crops move the object), ``image_id`` (str) and ``size`` (original ``(W, H)``).
+    (0, 4) in training since crops move the object), ``image_id`` (str) and ``size`` (original ``(W, H)``);
+    with ``masks`` in evaluation also ``mask`` (Tensor[224, 224] uint8: 1 object, 255 ignored, 0 background).
     """
 
     def __init__(
@@ -51,12 +54,14 @@ class CubDataset(Dataset):
         image_size: int = 224,
         crop: str = "random_resized",
         transform: Callable | None = None,
+        masks: MaskSet | None = None,
     ) -> None:
         if len(meta) == 0:
             raise ValueError("CubDataset: the metadata holds no image")
         self.meta = meta
         self.train = bool(train)
         self.image_size = int(image_size)
+        self.masks = masks
         self.transform = transform if transform is not None else build_transforms(
             self.train, self.image_size, crop=crop
         )
@@ -79,13 +84,16 @@ class CubDataset(Dataset):
         else:
             check_boxes_inside(boxes, size, f"image {image_id} ({self.meta.paths[index]})")
             scaled = resize_boxes(boxes, size, (self.image_size, self.image_size))
-        return {
+        item = {
             "image": self.transform(image),
             "label": int(self.meta.labels[index]),
             "boxes": torch.from_numpy(scaled),
             "image_id": image_id,
             "size": size,
         }
+        if self.masks is not None and not self.train:
+            item["mask"] = torch.from_numpy(self.masks.load(image_id))
+        return item
 
 
 def collate_boxes(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -93,14 +101,18 @@ def collate_boxes(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
     Returns:
         dict: ``image`` (Tensor[B, 3, S, S]), ``label`` (Tensor[B] int64), ``boxes`` (list of B
-        Tensor[M_i, 4]), ``image_id`` (list of B str), ``size`` (Tensor[B, 2] int64 as ``(W, H)``).
+        Tensor[M_i, 4]), ``image_id`` (list of B str), ``size`` (Tensor[B, 2] int64 as ``(W, H)``) and, when
+        the items have masks, ``mask`` (Tensor[B, 224, 224] uint8).
     """
     if len(batch) == 0:
         raise ValueError("collate_boxes: empty batch")
-    return {
+    collated = {
         "image": torch.stack([item["image"] for item in batch]),
         "label": torch.tensor([item["label"] for item in batch], dtype=torch.int64),
         "boxes": [item["boxes"] for item in batch],
         "image_id": [item["image_id"] for item in batch],
         "size": torch.tensor([item["size"] for item in batch], dtype=torch.int64),
     }
+    if "mask" in batch[0]:
+        collated["mask"] = torch.stack([item["mask"] for item in batch])
+    return collated

@@ -21,7 +21,8 @@ import numpy as np
 
 from wsl_image.data.metadata import read_lines
 
-__all__ = ["MaskEntry", "read_mask_localization", "load_eval_mask", "EVAL_SIZE"]
+__all__ = ["MaskEntry", "MaskSet", "read_mask_localization", "load_eval_mask", "check_mask_files", "read_mask_set",
+           "EVAL_SIZE"]
 
 EVAL_SIZE = 224
 
@@ -107,3 +108,61 @@ def load_eval_mask(mask_root: str | Path, entry: MaskEntry, image_id: str, metad
         images.append(resized > 0.5)
     count = len(entry.masks)
     return compose_mask(images[:count], images[count] if entry.ignore is not None else None)
+
+
+def check_mask_files(mask_root: str | Path, entries: dict[str, MaskEntry],
+                     metadata: str | Path = "localization.txt") -> None:
+    """Check, from the file headers only, that every mask exists, is an image, and has the size of the other
+    masks of its image; the errors are those of :func:`load_eval_mask` (file and line named)."""
+    from PIL import Image
+
+    root = Path(mask_root)
+    for image_id, entry in entries.items():
+        files = [(mask, line) for mask, line in zip(entry.masks, entry.lines)]
+        if entry.ignore is not None:
+            files.append((entry.ignore, entry.ignore_line))
+        shape = None
+        for name, line in files:
+            file = root / name
+            if not file.is_file():
+                raise FileNotFoundError(f"{metadata}:{line}: mask file not found: {file}")
+            try:
+                with Image.open(file) as image:
+                    size = (int(image.height), int(image.width))
+            except Exception:  # PIL raises several types for undecodable files
+                raise ValueError(f"{metadata}:{line}: cannot read {file} as an image") from None
+            if shape is None:
+                shape = size
+            elif size != shape:
+                raise ValueError(f"{metadata}:{line}: mask {file} is {size[1]}x{size[0]} but the other "
+                                 f"masks of image {image_id!r} are {shape[1]}x{shape[0]}")
+
+
+@dataclass
+class MaskSet:
+    """The masks of one split: ``root`` (mask paths are relative to it), ``entries`` by image id and the
+    ``metadata`` file they come from; :meth:`load` gives an image's evaluation mask."""
+
+    root: Path
+    entries: dict[str, MaskEntry]
+    metadata: Path
+
+    def load(self, image_id: str, size: int = EVAL_SIZE) -> np.ndarray:
+        """ndarray[size, size] uint8 of :func:`load_eval_mask`."""
+        if image_id not in self.entries:
+            raise KeyError(f"{self.metadata}: image {image_id!r} has no mask")
+        return load_eval_mask(self.root, self.entries[image_id], image_id, self.metadata, size)
+
+
+def read_mask_set(split_dir: str | Path, mask_root: str | Path, image_ids: Sequence[str], *,
+                  check_files: bool = True) -> MaskSet:
+    """The masks of a split folder of the metadata (its ``localization.txt``), checked against ``image_ids``
+    and, with ``check_files``, against the mask files (:func:`check_mask_files`)."""
+    metadata = Path(split_dir) / "localization.txt"
+    root = Path(mask_root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"mask root not found: {root}")
+    entries = read_mask_localization(metadata, image_ids)
+    if check_files:
+        check_mask_files(root, entries, metadata)
+    return MaskSet(root, entries, metadata)

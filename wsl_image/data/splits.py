@@ -1,4 +1,8 @@
-"""The datasets of a ``wsl-image`` run: CUB train / test and the val split that chooses the CAM threshold."""
+"""The datasets of a ``wsl-image`` run: train / test and the val split that chooses the CAM threshold.
+
+CUB comes in the official layout or the wsolevaluation metadata; ILSVRC and OpenImages in the wsolevaluation
+metadata (``metadata/<dataset>/{train,val,test}``), OpenImages with the masks of its val and test splits.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,31 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from wsl_image.config import TrainConfig
 
-__all__ = ["build_splits"]
+__all__ = ["build_splits", "dataset_metadata", "MASK_DATASETS"]
+
+MASK_DATASETS = ("OpenImages",)
+
+
+def dataset_metadata(metadata: str | Path, dataset: str) -> Path:
+    """The metadata folder of ``dataset``: ``metadata/<dataset>`` when it exists, else ``metadata`` itself."""
+    root = Path(metadata)
+    if not root.is_dir():
+        raise FileNotFoundError(f"metadata folder not found: {root}")
+    return root / dataset if (root / dataset).is_dir() else root
 
 
 def build_splits(config: TrainConfig) -> dict:
-    """Datasets of the run: ``{"train", "test", "val" (or None), "num_classes", "val_note"}``."""
+    """Datasets of the run: ``{"train", "test", "val" (or None), "num_classes", "class_names", "val_note"}``.
+
+    Every metadata file, and for OpenImages every mask file's header, is checked here, before a run writes
+    anything; errors name the file and line.
+    """
+    if config.proxy_train and config.dataset != "ILSVRC":
+        raise ValueError(f"--proxy-train applies to ILSVRC only, not {config.dataset}")
+    if config.mask_root and config.dataset not in MASK_DATASETS:
+        raise ValueError(f"--mask-root applies to OpenImages only, not {config.dataset}")
+    if config.dataset != "CUB":
+        return _wsol_splits(config)
     from wsl_image.data.cub import load_cub
     from wsl_image.data.dataset import CubDataset
     from wsl_image.data.wsol_metadata import load_wsol_metadata
@@ -64,3 +88,50 @@ def build_splits(config: TrainConfig) -> dict:
         "class_names": list(meta.class_names),
         "val_note": val_note,
     }
+
+
+def _wsol_splits(config: TrainConfig) -> dict:
+    """ILSVRC / OpenImages in the wsolevaluation layout."""
+    from wsl_image.data.dataset import CubDataset
+    from wsl_image.data.masks import read_mask_set
+    from wsl_image.data.wsol_metadata import load_wsol_metadata
+
+    dataset = config.dataset
+    if not config.data_root:
+        raise ValueError(f"--data-root is required (the {dataset} image folder the metadata's image ids are "
+                         "relative to)")
+    if not config.metadata:
+        raise ValueError(f"--metadata is required for --dataset {dataset} (the wsolevaluation metadata folder)")
+    if config.val_per_class:
+        raise ValueError(f"--val-per-class applies to CUB only: {dataset} has its own val split")
+    root = Path(config.data_root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"data root not found: {root}")
+    folder = dataset_metadata(config.metadata, dataset)
+    masks = dataset in MASK_DATASETS
+    meta = load_wsol_metadata(folder, root, proxy_train=config.proxy_train, boxes=not masks)
+    size = config.image_size
+    result = {"num_classes": meta.num_classes, "class_names": list(meta.class_names)}
+    mask_root = None
+    if masks:
+        from wsl_image.evaluate_maps import mask_folder
+
+        mask_root = mask_folder(config.mask_root or config.data_root)
+    for name in ("train", "val", "test"):
+        if name not in meta.available_splits():
+            if name == "val":
+                result["val"] = None
+                continue
+            raise FileNotFoundError(f"{folder / name}: the {name} split of the {dataset} metadata is missing")
+        part = meta.split(name)
+        mask_set = None
+        if masks and name != "train":
+            mask_set = read_mask_set(folder / name, mask_root, part.image_ids)
+        result[name] = CubDataset(part, train=name == "train", image_size=size, masks=mask_set)
+    if masks:
+        result["val_note"] = "PxAP and PIoU need no fixed CAM threshold (PIoU takes the best one on the split)"
+    elif result["val"] is None:
+        result["val_note"] = f"metadata {folder} has no val split: the fixed CAM threshold is used"
+    else:
+        result["val_note"] = "CAM threshold chosen on the val split (best MaxBoxAcc at IoU 0.5)"
+    return result

@@ -22,11 +22,12 @@ import numpy as np
 from wsl.utils.io import atomic_write_text
 from wsl_image.data.metadata import SPLITS, CubMetadata, check_boxes_inside, read_image_size, read_lines
 
-__all__ = ["load_wsol_metadata", "write_wsol_metadata", "WSOL_FILES"]
+__all__ = ["load_wsol_metadata", "write_wsol_metadata", "WSOL_FILES", "PROXY_IDS"]
 
 PathLike = Union[str, Path]
 
 WSOL_FILES = ("image_ids.txt", "class_labels.txt", "image_sizes.txt", "localization.txt")
+PROXY_IDS = "image_ids_proxy.txt"  # ILSVRC: a smaller training list, used instead of image_ids.txt on request
 
 
 def _parse_rows(path: Path, columns: int, expected: str, ids: dict[str, int]) -> list[tuple[str, list[str]]]:
@@ -56,15 +57,30 @@ def _parse_ints(path: Path, image_id: str, values: list[str], expected: str) -> 
     return numbers
 
 
-def _load_split(split_dir: Path, image_root: Path, verify_images: bool) -> dict:
-    ids_file = split_dir / "image_ids.txt"
+def _read_ids(ids_file: Path) -> dict[str, int]:
     image_ids: dict[str, int] = {}
-    for number, line in read_lines(ids_file, "image_ids.txt"):
+    for number, line in read_lines(ids_file, ids_file.name):
         if "," in line:
             raise ValueError(f"{ids_file}:{number}: malformed line {line!r}; expected '<path>'")
         if line in image_ids:
             raise ValueError(f"{ids_file}:{number}: image {line!r} appears twice")
         image_ids[line] = len(image_ids)
+    return image_ids
+
+
+def _load_split(split_dir: Path, image_root: Path, verify_images: bool, *, proxy: bool = False,
+                boxes_file: bool = True) -> dict:
+    ids_file = split_dir / "image_ids.txt"
+    image_ids = _read_ids(ids_file)
+    keep = image_ids
+    if proxy:
+        proxy_file = split_dir / PROXY_IDS
+        if not proxy_file.is_file():
+            raise FileNotFoundError(f"{proxy_file}: the proxy image list is missing")
+        keep = _read_ids(proxy_file)
+        for number, line in read_lines(proxy_file, proxy_file.name):
+            if line not in image_ids:
+                raise ValueError(f"{proxy_file}:{number}: image {line!r} is not listed in image_ids.txt")
 
     labels: dict[str, int] = {}
     labels_file = split_dir / "class_labels.txt"
@@ -75,7 +91,7 @@ def _load_split(split_dir: Path, image_root: Path, verify_images: bool) -> dict:
         if label < 0:
             raise ValueError(f"{labels_file}: image {image_id!r} has a negative label {label}")
         labels[image_id] = label
-    missing = [key for key in image_ids if key not in labels]
+    missing = [key for key in keep if key not in labels]
     if missing:
         raise ValueError(f"image {missing[0]!r} is in {ids_file} but missing from {labels_file}")
 
@@ -88,21 +104,22 @@ def _load_split(split_dir: Path, image_root: Path, verify_images: bool) -> dict:
             if width <= 0 or height <= 0:
                 raise ValueError(f"{sizes_file}: image {image_id!r} has size {width}x{height}")
             sizes[image_id] = (width, height)
-        missing = [key for key in image_ids if key not in sizes]
+        missing = [key for key in keep if key not in sizes]
         if missing:
             raise ValueError(f"image {missing[0]!r} is in {ids_file} but missing from {sizes_file}")
 
     boxes: dict[str, list[list[int]]] = {key: [] for key in image_ids}
-    boxes_file = split_dir / "localization.txt"
-    has_boxes = boxes_file.is_file()
+    boxes_path = split_dir / "localization.txt"
+    has_boxes = boxes_file and boxes_path.is_file()
     if has_boxes:
-        for image_id, values in _parse_rows(boxes_file, 5, "<path>,<x0>,<y0>,<x1>,<y1>", image_ids):
-            boxes[image_id].append(_parse_ints(boxes_file, image_id, values, "<path>,<x0>,<y0>,<x1>,<y1>"))
-        missing = [key for key, value in boxes.items() if not value]
+        for image_id, values in _parse_rows(boxes_path, 5, "<path>,<x0>,<y0>,<x1>,<y1>", image_ids):
+            boxes[image_id].append(_parse_ints(boxes_path, image_id, values, "<path>,<x0>,<y0>,<x1>,<y1>"))
+        missing = [key for key in keep if not boxes[key]]
         if missing:
-            raise ValueError(f"image {missing[0]!r} is in {ids_file} but missing from {boxes_file}")
+            raise ValueError(f"image {missing[0]!r} is in {ids_file} but missing from {boxes_path}")
+    boxes_file = boxes_path
 
-    keys = list(image_ids)
+    keys = list(keep)
     paths = [image_root / PurePosixPath(key) for key in keys]
     size_list = [sizes[key] for key in keys] if sizes is not None else None
     if verify_images:
@@ -130,7 +147,7 @@ def _load_split(split_dir: Path, image_root: Path, verify_images: bool) -> dict:
 
 def load_wsol_metadata(
     metadata_dir: PathLike, image_root: PathLike, *, verify_images: bool = True,
-    splits: Sequence[str] | None = None,
+    splits: Sequence[str] | None = None, proxy_train: bool = False, boxes: bool = True,
 ) -> CubMetadata:
     """Read wsolevaluation metadata.
 
@@ -142,6 +159,11 @@ def load_wsol_metadata(
             ``image_sizes.txt``.
         splits: read only these sub-folders (each must exist); the others, their images included, are
             never opened: ``splits=("train",)`` works with the test split absent.
+        proxy_train: the train split lists the images of ``train/image_ids_proxy.txt`` (the benchmark's
+            proxy training set of ILSVRC) instead of ``image_ids.txt``; the rows of the other files for
+            the images left out are checked and skipped.
+        boxes: read ``localization.txt`` as boxes; False for mask datasets (OpenImages), whose images then
+            have no box (:mod:`wsl_image.data.masks` reads their masks).
 
     Returns:
         :class:`CubMetadata` with ``splits`` set and ``is_train`` = (split == "train"). Class names are the
@@ -176,7 +198,8 @@ def load_wsol_metadata(
     all_sizes_known = True
     seen: dict[str, str] = {}
     for name, folder in split_dirs:
-        part = _load_split(folder, image_root, verify_images)
+        part = _load_split(folder, image_root, verify_images, proxy=proxy_train and name == "train",
+                           boxes_file=boxes)
         for key in part["image_ids"]:
             if key in seen:
                 raise ValueError(f"image {key!r} is listed in both the {seen[key]} and the {name} split")

@@ -3,7 +3,7 @@
 ``maan`` is built in; plugins come from the ``wsl_video.methods`` entry-point group (see ``docs/methods.md``).
 """
 
-from . import basnet, maan, wtalc  # noqa: F401  (built-in methods: one import each)
+from . import basnet, co2net, delu, maan, wtalc  # noqa: F401  (built-in methods: one import each)
 from .base import Batch, VideoMethod
 from .registry import (
     ENTRY_POINT_GROUP,

@@ -41,7 +41,9 @@ class VideoMethod:
 
     Training calls, every iteration, ``batch = method.sample_batch(...)`` (default: MAAN's draw of
     ``num_segments`` snippets per video), ``outputs = model(batch.features)`` (``model(batch.features,
-    batch.mask)`` when the batch has a mask) and ``method.loss(outputs, labels[batch.videos], config)``.
+    batch.mask)`` when the batch has a mask) and ``method.training_loss(outputs, labels[batch.videos], config,
+    iteration)``, which is ``method.loss(outputs, labels[batch.videos], config)`` unless the method's loss changes
+    over training (a schedule on ``iteration / config.train.iterations``).
     """
 
     takes_aggregator: ClassVar[bool] = True
@@ -131,6 +133,10 @@ class VideoMethod:
     def build_model(self, config: Any, feature_dims: Dict[str, int], num_classes: int) -> Any:
         """The model of a run: ``config`` (resolved RunConfig), stream name -> feature dim D, classes K."""
         raise NotImplementedError
+
+    def training_loss(self, outputs: Any, labels: Any, config: Any, iteration: int) -> Any:
+        """The loss of the 0-based ``iteration`` of ``config.train.iterations``; the default is :meth:`loss`."""
+        return self.loss(outputs, labels, config)
 
     def loss(self, outputs: Any, labels: Any, config: Any) -> Any:
         """The training loss (a scalar tensor) of ``outputs = model(batch)`` and ``labels`` (Tensor[B, K] in {0, 1})."""

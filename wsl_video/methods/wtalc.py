@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from .base import Batch, VideoMethod
+from .batches import draw_paired_videos
 from .registry import register_method
 
 __all__ = ["WTALC", "WTALCModel", "WTALCOutput", "N_SIMILAR", "MIL_WEIGHT", "MIN_SNIPPETS", "CLASS_SCORE_WEIGHT",
@@ -245,16 +246,7 @@ class WTALC(VideoMethod):
     def sample_batch(self, features, labels: np.ndarray, streams, config: Any, rng: np.random.Generator,
                      device: Any) -> Batch:
         """``similar_pairs(B)`` pairs sharing a class first (rows 0-1, 2-3, ...), then uniform draws; crops + mask."""
-        batch_size = config.train.batch_size
-        classes = [np.flatnonzero(labels[:, c]) for c in range(labels.shape[1])]
-        populated = [c for c, members in enumerate(classes) if len(members)]
-        chosen = []
-        for _ in range(similar_pairs(batch_size)):
-            members = classes[populated[int(rng.integers(len(populated)))]]
-            chosen.extend(int(members[i]) for i in rng.integers(len(members), size=2))
-        labelled = np.flatnonzero(labels.sum(axis=1) > 0)  # the MIL loss needs a positive class per video
-        chosen.extend(int(labelled[i]) for i in rng.integers(len(labelled), size=batch_size - len(chosen)))
-        videos = np.asarray(chosen, dtype=np.int64)
+        videos = draw_paired_videos(labels, config.train.batch_size, similar_pairs(config.train.batch_size), rng)
         tensors, mask = crop_or_pad([features(int(i)) for i in videos], streams, config.train.num_segments, rng,
                                     device)
         return Batch(videos, tensors, mask)
