@@ -181,3 +181,32 @@ def test_video_recipes_benchmark_smoke():
     for name in ("maan", "wtalc", "basnet", "co2net", "delu"):
         assert f"| {name} |" in table
     assert "| maan | 20 |" in table and "| 1.00 |" in table
+
+
+def test_methods_table_tiny_into_docs(tmp_path):
+    """benchmarks/methods_table.py on a tiny setting (2 methods, 2 tune trials, 1 seed), its table put between
+    the methods-table markers of a page by regenerate_docs."""
+    import yaml
+
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump({"iterations": {"choices": [2, 4]}, "weight_decay": 0.0, "sparsity_weight": 0.0,
+                                     "video_scores": "full", "cas_thresholds": 0.2}))
+    module, docs = _load("methods_table"), _load("regenerate_docs")
+    argv = ["--methods", "maan", "wtalc", "--seeds", "0", "--trials", "2", "--tune-seeds", "0", "--tune-space",
+            str(space), "--sim", "videos=12", "--sim", "feature_dim=8", "--quiet"]
+    page = tmp_path / "page.md"
+    page.write_text("# Results\n\n<!-- begin: methods-table -->\nold\n<!-- end: methods-table -->\n\nafter\n")
+
+    def tiny_run(command, workdir):
+        assert command == docs.TABLES["methods-table"].command
+        assert module.main(["--out", str(workdir / "methods_table"), *argv]) == 0
+        return ""
+
+    assert docs.regenerate(["methods-table"], [page], run=tiny_run) == [page]
+    text = page.read_text()
+    tables = docs.markdown_tables(text)
+    assert len(tables) == 1 and text.endswith("<!-- end: methods-table -->\n\nafter\n") and "old" not in text
+    rows = [line.split(" | ")[:4] for line in tables[0].splitlines()[2:]]
+    assert rows == [[f"| {dist}", *row] for dist in ("thumos14-sim", "shifted") for row in (
+        ["`maan`", "`maa` (original)", "tuned"], ["`wtalc`", "`topk_mean` (original)", "tuned"],
+        ["`wtalc`", "`maa` (plugged in)", "tuned"])]

@@ -101,6 +101,46 @@ def test_demo(tmp_path):
     assert (out / "runs" / "weighted_sum" / "seed1" / "metrics.json").is_file()
 
 
+def test_demo_methods(tmp_path, capsys):
+    """--methods: maan with its aggregators, every other method with its original pooling and with maa."""
+    out = tmp_path / "demo"
+    argv = ["demo", "--methods", "maan", "wtalc", "--aggregators", "maa", "--out", str(out), "--iterations", "3",
+            "--seeds", "0", "--sim", "videos=6", "--sim", "feature_dim=8", "--plots", "1", "--device", "cpu",
+            "--quiet"]
+    assert main(argv) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary) == {"units", "maan/maa", "wtalc/topk_mean", "wtalc/maa"}
+    assert summary["maan/maa"]["settings"]["source"] == "tuned"  # the packaged resources/demo/maa.yaml
+    assert summary["wtalc/maa"]["settings"]["source"] == "defaults"  # none packaged for wtalc: its defaults
+    for key, (method, aggregator, batch) in {"maan/maa": ("maan", "maa", 16), "wtalc/topk_mean": (
+            "wtalc", "topk_mean", 10), "wtalc/maa": ("wtalc", "maa", 10)}.items():
+        config = yaml.safe_load((out / "runs" / key / "seed0" / "config.yaml").read_text())
+        assert (config["model"]["method"], config["model"]["aggregator"]) == (method, aggregator)
+        assert config["train"]["iterations"] == 3 and config["train"]["batch_size"] == batch
+        assert config["data"]["streams"] == ("two" if method == "maan" else "joint")
+        metrics = json.loads((out / "runs" / key / "seed0" / "metrics.json").read_text())
+        assert summary[key]["cls_mAP"] == metrics["cls_mAP"]
+    table = (out / "table.md").read_text().splitlines()
+    assert table[0].startswith("| Method + pooling (settings) | 0.1 |") and len(table) == 5
+    assert [line.split(" | ")[0] for line in table[2:]] == [
+        "| maan + maa (original, tuned)", "| wtalc + topk_mean (original, defaults)",
+        "| wtalc + maa (plugged in, defaults)"]
+    assert len(list((out / "plots").glob("*.png"))) == 1
+
+
+def test_demo_unknown_method(capsys, tmp_path):
+    from wsl_video.methods import REGISTRY
+
+    out = tmp_path / "demo"
+    assert main(["demo", "--methods", "maan", "wtalcc", "--out", str(out)]) == 2
+    available = ", ".join(REGISTRY.names(include_aliases=True))
+    assert capsys.readouterr().err == (f"wsl-video demo: error: unknown method 'wtalcc'; did you mean 'wtalc'? "
+                                       f"available: {available}\n")
+    assert main(["demo", "--methods", "nothing", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == f"wsl-video demo: error: unknown method 'nothing'; available: {available}\n"
+    assert not out.exists()  # refused before anything is written
+
+
 def _bad(capsys, argv, *expected):
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()

@@ -203,3 +203,46 @@ def test_make_sim_through_wsl_video_cli(tmp_path):
     out = tmp_path / "sim"
     assert cli.main(["make-sim", "--layout", "bas", "--out", str(out), "--videos", "1", "--feature-dim", "8"]) == 0
     assert len(open_dataset("thumos14", "test", data_root=out)) == 1
+
+
+def test_shifted_preset_options():
+    from wsl_video.data.sim import PRESETS
+
+    shifted = SimConfig.from_overrides({"preset": "shifted"})
+    assert shifted == SimConfig.from_overrides(PRESETS["shifted"]) and shifted != SimConfig()
+    assert shifted.noise == (0.6, 0.6) and shifted.distractor_rate == 1.0 and shifted.cooccurrence == 0.5
+    assert SimConfig.from_overrides({"preset": "shifted", "noise": 0.2, "videos": 3}).noise == (0.2, 0.2)  # given wins
+    with pytest.raises(ValueError, match=r"^unknown sim preset 'shifty'; known presets: shifted$"):
+        SimConfig.from_overrides({"preset": "shifty"})
+    with pytest.raises(ValueError, match="cooccurrence must be in"):
+        SimConfig(cooccurrence=1.5)
+    with pytest.raises(ValueError, match="distractor_rate must be non-negative"):
+        SimConfig(distractor_rate=-1.0)
+
+
+def test_distractors_and_cooccurrence():
+    """Distractor bursts lie only outside actions; co-occurrence adds exactly one other class's scene."""
+    ds = open_dataset("thumos14-sim", "train", sim={"distractor_rate": 5.0, "distractor_level": 0.8,
+                                                    "cooccurrence": 1.0, "videos": 6})
+    generator = ds.simulator
+    plain = open_dataset("thumos14-sim", "train", sim={"videos": 6}).simulator
+    bursts = 0
+    for video in ds.videos:
+        distractors = generator.distractor_strength(video)
+        inside = generator.action_strength(video).max(axis=1) > 0
+        assert set(np.unique(distractors)) <= {0.0, 0.8}
+        assert not distractors[inside].any()  # never on top of an action
+        bursts += int((distractors > 0).any(axis=1).sum())
+        assert not plain.distractor_strength(video).any()  # the default: none
+        scene = generator.scene_classes(video)
+        labels = {ds.classes.index(name) for name in video.labels}
+        assert set(np.flatnonzero(scene)) > labels and scene.sum() == len(labels) + 1
+        assert set(np.flatnonzero(plain.scene_classes(video))) == labels
+    total = sum(video.num_snippets for video in ds.videos)
+    assert 0.02 * total < bursts < 0.5 * total  # about 5 bursts of 2-8 snippets per 100, minus the actions
+    # the shifted preset keeps I3D-like features: non-negative, many zeros, but denser than the default
+    shifted = open_dataset("thumos14-sim", "train", sim={"preset": "shifted", "videos": 6})
+    default = open_dataset("thumos14-sim", "train", sim={"videos": 6})
+    x = np.concatenate([shifted.features(i)["rgb"] for i in range(6)])
+    y = np.concatenate([default.features(i)["rgb"] for i in range(6)])
+    assert x.min() >= 0 and 0.3 < (x < 1e-3).mean() < (y < 1e-3).mean() and x.mean() > y.mean()

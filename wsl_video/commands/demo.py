@@ -2,17 +2,20 @@
 
 Each aggregator trains with its own settings, chosen by ``wsl-video tune`` on videos held out from the
 training subset (never on the test split): the ``best.yaml`` files in ``wsl_video/resources/demo/``, or
-a live selection with ``--tune``; see ``docs/video-demo.md``.
+a live selection with ``--tune``; see ``docs/video-demo.md``. ``--methods`` adds other training methods of
+the registry, each with its original pooling and with ``maa`` (settings ``<method>/<aggregator>.yaml`` in the
+same folder when there are some, else the method's defaults).
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import List, NamedTuple
 
 from wsl.utils.cli import AliasedStore, add_device_argument, add_threads_argument, did_you_mean
 
-HELP = "train MAAN and the paper's baselines on thumos14-sim and print a Table-1-style comparison"
+HELP = "train MAAN and the paper's baselines (or other methods) on thumos14-sim and print a Table-1-style comparison"
 REQUIRES = ("matplotlib",)  # optional modules, checked before the command runs
 
 AGGREGATORS = ("maa", "weighted_sum", "dropout", "norm", "softmax_norm")
@@ -26,6 +29,22 @@ DEMO_PLOTS = 3
 TUNE_TRIALS = 24
 TUNE_SEEDS = (0, 1)
 FALLBACK = {"iterations": 3000, "weight_decay": 0.0, "sparsity": 0.0}  # aggregators without stored settings
+DEFAULT_METHOD = "maan"
+PROPOSED = "maa"  # the pooling compared with each method's original one
+
+
+class DemoRow(NamedTuple):
+    """One row of the demo's table: a method trained with one pooling.
+
+    key: the row's name in summary.json and its folder under ``runs/``; label: its name in the table;
+    original: the pooling is the method's own (its default aggregator).
+    """
+
+    method: str
+    aggregator: str
+    key: str
+    label: str
+    original: bool
 
 
 def settings_folder() -> Path:
@@ -40,12 +59,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--out", default="demo_out", help="output folder (default demo_out)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (default 0)")
+    parser.add_argument("--methods", nargs="+", default=[DEFAULT_METHOD], metavar="NAME",
+                        help=f"training methods to compare (default {DEFAULT_METHOD}); each other method trains "
+                             f"with its original pooling and with {PROPOSED} (see wsl-video methods)")
     parser.add_argument("--aggregators", nargs="+", default=list(AGGREGATORS),
-                        help=f"aggregators to compare (default {' '.join(AGGREGATORS)})")
+                        help=f"aggregators of the {DEFAULT_METHOD} rows (default {' '.join(AGGREGATORS)})")
     parser.add_argument("--iterations", type=int, default=None,
                         help="training iterations per run (default: the tuned value of each aggregator)")
-    parser.add_argument("--batch-size", type=int, default=DEMO_BATCH_SIZE,
-                        help=f"videos per batch (default {DEMO_BATCH_SIZE})")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help=f"videos per batch (default {DEMO_BATCH_SIZE} for {DEFAULT_METHOD}; other methods: "
+                             "their tuned or default value)")
     parser.add_argument("--sparsity-weight", "--sparsity", type=float, default=None, action=AliasedStore,
                         aliases=("--sparsity",), help="attention L1 weight (default: the tuned value of each "
                         "aggregator)")
@@ -62,17 +85,55 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                 "wsl_video/resources/demo")
 
 
-def stored_settings(aggregator: str, folder: str | Path | None = None):
-    """The tuned config of ``aggregator`` (``folder/<aggregator>.yaml``), or None when there is none."""
+def settings_path(aggregator: str, folder: str | Path | None = None, method: str = DEFAULT_METHOD) -> Path:
+    """Where the tuned config of ``method`` with ``aggregator`` lives: ``folder/<aggregator>.yaml`` for
+    ``maan``, ``folder/<method>/<aggregator>.yaml`` for the other methods."""
+    folder = Path(folder or settings_folder())
+    return folder / f"{aggregator}.yaml" if method == DEFAULT_METHOD else folder / method / f"{aggregator}.yaml"
+
+
+def stored_settings(aggregator: str, folder: str | Path | None = None, method: str = DEFAULT_METHOD):
+    """The tuned config of ``method`` with ``aggregator`` (see :func:`settings_path`), or None when there is none."""
     from wsl_video.config import load_config
 
-    path = Path(folder or settings_folder()) / f"{aggregator}.yaml"
+    path = settings_path(aggregator, folder, method)
     return load_config(path) if path.is_file() else None
 
 
-def demo_settings(aggregator: str, args: argparse.Namespace) -> dict:
-    """Iterations, weight decay and attention L1 weight of ``aggregator``: the tuned ones unless given."""
-    stored = stored_settings(aggregator, getattr(args, "settings", None))
+def default_aggregator(method: str) -> str:
+    """The pooling ``method`` trains with when the run leaves ``model.aggregator`` unset (its original one)."""
+    from wsl_video.config import RunConfig
+
+    config = RunConfig()
+    config.data.dataset = "thumos14-sim"
+    config.model.method = method
+    return config.resolved().model.aggregator
+
+
+def demo_rows(methods: List[str], aggregators: List[str]) -> List[DemoRow]:
+    """The rows of the demo: ``maan`` with each of ``aggregators`` (keys: the aggregator names, as before
+    ``--methods`` existed, when ``maan`` is the only method); every other method with its original pooling,
+    then with ``maa`` (keys ``<method>/<aggregator>``)."""
+    if methods == [DEFAULT_METHOD]:
+        return [DemoRow(DEFAULT_METHOD, name, name, LABELS.get(name, name), name == PROPOSED) for name in aggregators]
+    rows = []
+    for method in methods:
+        original = default_aggregator(method)
+        names = aggregators if method == DEFAULT_METHOD else list(dict.fromkeys([original, PROPOSED]))
+        for name in names:
+            rows.append(DemoRow(method, name, f"{method}/{name}", f"{method} + {name}", name == original))
+    return rows
+
+
+def demo_settings(aggregator: str, args: argparse.Namespace, method: str = DEFAULT_METHOD) -> dict:
+    """Iterations, weight decay and attention L1 weight of ``method`` with ``aggregator``: the tuned ones
+    (for a method other than ``maan`` without tuned settings: the method's defaults) unless given."""
+    stored = stored_settings(aggregator, getattr(args, "settings", None), method)
+    if method != DEFAULT_METHOD:
+        config = demo_config(aggregator, 0, args, method)
+        return {"iterations": config.train.iterations, "weight_decay": float(config.train.weight_decay),
+                "sparsity": None if config.train.sparsity_weight is None else float(config.train.sparsity_weight),
+                "source": "defaults" if stored is None else "tuned"}
     settings = dict(FALLBACK) if stored is None else {
         "iterations": stored.train.iterations, "weight_decay": float(stored.train.weight_decay),
         "sparsity": float(stored.resolved().train.sparsity_weight)}
@@ -83,31 +144,38 @@ def demo_settings(aggregator: str, args: argparse.Namespace) -> dict:
     return settings
 
 
-def demo_config(aggregator: str, seed: int, args: argparse.Namespace):
-    """The demo's run configuration: the paper's recipe on thumos14-sim with the tuned settings."""
+def demo_config(aggregator: str, seed: int, args: argparse.Namespace, method: str = DEFAULT_METHOD):
+    """The demo's run configuration on thumos14-sim: for ``maan`` the paper's recipe with the tuned settings,
+    for another method its tuned settings, else its defaults; settings given on the command line win."""
     from wsl_video.commands.train import parse_overrides
     from wsl_video.config import RunConfig
 
-    stored = stored_settings(aggregator, getattr(args, "settings", None))
+    stored = stored_settings(aggregator, getattr(args, "settings", None), method)
     config = RunConfig() if stored is None else stored
     config.data.dataset = "thumos14-sim"
     config.data.data_root = None
     config.data.sim = parse_overrides(args.sim)
+    config.model.method = method
     config.model.aggregator = aggregator
-    settings = demo_settings(aggregator, args)
-    config.train.iterations = settings["iterations"]
-    config.train.weight_decay = settings["weight_decay"]
-    config.train.sparsity_weight = settings["sparsity"]
-    config.train.batch_size = args.batch_size
+    if method == DEFAULT_METHOD:
+        settings = demo_settings(aggregator, args)
+        config.train.iterations = settings["iterations"]
+        config.train.weight_decay = settings["weight_decay"]
+        config.train.sparsity_weight = settings["sparsity"]
+        config.train.batch_size = args.batch_size or DEMO_BATCH_SIZE
+    else:
+        for key in ("iterations", "weight_decay", "sparsity_weight", "batch_size"):
+            if getattr(args, key, None) is not None:
+                setattr(config.train, key, getattr(args, key))
     config.train.seed = seed
     config.train.device = args.device
-    config.train.log_every = max(1, settings["iterations"] // 10)
-    config.train.checkpoint_every = settings["iterations"]
+    config.train.log_every = max(1, config.train.iterations // 10)
+    config.train.checkpoint_every = config.train.iterations
     return config.resolved()
 
 
-def tune_settings(args: argparse.Namespace) -> Path:
-    """``--tune``: run ``wsl-video tune`` for every aggregator; returns the folder of the chosen settings."""
+def tune_settings(args: argparse.Namespace, rows: List[DemoRow]) -> Path:
+    """``--tune``: run ``wsl-video tune`` for every row; returns the folder of the chosen settings."""
     import shutil
 
     from wsl_video.commands.train import parse_overrides
@@ -116,88 +184,119 @@ def tune_settings(args: argparse.Namespace) -> Path:
 
     out = Path(args.out) / "tune"
     chosen = out / "settings"
-    for aggregator in args.aggregators:
+    for row in rows:
         config = RunConfig()
         config.data.dataset = "thumos14-sim"
         config.data.sim = parse_overrides(args.sim)
-        config.model.aggregator = aggregator
-        config.train.batch_size = args.batch_size
+        config.model.method = row.method
+        config.model.aggregator = row.aggregator
+        if row.method == DEFAULT_METHOD:
+            config.train.batch_size = args.batch_size or DEMO_BATCH_SIZE
+        elif args.batch_size is not None:
+            config.train.batch_size = args.batch_size
         config.train.device = args.device
-        print(f"== tune {LABELS.get(aggregator, aggregator)} ({aggregator})", flush=True)
+        name = row.aggregator if row.method == DEFAULT_METHOD else f"{row.method}/{row.aggregator}"
+        print(f"== tune {row.label if row.method != DEFAULT_METHOD else LABELS.get(name, name)} ({name})", flush=True)
         space = args.tune_space or str(settings_folder() / "space.yaml")
-        summary = tune(config, out / aggregator, seeds=args.tune_seeds, space_file=space, trials=args.trials,
+        summary = tune(config, out / name, seeds=args.tune_seeds, space_file=space, trials=args.trials,
                        jobs=args.jobs, echo=None if args.quiet else print)  # held out: a fifth, 40 of 200
         if summary.get("best_score") is None:
-            raise ValueError(f"tune {aggregator}: no trial completed; raise --trials")
-        chosen.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(out / aggregator / "best.yaml", chosen / f"{aggregator}.yaml")
+            raise ValueError(f"tune {name}: no trial completed; raise --trials")
+        target = settings_path(row.aggregator, chosen, row.method)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(out / name / "best.yaml", target)
         if args.save_settings:  # the folder as given on the command line, not this machine's absolute path
             from wsl.utils.io import atomic_write_text
 
-            text = (out / aggregator / "best.yaml").read_text(encoding="utf-8")
-            atomic_write_text(Path(args.save_settings) / f"{aggregator}.yaml",
+            text = (out / name / "best.yaml").read_text(encoding="utf-8")
+            atomic_write_text(settings_path(row.aggregator, args.save_settings, row.method),
                               text.replace(str(Path(args.out).resolve()), str(args.out)))
     return chosen
 
 
-def run(args: argparse.Namespace) -> int:
-    import time
-
+def check_arguments(args: argparse.Namespace) -> None:
+    """One-line ``ValueError`` / ``FileNotFoundError`` for bad options, before anything runs."""
     import wsl
-    from wsl.utils.io import atomic_write_json, atomic_write_text, jsonable
-    from wsl_video.data.opening import open_data
-    from wsl_video.plot import format_metrics_table, plot_runs, summarize_runs
-    from wsl_video.training import train
+    from wsl_video.methods import REGISTRY
 
+    for name in args.methods:
+        if name not in REGISTRY:
+            raise REGISTRY.unknown(name)
+    args.methods = list(dict.fromkeys(REGISTRY.canonical(name) for name in args.methods))
     known = set(wsl.list_aggregators())
     for name in args.aggregators:
         if name not in known:
             hint = did_you_mean(name, known)
             raise ValueError(f"unknown aggregator {name!r}{hint + ' ' if hint else '; '}available: "
                              f"{', '.join(sorted(known))}")
-    if (args.iterations is not None and args.iterations <= 0) or args.batch_size <= 0:
+    if (args.iterations is not None and args.iterations <= 0) or (args.batch_size is not None
+                                                                  and args.batch_size <= 0):
         raise ValueError("--iterations and --batch-size must be positive")
     if args.save_settings and not args.tune:
         raise ValueError("--save-settings needs --tune")
     if args.settings and not Path(args.settings).is_dir():
         raise FileNotFoundError(f"settings folder not found: {args.settings}")
+
+
+def run(args: argparse.Namespace) -> int:
+    import time
+
+    from wsl.utils.io import atomic_write_json, atomic_write_text, jsonable
+    from wsl_video.data.opening import open_data
+    from wsl_video.plot import format_metrics_table, plot_runs, summarize_runs
+    from wsl_video.training import train
+
+    check_arguments(args)
+    rows = demo_rows(args.methods, args.aggregators)
     out = Path(args.out)
     tic = time.time()
     if args.tune:
-        args.settings = str(tune_settings(args))
-    data_config = demo_config(args.aggregators[0], args.seeds[0], args)  # the same data for every run
-    train_set, test_set = open_data(data_config, "train"), open_data(data_config, "test")
-    per_aggregator = {}
-    for aggregator in args.aggregators:
+        args.settings = str(tune_settings(args, rows))
+    data: dict = {}  # streams -> (train, test): the same data for every run that reads the same streams
+    results = {}
+    for row in rows:
         runs = {}
         for seed in args.seeds:
-            config = demo_config(aggregator, seed, args)
-            run_dir = out / "runs" / aggregator / f"seed{seed}"
+            config = demo_config(row.aggregator, seed, args, row.method)
+            if config.data.streams not in data:
+                data[config.data.streams] = (open_data(config, "train"), open_data(config, "test"))
+            train_set, test_set = data[config.data.streams]
+            run_dir = out / "runs" / row.key / f"seed{seed}"
             runs[seed] = train(config, run_dir, overwrite=True, progress=not args.quiet, train_set=train_set,
                                test_set=test_set)  # the demo's own run folders: replaced on a rerun
-            print(f"{LABELS.get(aggregator, aggregator):>12} seed {seed}: "
+            print(f"{row.label:>12} seed {seed}: "
                   f"avg mAP(0.1:0.7) {100 * runs[seed].get('average_mAP_0.1_0.7', float('nan')):.1f}, "
                   f"Cls mAP {100 * runs[seed]['cls_mAP']:.1f} ({time.time() - tic:.0f} s)", flush=True)
-        per_aggregator[aggregator] = runs
+        results[row.key] = runs
     if len(args.seeds) == 1:
-        summary = {name: runs[args.seeds[0]] for name, runs in per_aggregator.items()}
+        summary = {key: runs[args.seeds[0]] for key, runs in results.items()}
     else:
         summary = {
-            name: {**summarize_runs(list(runs.values())), "per_seed": {str(s): m for s, m in runs.items()}}
-            for name, runs in per_aggregator.items()
+            key: {**summarize_runs(list(runs.values())), "per_seed": {str(s): m for s, m in runs.items()}}
+            for key, runs in results.items()
         }
-    settings = {name: demo_settings(name, args) for name in per_aggregator}
+    settings = {row.key: demo_settings(row.aggregator, args, row.method) for row in rows}
+    if args.methods != [DEFAULT_METHOD]:
+        for row in rows:
+            settings[row.key].setdefault("source", "tuned" if stored_settings(
+                row.aggregator, getattr(args, "settings", None), row.method) is not None else "fallback")
     units = "fractions in [0, 1] (AP, mAP, Cls mAP, as in metrics.json); table.md prints percent"
-    atomic_write_json(out / "summary.json", jsonable({"units": units, **{name: {**metrics, "settings": settings[name]}
-                                                                         for name, metrics in summary.items()}}))
-    table = format_metrics_table({LABELS.get(name, name): metrics for name, metrics in summary.items()})
+    atomic_write_json(out / "summary.json", jsonable({"units": units, **{key: {**metrics, "settings": settings[key]}
+                                                                         for key, metrics in summary.items()}}))
+    if args.methods == [DEFAULT_METHOD]:
+        table = format_metrics_table({row.label: summary[row.key] for row in rows})
+    else:
+        table = format_metrics_table({f"{row.label} ({'original' if row.original else 'plugged in'}, "
+                                      f"{settings[row.key]['source']})": summary[row.key] for row in rows})
+        table = table.replace("| Aggregator |", "| Method + pooling (settings) |", 1)
     atomic_write_text(out / "table.md", table + "\n")
 
     if args.plots > 0:
         seed = args.seeds[0]
-        run_dirs = [out / "runs" / name / f"seed{seed}" for name in args.aggregators]
+        run_dirs = [out / "runs" / row.key / f"seed{seed}" for row in rows]
+        test_set = next(iter(data.values()))[1]
         videos = [video.name for video in test_set.videos if video.annotations][: args.plots]
-        labels = [LABELS.get(name, name) for name in args.aggregators]
+        labels = [row.label for row in rows]
         for video in videos:
             plot_runs(run_dirs, video, out / "plots" / f"{video}.png", labels=labels)
     print(table)
