@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import VideoMethod
+from .joint import JOINT, JointStreamModel
 from .registry import register_method
 
 __all__ = ["BaSNet", "BaSNetModel", "BaSNetOutput", "SnippetClassifier", "FilteringModule", "basnet_loss",
@@ -35,7 +36,6 @@ __all__ = ["BaSNet", "BaSNetModel", "BaSNetOutput", "SnippetClassifier", "Filter
 
 NORM_WEIGHT = 1e-4
 """Weight of the L1 norm of the attention (the authors' ``alpha``)."""
-JOINT = "joint"
 
 
 class BaSNetOutput(NamedTuple):
@@ -97,7 +97,7 @@ def normalise_cas(cas: torch.Tensor, mask: torch.Tensor | None = None) -> torch.
     return out if mask is None else out * mask.unsqueeze(2)
 
 
-class BaSNetModel(nn.Module):
+class BaSNetModel(JointStreamModel):
     """BaS-Net on one stream (the joint vector).
 
     Args:
@@ -112,20 +112,10 @@ class BaSNetModel(nn.Module):
         super().__init__()
         import wsl
 
-        self.stream_names = (JOINT,)
         self.num_classes = num_classes
         self.filtering = FilteringModule(channels)
         self.classifier = SnippetClassifier(channels, num_classes + 1)
         self.pool = wsl.build_aggregator(aggregator, channels=num_classes + 1, **dict(aggregator_kwargs or {}))
-
-    @property
-    def streams(self) -> Dict[str, nn.Module]:
-        """stream -> the module holding its ``classifier`` (the inference interface)."""
-        return {JOINT: self}
-
-    @property
-    def uses_attention(self) -> bool:
-        return bool(self.pool.uses_attention)
 
     def forward(self, features: Mapping[str, torch.Tensor], mask: torch.Tensor | None = None) -> BaSNetOutput:
         """features: {"joint": Tensor[B, T, D]} -> :class:`BaSNetOutput`."""

@@ -35,6 +35,7 @@ from torch import nn
 
 from .base import Batch, VideoMethod
 from .batches import draw_paired_videos
+from .joint import JOINT, JointStreamModel
 from .registry import register_method
 
 __all__ = ["WTALC", "WTALCModel", "WTALCOutput", "N_SIMILAR", "MIL_WEIGHT", "MIN_SNIPPETS", "CLASS_SCORE_WEIGHT",
@@ -48,7 +49,6 @@ MIN_SNIPPETS = 2
 """Shortest detection, in snippets (the authors drop shorter runs)."""
 CLASS_SCORE_WEIGHT = 0.7
 """A detection scores ``max(CAS inside) + 0.7 * c`` with ``c`` the class's top-k mean logit."""
-JOINT = "joint"
 
 
 class WTALCOutput(NamedTuple):
@@ -62,7 +62,7 @@ class WTALCOutput(NamedTuple):
     mask: torch.Tensor | None
 
 
-class WTALCModel(nn.Module):
+class WTALCModel(JointStreamModel):
     """W-TALC's network on one stream (the joint vector).
 
     Args:
@@ -78,7 +78,6 @@ class WTALCModel(nn.Module):
         super().__init__()
         import wsl
 
-        self.stream_names = (JOINT,)
         self.num_classes = num_classes
         self.embedding = nn.Linear(channels, channels)
         self.dropout = nn.Dropout(dropout)
@@ -87,15 +86,6 @@ class WTALCModel(nn.Module):
             nn.init.xavier_uniform_(layer.weight)
             nn.init.zeros_(layer.bias)
         self.pool = wsl.build_aggregator(aggregator, channels=num_classes, **dict(aggregator_kwargs or {}))
-
-    @property
-    def streams(self) -> Dict[str, nn.Module]:
-        """stream -> the module holding its ``classifier`` (the inference interface)."""
-        return {JOINT: self}
-
-    @property
-    def uses_attention(self) -> bool:
-        return bool(self.pool.uses_attention)
 
     def forward(self, features: Mapping[str, torch.Tensor], mask: torch.Tensor | None = None) -> WTALCOutput:
         """features: {"joint": Tensor[B, T, D]} -> :class:`WTALCOutput`."""
