@@ -23,7 +23,7 @@ from wsl.tuning.options import TuneOptions
 from wsl.tuning.space import Key, SearchSpace, float_value, int_value, str_value
 from wsl.tuning.task import Evaluation, TuneTask, protocol_hash
 from wsl.utils.device import resolve_device
-from wsl_image.config import TrainConfig, parse_grid
+from wsl_image.config import SPG_THRESHOLDS, TrainConfig, parse_grid
 
 __all__ = ["IMAGE_KEYS", "DEFAULT_SPACE", "ImageTuneTask", "tune", "open_training_images", "apply_settings"]
 
@@ -52,6 +52,8 @@ IMAGE_KEYS = {
     "cutmix_prob": Key("train", float_value, "cutmix: probability that a batch is mixed (cutmix_prob)"),
     "adl_drop_rate": Key("train", float_value, "adl: probability of the drop mask (adl_drop_rate)"),
     "adl_threshold": Key("train", float_value, "adl: drop threshold gamma, relative to the maximum (adl_threshold)"),
+    "acol_threshold": Key("train", float_value, "acol: erasing threshold of branch A's map (acol_threshold)"),
+    **{name: Key("train", float_value, f"spg: seed-mask threshold ({name})") for name in SPG_THRESHOLDS},
     "cam_score": Key("inference", str_value, "class score of the map: auto, linear, sigmoid (cam_score)",
                      numeric=False),
     "cam_threshold": Key("inference", _cam_threshold,
@@ -72,7 +74,8 @@ DEFAULT_SPACE: Dict[str, Any] = {
 _IGNORED = ("data_root", "metadata", "out", "device", "workers", "seed", "eval_batch_size", "num_classes")
 # options newer than some studies: recorded in a study's protocol only when set away from their defaults
 _RECORDED_WHEN_SET = ("method", "has_patch_sizes", "has_hide_prob", "cutmix_beta", "cutmix_prob", "adl_drop_rate",
-                      "adl_threshold", "adl_layers", "cam_clamp_negative", "cam_percentile")
+                      "adl_threshold", "adl_layers", "cam_clamp_negative", "cam_percentile", "acol_threshold",
+                      *SPG_THRESHOLDS)
 PRUNE_FROM_PERCENT = 30
 
 
