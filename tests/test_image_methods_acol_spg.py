@@ -64,6 +64,30 @@ def test_trains_one_epoch_on_each_sim(sims, tmp_path, method, aggregator, defaul
     assert metrics["num_images"] == 4 and math.isfinite(metrics["history"][0]["loss"])
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert config["method"] == method and {key: config[key] for key in defaults} == defaults
+    if sim == "cub":  # the run loads back with its method: evaluate, and localize the top-2 classes
+        assert main(["evaluate", "--run", str(out), "--device", "cpu", "--workers", "0", "--quiet"]) == 0
+        image = next((sims / images / "images").rglob("*.jpg"))
+        assert main(["localize", "--run", str(out), str(image), "--out", str(tmp_path / "maps"), "--topk", "2",
+                     "--device", "cpu"]) == 0
+        assert len(json.loads((tmp_path / "maps" / "boxes.json").read_text())[0]["predictions"]) == 2
+
+
+def test_tune_searches_the_thresholds(sims):
+    pytest.importorskip("optuna")
+    import tempfile
+
+    from wsl_image.tune import ImageTuneTask
+
+    base = dict(data_root=str(sims / "CUB_200_2011"), metadata=str(sims / "metadata" / "CUB"),
+                backbone="test_resnet", image_size=32, workers=0, device="cpu")
+    with tempfile.TemporaryDirectory() as folder:
+        space = f"{folder}/space.yaml"
+        for method, key, default in (("acol", "acol_threshold", 0.7), ("spg", "spg_threshold_2l", 0.05)):
+            with open(space, "w") as handle:
+                yaml.safe_dump({"epochs": {"choices": [1]}, key: {"low": 0.01, "high": 0.9}}, handle)
+            task = ImageTuneTask(TrainConfig(method=method, **base), space_file=space)
+            assert task.space.settings[key].searched and task.base_settings()[0][key] == default
+    assert not {"acol_threshold", "spg_threshold_1h"} & set(ImageTuneTask(TrainConfig(**base)).protocol()["config"])
 
 
 # ---------------------------------------------------------------- ACoL
@@ -187,7 +211,7 @@ def test_masked_bce_matches_a_loop_and_is_zero_when_all_is_ignored():
     assert torch.autograd.gradcheck(lambda x: masked_bce_with_logits(x, targets, valid), (logits,))
     empty = masked_bce_with_logits(logits, targets, torch.zeros_like(valid))
     empty.backward()
-    assert float(empty) == 0.0 and (logits.grad == 0).all()
+    assert float(empty.detach()) == 0.0 and (logits.grad == 0).all()
 
 
 def test_spg_guidance_and_loss_against_their_definitions():
