@@ -95,7 +95,8 @@ class AcolModel(HeadModel):
         return features
 
     def branch_a_maps(self, output, classes: torch.Tensor) -> torch.Tensor:
-        """Branch A's maps of classes (B,) or (B, k) at the feature resolution."""
+        """Branch A's maps of classes (B,) or (B, k) at the feature resolution: what is erased (without the
+        post-hoc options)."""
         return self.head.maps(output, classes, score=self.resolved_cam_score, clamp_negative=self.cam_clamp_negative)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> AcolOutput:
@@ -107,15 +108,18 @@ class AcolModel(HeadModel):
         b = self.head_b(erase_peaks(features, self.branch_a_maps(a, classes), self.threshold))
         return AcolOutput(a.logits, b.logits, a, b, features)
 
-    def class_maps(self, images: torch.Tensor, output: AcolOutput, classes: torch.Tensor) -> torch.Tensor:
-        """max(normalised map of A, normalised map of B with class c erased) per class c of classes (B, k)."""
+    def class_maps(self, output: AcolOutput, classes: torch.Tensor) -> torch.Tensor:
+        """max(normalised map of A, normalised map of B with class c erased) per class c of classes (B, k); the
+        post-hoc options change both maps, not what is erased."""
         features = output.features.float()
         a = output.a._replace(features=output.a.features.float(),
                               attention=None if output.a.attention is None else output.a.attention.float())
-        maps_a = self.branch_a_maps(a, classes)  # (B, k, h, w)
+        erasing = self.branch_a_maps(a, classes)  # (B, k, h, w)
+        maps_a = self.head.maps(a, classes, score=self.resolved_cam_score, clamp_negative=True) \
+            if self.cam_clamp_negative else erasing
         fused = []
         for index in range(classes.shape[1]):
-            b = self.head_b(erase_peaks(features, maps_a[:, index], self.threshold))
+            b = self.head_b(erase_peaks(features, erasing[:, index], self.threshold))
             map_b = self.head_b.maps(b, classes[:, index], score=self.resolved_cam_score,
                                      clamp_negative=self.cam_clamp_negative)
             fused.append(torch.maximum(minmax_normalize(maps_a[:, index]), minmax_normalize(map_b)))

@@ -196,9 +196,15 @@ class HeadModel(CamModel):
         """Every parameter outside the backbone (the new layers, trained at ``lr * head_lr_scale``)."""
         return [parameter for name, parameter in self.named_parameters() if not name.startswith("backbone.")]
 
-    def class_maps(self, images: torch.Tensor, output: NamedTuple, classes: torch.Tensor) -> torch.Tensor:
+    def class_activation_maps(self, features: torch.Tensor, attention: torch.Tensor | None, classes: torch.Tensor
+                              ) -> torch.Tensor:
+        """The classifying head's maps of its features (CamModel's interface; see :meth:`CamHead.maps`)."""
+        return class_activation_maps(features, attention, classes, self.head.classifier, score=self.resolved_cam_score,
+                                     uses_attention=self.uses_attention, clamp_negative=self.cam_clamp_negative)
+
+    def class_maps(self, output: NamedTuple, classes: torch.Tensor) -> torch.Tensor:
         """Maps (B, k, h, w) in [0, 1] at the feature resolution of classes (B, k), from ``output = self(images)``
-        (computed in float32, outside autocast)."""
+        (called in float32, outside autocast)."""
         raise NotImplementedError
 
     @torch.no_grad()
@@ -214,7 +220,7 @@ class HeadModel(CamModel):
             classes = output.logits.topk(min(topk, self.num_classes), dim=1).indices
         classes = classes.view(classes.shape[0], -1)
         with torch.autocast(device_type=images.device.type, enabled=False):
-            maps = self.class_maps(images, output, classes)
+            maps = self.class_maps(output, classes)
             maps = self.upsample_maps(maps, images.shape[-2:])
             if self.cam_percentile is not None:
                 maps = percentile_normalize(maps.flatten(0, 1), self.cam_percentile).view_as(maps)

@@ -183,7 +183,7 @@ class SpgModel(HeadModel):
             guidance = self.guidance(cam, classes, images.shape[-2:])
         return SpgOutput(cam.logits, cam, side_b1, side_b2, side_c, guidance)
 
-    def class_maps(self, images: torch.Tensor, output: SpgOutput, classes: torch.Tensor) -> torch.Tensor:
+    def class_maps(self, output: SpgOutput, classes: torch.Tensor) -> torch.Tensor:
         cam = output.cam._replace(features=output.cam.features.float(),
                                   attention=None if output.cam.attention is None else output.cam.attention.float())
         return self.head.maps(cam, classes, score=self.resolved_cam_score, clamp_negative=self.cam_clamp_negative)
