@@ -172,6 +172,7 @@ def test_acol_map_is_the_maximum_of_both_branches():
 
 def _seed_mask_by_loop(attention, high, low, min_foreground):
     """Oracle in the benchmark's order: fill 'ignore', set foreground (relative when too few), then background."""
+    attention = attention.detach()
     targets, valid = torch.zeros_like(attention), torch.zeros(attention.shape, dtype=torch.bool)
     for b in range(attention.shape[0]):
         values = attention[b].flatten().tolist()
