@@ -241,11 +241,11 @@ def test_spg_guidance_and_loss_against_their_definitions():
                 + bce(c, _seed_mask_by_loop((torch.sigmoid(b1) + torch.sigmoid(b2)) / 2, 0.7, 0.1, 30)))
     method = get_method("spg")
     loss = method.loss(output, labels, method.resolve(TrainConfig()))
-    assert float(loss) == pytest.approx(float(expected), rel=1e-5)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
     loss.backward()
     assert all(p.grad is not None for p in (model.side_b1[0].weight, model.side_shared[0].weight,
                                             model.side_c[0].weight, model.head.classifier.weight))
-    assert float(spg_loss(output, labels, THRESHOLDS)) == pytest.approx(float(loss))
+    assert spg_loss(output, labels, THRESHOLDS).item() == pytest.approx(loss.item())
     model.eval()
     assert model(images).guidance is None and model.localize(images)[1].shape == (2, 1, 64, 64)
 
