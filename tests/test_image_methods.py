@@ -63,7 +63,7 @@ def test_unknown_method_lists_them(capsys, tmp_path):
     out = tmp_path / "run"
     assert main(["train", "--data-root", "nowhere", "--method", "hass", "--out", str(out), "--quiet"]) == 2
     assert capsys.readouterr().err == ("wsl-image train: error: unknown method 'hass'; did you mean 'has'? available: "
-                                       "adl, cam, cutmix, has\n")
+                                       "acol, adl, cam, cutmix, has, spg\n")
     assert not out.exists()
     assert {"adl", "cam", "cutmix", "has"} <= set(list_methods())
 

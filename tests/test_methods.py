@@ -357,7 +357,7 @@ class TestConfigWithoutMethod:
 
 @pytest.mark.parametrize("prog, cli, argv, name, available", [
     ("wsl-video", video_cli, ["--dataset", "thumos14-sim"], "maan", "basnet, co2net, delu, maan, wtalc"),
-    ("wsl-image", image_cli, ["--data-root", "nowhere"], "cam", "adl, cam, cutmix, has"),
+    ("wsl-image", image_cli, ["--data-root", "nowhere"], "cam", "acol, adl, cam, cutmix, has, spg"),
 ])
 def test_method_flag_exception(prog, cli, argv, name, available, capsys, tmp_path):
     out = tmp_path / "run"
@@ -474,7 +474,7 @@ class TestMethodPlugins:
         assert completed.returncode == 0, completed.stderr
         result = json.loads(completed.stdout.strip().splitlines()[-1])
         assert result["names"] == ["basnet", "broken", "co2net", "delu", "halved", "maan", "not_a_method", "wtalc"]
-        assert result["image_names"] == ["adl", "cam", "cutmix", "has", "image_tiny"]
+        assert result["image_names"] == ["acol", "adl", "cam", "cutmix", "has", "image_tiny", "spg"]
         assert result["imported_after_list"] is False  # listing does not import plugins
         assert result["halved"] == "Halved"
         records = {record["name"]: record for record in result["records"]}
@@ -502,7 +502,7 @@ class TestMethodPlugins:
         assert completed.returncode == 0, completed.stderr
         result = json.loads(completed.stdout.strip().splitlines()[-1])
         assert result["names"] == ["basnet", "co2net", "delu", "maan", "wtalc"]
-        assert result["image_names"] == ["adl", "cam", "cutmix", "has"] and result["warnings"] == []
+        assert result["image_names"] == ["acol", "adl", "cam", "cutmix", "has", "spg"] and result["warnings"] == []
 
     def test_methods_command_lists_plugins(self, method_site):
         completed = _run(method_site, ["-m", "wsl_video", "methods"])

@@ -15,9 +15,13 @@ from typing import Any, Mapping
 from wsl.utils.config import check_keys, check_mapping, coerce_fields, load_yaml_mapping, save_yaml
 from wsl.utils.device import check_device_name
 
-__all__ = ["DATASETS", "TrainConfig", "load_config", "save_config", "parse_grid", "config_yaml", "CONFIG_COMMENTS"]
+__all__ = ["DATASETS", "SPG_THRESHOLDS", "TrainConfig", "load_config", "save_config", "parse_grid", "config_yaml",
+           "CONFIG_COMMENTS"]
 
 _GRID_CHOICES = (4, 7, None)
+# SPG's (high, low) thresholds of its three seed masks, in this order
+SPG_THRESHOLDS = ("spg_threshold_1h", "spg_threshold_1l", "spg_threshold_2h", "spg_threshold_2l", "spg_threshold_3h",
+                  "spg_threshold_3l")
 DATASETS = ("CUB", "ILSVRC", "OpenImages")  # OpenImages is scored with masks, the others with boxes
 
 
@@ -67,6 +71,13 @@ class TrainConfig:
     adl_drop_rate: float | None = None
     adl_threshold: float | None = None
     adl_layers: list | None = None
+    acol_threshold: float | None = None
+    spg_threshold_1h: float | None = None
+    spg_threshold_1l: float | None = None
+    spg_threshold_2h: float | None = None
+    spg_threshold_2l: float | None = None
+    spg_threshold_3h: float | None = None
+    spg_threshold_3l: float | None = None
     # optimisation
     epochs: int = 30
     batch_size: int = 32
@@ -133,7 +144,8 @@ class TrainConfig:
         ):
             raise ValueError(f"has_patch_sizes must be a non-empty list of patch sides >= 0 (0: nothing hidden), "
                              f"got {self.has_patch_sizes!r}")
-        for name in ("has_hide_prob", "cutmix_prob", "adl_drop_rate", "adl_threshold"):
+        for name in ("has_hide_prob", "cutmix_prob", "adl_drop_rate", "adl_threshold", "acol_threshold",
+                     *SPG_THRESHOLDS):
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
@@ -186,7 +198,7 @@ CONFIG_COMMENTS = {
     "val_per_class": "Hold out this many training images per class as a val split that chooses the CAM "
                      "threshold, >= 0 (0: none).",
     "method": "Training method (model, loss, defaults): cam (backbone, aggregator, linear classifier, softmax "
-              "cross-entropy), has, cutmix, adl or any plugin (`wsl-image methods` lists them).",
+              "cross-entropy), has, cutmix, adl, acol, spg or any plugin (`wsl-image methods` lists them).",
     "backbone": "timm model name, e.g. resnet50, resnet10t, convnext_atto, vit_small_patch16_224.",
     "pretrained": "true: start from timm's pretrained weights (downloaded from the hub); false: from scratch.",
     "pretrained_path": "A local timm weights file to start the backbone from, or null.",
@@ -208,6 +220,16 @@ CONFIG_COMMENTS = {
     "adl_threshold": "adl: drop where the channel-mean attention is >= this x its maximum, in [0, 1]; null: 0.9.",
     "adl_layers": "adl: backbone modules (names of named_modules) followed by an ADL layer; null: the rule for the "
                   "backbone (docs/image-methods.md).",
+    "acol_threshold": "acol: erase from branch B's input where branch A's min-max normalised map is >= this, "
+                      "in [0, 1]; null: 0.7.",
+    "spg_threshold_1h": "spg: foreground (1) of the first seed mask (from the class map, supervising branch B2) "
+                        "where the map is > this, in [0, 1]; null: 0.7.",
+    "spg_threshold_1l": "spg: background (0) of the first seed mask where the map is < this; null: 0.01.",
+    "spg_threshold_2h": "spg: foreground of the second seed mask (from branch B2, supervising B1); null: 0.5.",
+    "spg_threshold_2l": "spg: background of the second seed mask; null: 0.05.",
+    "spg_threshold_3h": "spg: foreground of the third seed mask (from the B1 / B2 fusion, supervising branch C); "
+                        "null: 0.7.",
+    "spg_threshold_3l": "spg: background of the third seed mask; null: 0.1.",
     "epochs": "Training epochs, >= 0.",
     "batch_size": "Images per batch and process, >= 1.",
     "optimizer": "sgd (with momentum) or adamw.",

@@ -14,6 +14,11 @@ with the attention is monotone in both) or, as in the MAAN paper's class activat
 
 Transformer backbones (ViT-style, returning tokens (B, N, C)) are supported: the prefix tokens
 (class / register tokens) are dropped and the patch tokens are reshaped to their (h, w) grid.
+
+VGG backbones (``timm.models.vgg.VGG``) end at their last convolution (conv5_3 for VGG16, stride 16: 14 x 14
+at 224 pixels) instead of timm's fifth max-pool and fc6/fc7 (``pre_logits``, a 1 x 1 map at 224), and the CAM
+model adds the 3 x 3, 1024-channel convolution and ReLU of CAM's VGG-GAP (``neck``, trained as a new layer),
+as the WSOL benchmark of Choe et al. (CVPR 2020) builds its VGG16.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from torch import nn
 
 from wsl.cam import class_activation, linear_class_activation, minmax_normalize, percentile_normalize
 
-__all__ = ["CamModel", "CamOutput", "create_backbone", "CAM_SCORES"]
+__all__ = ["CamModel", "CamOutput", "create_backbone", "is_vgg", "class_activation_maps", "CAM_SCORES"]
 
 CAM_SCORES = ("auto", "linear", "sigmoid")
 
@@ -68,11 +73,70 @@ def create_backbone(
         create_kwargs["pretrained_cfg_overlay"] = dict(file=str(pretrained_path))
         pretrained = True
     try:
-        return timm.create_model(name, pretrained=pretrained, **create_kwargs)
+        model = timm.create_model(name, pretrained=pretrained, **create_kwargs)
     except TypeError:
         # models without a ``global_pool`` argument
         create_kwargs.pop("global_pool")
-        return timm.create_model(name, pretrained=pretrained, **create_kwargs)
+        model = timm.create_model(name, pretrained=pretrained, **create_kwargs)
+    return _vgg_convolutions(model) if is_vgg(model) else model
+
+
+def is_vgg(backbone: nn.Module) -> bool:
+    """Whether ``backbone`` is one of timm's VGGs (``vgg11`` ... ``vgg19_bn``)."""
+    from timm.models.vgg import VGG
+
+    return isinstance(backbone, VGG)
+
+
+def _vgg_convolutions(model: nn.Module) -> nn.Module:
+    """A timm VGG that outputs its last convolutional feature map: the fifth max-pool and ``pre_logits`` (fc6 and
+    fc7 as 7 x 7 and 1 x 1 convolutions, whose map is 1 x 1 at 224 pixels) removed; ``features`` keeps its module
+    names (``features.0`` ... up to the last ReLU) and ``feature_info`` loses the removed entries."""
+    layers = list(model.features)
+    if layers and isinstance(layers[-1], nn.MaxPool2d):
+        model.features = model.features[: len(layers) - 1]
+    model.pre_logits = nn.Identity()
+    names = {name for name, _ in model.named_modules()}
+    model.feature_info = [info for info in getattr(model, "feature_info", []) if info.get("module") in names]
+    return model
+
+
+def vgg_neck(channels: int, width: int = 1024) -> nn.Sequential:
+    """CAM's VGG-GAP layer after conv5_3: Conv2d(channels, width, 3, padding=1) and ReLU, initialised as the WSOL
+    benchmark does (He normal, fan-out, zero bias)."""
+    conv = nn.Conv2d(channels, width, kernel_size=3, padding=1)
+    nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+    nn.init.zeros_(conv.bias)
+    return nn.Sequential(conv, nn.ReLU(inplace=False))
+
+
+def class_activation_maps(features: torch.Tensor, attention: torch.Tensor | None, classes: torch.Tensor,
+                          classifier: nn.Linear, *, score: str, uses_attention: bool,
+                          clamp_negative: bool = False) -> torch.Tensor:
+    """Localization maps of ``classifier`` at the feature resolution (the maps of :class:`CamModel`).
+
+    features (B, C, h, w), attention (B, g, g) or None (used when ``uses_attention``), classes (B,) or (B, k);
+    ``score``: ``linear`` (min-max normalised ``w_c . f``, times the attention) or ``sigmoid``
+    (``sigmoid(w_c . f + b_c)`` times the attention). Returns maps (B, h, w) or (B, k, h, w), each in [0, 1].
+    """
+    squeeze = classes.dim() == 1
+    classes = classes.view(classes.shape[0], -1)
+    if attention is not None and uses_attention:
+        attention = attention.to(features.dtype)
+        if attention.shape[-2:] != features.shape[-2:]:
+            attention = F.interpolate(
+                attention.unsqueeze(1), size=features.shape[-2:], mode="bilinear", align_corners=False
+            ).squeeze(1)
+    else:
+        attention = None
+    if score == "sigmoid":
+        scores = class_activation(features, classifier.weight, classifier.bias, attention,
+                                  clamp_negative=clamp_negative)
+        cams = scores.gather(1, classes.view(*classes.shape, 1, 1).expand(-1, -1, *scores.shape[-2:]))
+    else:
+        cams = linear_class_activation(features, classifier.weight, classes, attention,
+                                       clamp_negative=clamp_negative)
+    return cams[:, 0] if squeeze else cams
 
 
 class CamModel(nn.Module):
@@ -116,6 +180,21 @@ class CamModel(nn.Module):
         super().__init__()
         import wsl
 
+        self._build_backbone(backbone, num_classes, grid=grid, pretrained=pretrained, pretrained_path=pretrained_path,
+                             image_size=image_size, backbone_kwargs=backbone_kwargs, cam_score=cam_score,
+                             cam_clamp_negative=cam_clamp_negative, cam_percentile=cam_percentile)
+        if is_vgg(self.backbone):
+            self.neck = vgg_neck(self.num_features)
+            self.num_features = self._probe_channels(image_size)
+        self.aggregator = wsl.build_aggregator(aggregator, channels=self.num_features, **(aggregator_kwargs or {}))
+        self.aggregator_name = aggregator
+        self.classifier = nn.Linear(self.num_features, num_classes)
+
+    def _build_backbone(self, backbone: str, num_classes: int, *, grid: int | None, pretrained: bool,
+                        pretrained_path: str | None, image_size: int, backbone_kwargs: dict | None, cam_score: str,
+                        cam_clamp_negative: bool, cam_percentile: float | None) -> None:
+        """Check the options and build the backbone (``num_features``: its channels); the part of ``__init__``
+        that models with other heads share (``wsl_image.methods.heads.HeadModel``)."""
         if cam_score not in CAM_SCORES:
             raise ValueError(f"cam_score must be one of {', '.join(CAM_SCORES)}, got {cam_score!r}")
         if cam_percentile is not None and not 0.0 < cam_percentile <= 100.0:
@@ -134,10 +213,8 @@ class CamModel(nn.Module):
             backbone, pretrained=pretrained, pretrained_path=pretrained_path, **(backbone_kwargs or {})
         )
         self.num_prefix_tokens = int(getattr(self.backbone, "num_prefix_tokens", 0) or 0)
+        self.neck: nn.Module | None = None
         self.num_features = self._probe_channels(image_size)
-        self.aggregator = wsl.build_aggregator(aggregator, channels=self.num_features, **(aggregator_kwargs or {}))
-        self.aggregator_name = aggregator
-        self.classifier = nn.Linear(self.num_features, num_classes)
 
     @property
     def uses_attention(self) -> bool:
@@ -163,14 +240,16 @@ class CamModel(nn.Module):
         return int(features.shape[1])
 
     def head_parameters(self) -> list[nn.Parameter]:
-        """Parameters trained from scratch (aggregator head and classifier)."""
-        return list(self.aggregator.parameters()) + list(self.classifier.parameters())
+        """Parameters trained from scratch (VGG's neck, aggregator head and classifier)."""
+        neck = list(self.neck.parameters()) if self.neck is not None else []
+        return neck + list(self.aggregator.parameters()) + list(self.classifier.parameters())
 
     def backbone_parameters(self) -> list[nn.Parameter]:
         return list(self.backbone.parameters())
 
     def feature_map(self, images: torch.Tensor) -> torch.Tensor:
-        """images (B, 3, H, W) -> native feature map (B, C, h, w) (patch tokens reshaped for ViTs)."""
+        """images (B, 3, H, W) -> native feature map (B, C, h, w) (patch tokens reshaped for ViTs; after the
+        neck for VGGs)."""
         features = self.backbone(images)
         if isinstance(features, (list, tuple)):
             features = features[-1]
@@ -183,6 +262,8 @@ class CamModel(nn.Module):
                 f"backbone {self.backbone_name!r} returned a tensor of shape {tuple(features.shape)}; "
                 "expected a feature map (B, C, h, w) or tokens (B, N, C)"
             )
+        if self.neck is not None:
+            features = self.neck(features)
         return features
 
     def _token_grid(self, images: torch.Tensor, num_tokens: int) -> tuple[int, int]:
@@ -217,24 +298,8 @@ class CamModel(nn.Module):
         features (B, C, h, w), attention (B, g, g) or None, classes (B,) or (B, k)
         -> maps (B, h, w) or (B, k, h, w), each in [0, 1].
         """
-        squeeze = classes.dim() == 1
-        classes = classes.view(classes.shape[0], -1)
-        if attention is not None and self.uses_attention:
-            attention = attention.to(features.dtype)
-            if attention.shape[-2:] != features.shape[-2:]:
-                attention = F.interpolate(
-                    attention.unsqueeze(1), size=features.shape[-2:], mode="bilinear", align_corners=False
-                ).squeeze(1)
-        else:
-            attention = None
-        if self.resolved_cam_score == "sigmoid":
-            scores = class_activation(features, self.classifier.weight, self.classifier.bias, attention,
-                                      clamp_negative=self.cam_clamp_negative)
-            cams = scores.gather(1, classes.view(*classes.shape, 1, 1).expand(-1, -1, *scores.shape[-2:]))
-        else:
-            cams = linear_class_activation(features, self.classifier.weight, classes, attention,
-                                           clamp_negative=self.cam_clamp_negative)
-        return cams[:, 0] if squeeze else cams
+        return class_activation_maps(features, attention, classes, self.classifier, score=self.resolved_cam_score,
+                                     uses_attention=self.uses_attention, clamp_negative=self.cam_clamp_negative)
 
     @torch.no_grad()
     def localize(

@@ -241,7 +241,7 @@ def _train(config, context, *, resume, stale, progress, epoch_callback, log, spl
             labels = batch["label"].to(device, non_blocking=True)
             inputs, targets = method.training_batch(images, labels, config)
             with torch.autocast(device_type=device.type, enabled=use_amp):
-                outputs = train_model(inputs)
+                outputs = method.training_forward(train_model, inputs, targets, config)
                 logits = outputs.logits
                 loss = method.loss(outputs, targets, config)
             if not torch.isfinite(loss):

@@ -24,7 +24,7 @@ from wsl.tuning.options import TuneOptions
 from wsl.tuning.space import Key, SearchSpace, float_value, int_value, str_value
 from wsl.tuning.task import Evaluation, TuneTask, protocol_hash
 from wsl.utils.device import resolve_device
-from wsl_image.config import TrainConfig, parse_grid
+from wsl_image.config import SPG_THRESHOLDS, TrainConfig, parse_grid
 
 __all__ = ["IMAGE_KEYS", "DEFAULT_SPACE", "ImageTuneTask", "tune", "open_training_images", "apply_settings",
            "method_keys", "image_keys", "default_space", "SELECTION_METRICS"]
@@ -106,7 +106,8 @@ DEFAULT_SPACE: Dict[str, Any] = {
 _IGNORED = ("data_root", "metadata", "out", "device", "workers", "seed", "eval_batch_size", "num_classes")
 # options newer than some studies: recorded in a study's protocol only when set away from their defaults
 _RECORDED_WHEN_SET = ("method", "has_patch_sizes", "has_hide_prob", "cutmix_beta", "cutmix_prob", "adl_drop_rate",
-                      "adl_threshold", "adl_layers", "cam_clamp_negative", "cam_percentile")
+                      "adl_threshold", "adl_layers", "cam_clamp_negative", "cam_percentile", "acol_threshold",
+                      *SPG_THRESHOLDS)
 PRUNE_FROM_PERCENT = 30
 
 

@@ -45,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = space_help(IMAGE_KEYS, DEFAULT_SPACE, [
         "a method adds the options it declares tunable (has: has_hide_prob; cutmix: cutmix_beta, cutmix_prob;",
-        "adl: adl_drop_rate, adl_threshold; see docs/tuning.md); a --space file may set them for that method only.",
+        "adl: adl_drop_rate, adl_threshold; acol: acol_threshold; spg: spg_threshold_*; see docs/tuning.md);",
+        "a --space file may set them for that method only.",
         "--held-out-list also takes a wsolevaluation split folder (e.g. metadata/CUB/val, CUBV2).",
         "held-out score: MaxBoxAccV2 (CUB, ILSVRC) or PxAP (OpenImages), the benchmark's selection metrics.",
         "cam_threshold is auto (read off the held-out MaxBoxAcc curve of the chosen models) or a number."])

@@ -1,10 +1,10 @@
 """Training methods of ``wsl-image``: recipes (model, loss, defaults) looked up by name.
 
-``cam``, ``has``, ``cutmix`` and ``adl`` are built in (``docs/image-methods.md``); plugins come from the
-``wsl_image.methods`` entry-point group (see ``docs/methods.md``).
+``cam``, ``has``, ``cutmix``, ``adl``, ``acol`` and ``spg`` are built in (``docs/image-methods.md``); plugins come
+from the ``wsl_image.methods`` entry-point group (see ``docs/methods.md``).
 """
 
-from . import adl, cam, cutmix, has  # noqa: F401  (built-in methods: one import each)
+from . import acol, adl, cam, cutmix, has, spg  # noqa: F401  (built-in methods: one import each)
 from .base import ImageMethod, TunableOption
 from .registry import (
     ENTRY_POINT_GROUP,

@@ -10,8 +10,9 @@ Insertion points (after the output of these backbone modules; ``adl_layers`` ove
 
 * timm ResNets (``timm.models.resnet.ResNet``): ``layer3.0``, ``layer4.0`` and the last block of ``layer4``
   (ResNet50: ``layer4.2``), as the WSOL benchmark of Choe et al. (CVPR 2020) places them in ResNet50;
-* timm VGGs (``timm.models.vgg.VGG``): after the third max-pool and after the last ReLU before the fourth and
-  the fifth max-pool (VGG16: ``features.16``, ``features.22``, ``features.29``), the benchmark's VGG16 places;
+* timm VGGs (``timm.models.vgg.VGG``): after the third max-pool, after the last ReLU before the fourth max-pool
+  and after the last ReLU (before the removed fifth max-pool; VGG16: ``features.16``, ``features.22``,
+  ``features.29``), the benchmark's VGG16 places;
 * timm Inception-v3: ``Mixed_5d`` and ``Mixed_6e`` as in the benchmark, and ``Mixed_7c`` in place of the
   benchmark's third layer (after its added convolution head, which timm's model does not have);
 * any other timm backbone: the modules of the last two entries of ``backbone.feature_info`` (the outputs of
@@ -78,10 +79,11 @@ def adl_insertion_points(backbone: nn.Module) -> list[str]:
     if isinstance(backbone, ResNet):
         names = ["layer3.0", "layer4.0", f"layer4.{len(backbone.layer4) - 1}"]
     elif isinstance(backbone, VGG):
+        # the backbone ends at its last ReLU (the fifth max-pool is removed, wsl_image.model.create_backbone)
         pools = [index for index, layer in enumerate(backbone.features) if isinstance(layer, nn.MaxPool2d)]
-        if len(pools) < 5:
-            raise ValueError(f"expected 5 max-pools in the VGG features, found {len(pools)}; set adl_layers")
-        names = [f"features.{pools[2]}", f"features.{pools[3] - 1}", f"features.{pools[4] - 1}"]
+        if len(pools) < 4:
+            raise ValueError(f"expected 4 max-pools in the VGG features, found {len(pools)}; set adl_layers")
+        names = [f"features.{pools[2]}", f"features.{pools[3] - 1}", f"features.{len(backbone.features) - 1}"]
     elif isinstance(backbone, InceptionV3):
         names = ["Mixed_5d", "Mixed_6e", "Mixed_7c"]
     else:

@@ -32,7 +32,8 @@ class ImageMethod:
 
     A method builds the model of a run and computes its training loss; the data, the optimiser and schedule,
     the checkpoints and the evaluation are shared by all methods. Subclasses set the class attributes and
-    implement :meth:`build_model` and :meth:`loss` (and :meth:`training_batch` to change the training inputs);
+    implement :meth:`build_model` and :meth:`loss` (and :meth:`training_batch` to change the training inputs,
+    :meth:`training_forward` to give the model the labels);
     the docstring's first line is the method's description.
 
     Attributes:
@@ -63,6 +64,12 @@ class ImageMethod:
         augmentations such as hiding patches or mixing images override it (drawing from torch's global RNG, so
         that seeds and resumption stay exact)."""
         return images, labels
+
+    def training_forward(self, model: Any, inputs: Any, targets: Any, config: Any) -> Any:
+        """The outputs that :meth:`loss` receives for one training batch: ``model(inputs)`` by default; methods
+        whose model reads the labels while training (ACoL erases by the true class, SPG guides by its map)
+        override it. ``model`` may be DDP-wrapped."""
+        return model(inputs)
 
     def build_model(self, config: Any, num_classes: int, *, pretrained: bool) -> Any:
         """The model of a run: ``config`` (TrainConfig), K classes, ``pretrained`` backbone weights or not."""
