@@ -214,7 +214,7 @@ def test_methods_table_tiny_into_docs(tmp_path):
 
 def test_wsol_evaluator_benchmark_quick(capsys):
     """The quick run checks that the library and the re-implemented wsolevaluation evaluator agree."""
-    assert _load("wsol_evaluator").main(["--box-maps", "6", "--mask-maps", "6"]) == 0
+    assert _load("wsol_evaluator").main(["--quick"]) == 0
     printed = capsys.readouterr().out
-    assert "| boxes: MaxBoxAcc + MaxBoxAccV2, IoU 30/50/70 (6 maps, 100 thresholds) |" in printed
-    assert "| masks: PxAP + PIoU (6 maps, 100 thresholds) |" in printed
+    assert "| boxes: MaxBoxAcc + MaxBoxAccV2, IoU 30/50/70 (60 maps, 100 thresholds) |" in printed
+    assert "| masks: PxAP + PIoU (40 maps, 100 thresholds) |" in printed
