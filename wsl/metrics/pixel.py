@@ -140,8 +140,10 @@ class PixelPrecisionRecall:
         smallest and the largest score of every bin decide it.
         """
         if self._rounding is None:
-            bins = len(self.edges) - 1
-            both = np.stack([self.edges[:bins], np.nextafter(self.edges[1:], -np.inf)])
+            bins = int(np.count_nonzero(self.edges <= 1.0))  # the bins a score in [0, 1] can fall into
+            smallest = self.edges[:bins]
+            largest = np.minimum(np.nextafter(self.edges[1 : bins + 1], -np.inf), 1.0)
+            both = np.stack([smallest, largest])
             offset = cv2.convertScaleAbs(both, alpha=1.0 / self.curve_interval).astype(np.int64) - np.arange(bins)
             if ((offset >= 0) & (offset <= 1)).all():
                 self._rounding = "lower"
