@@ -57,6 +57,8 @@ TABLES: Dict[str, Table] = {table.name: table for table in (
           "accuracy of the truncated quadrature rule for a grid of (K, L)"),
     Table("evaluation", "OMP_NUM_THREADS=1 python benchmarks/evaluation.py",
           "detection evaluation at ActivityNet scale: vectorised, reference loops, the whole command"),
+    Table("wsol-evaluator", "OMP_NUM_THREADS=1 python benchmarks/wsol_evaluator.py",
+          "score-map evaluation (MaxBoxAcc/V2 on 10,000 maps, PxAP on 5,000) against wsolevaluation's evaluator"),
     Table("extraction", "OMP_NUM_THREADS=1 python benchmarks/extraction.py --threads 1",
           "feature extraction speed per stage, one CPU thread"),
     Table("video-demo", "OMP_NUM_THREADS=1 wsl-video demo --seeds 0 1 2 --out demo_out",

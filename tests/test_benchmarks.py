@@ -241,3 +241,11 @@ def test_image_methods_table_quick_into_docs(tmp_path):
         filled = row[4] if row[0] == "cub-sim" else row[5]
         empty = row[5] if row[0] == "cub-sim" else row[4]
         assert 0.0 <= float(filled) <= 100.0 and empty == "–"
+
+
+def test_wsol_evaluator_benchmark_quick(capsys):
+    """The quick run checks that the library and the re-implemented wsolevaluation evaluator agree."""
+    assert _load("wsol_evaluator").main(["--quick"]) == 0
+    printed = capsys.readouterr().out
+    assert "| boxes: MaxBoxAcc + MaxBoxAccV2, IoU 30/50/70 (60 maps, 100 thresholds) |" in printed
+    assert "| masks: PxAP + PIoU (40 maps, 100 thresholds) |" in printed

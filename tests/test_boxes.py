@@ -126,3 +126,66 @@ def test_exception():
         boxes_from_map(np.zeros((0, 8)), 0.5)
     with pytest.raises(ValueError, match="finite"):
         boxes_from_map_thresholds(np.zeros((8, 8)), [np.nan])
+
+
+def _adversarial_maps(rng):
+    """Maps that stress contour tracing: thin lines, diagonal touching pixels, holes, equal areas, noise,
+    constant maps, maps whose maximum is 0 or small (cut-offs collide), plateaus at a cut-off."""
+    maps = []
+    lines = np.zeros((24, 24))
+    lines[3, 2:20] = 0.9  # horizontal line
+    lines[5:20, 4] = 0.6  # vertical line
+    np.fill_diagonal(lines[8:, 8:], 0.8)  # diagonal line, pixels touching by corners only
+    lines[20, 20] = 1.0  # single pixel
+    maps.append(lines)
+    checker = (np.indices((16, 16)).sum(axis=0) % 2) * rng.uniform(0.2, 1.0, (16, 16))
+    maps.append(checker)  # diagonal neighbours everywhere
+    rings = np.zeros((30, 30))
+    rings[2:28, 2:28] = 0.5
+    rings[6:24, 6:24] = 0.0  # hole
+    rings[10:20, 10:20] = 0.9  # island in the hole, itself with a hole
+    rings[13:17, 13:17] = 0.2
+    maps.append(rings)
+    twins = np.zeros((20, 30))
+    twins[4:10, 3:9] = 0.7
+    twins[4:10, 20:26] = 0.7  # equal contour areas: the first in OpenCV's order wins
+    twins[15, 3] = twins[15, 10] = 1.0  # zero-area contours tie too
+    maps.append(twins)
+    maps.append(rng.random((20, 20)))  # noise: many contours, holes and diagonal contacts
+    maps.append((rng.random((20, 20)) > 0.6) * 1.0)  # binary noise
+    maps.append(np.zeros((12, 12)))  # maximum 0: nothing is ever foreground
+    maps.append(np.ones((12, 12)))  # one contour along the border
+    maps.append(rng.random((18, 18)) * 0.03)  # maximum quantised to a few levels: cut-offs collide
+    edge = np.full((14, 14), 0.2)
+    edge[0, :] = 1.0  # touches the border
+    edge[:, -1] = 0.6
+    maps.append(edge)
+    return maps
+
+
+@pytest.mark.parametrize("multi_contour", [False, True])
+def test_adversarial_maps_match_reference(multi_contour):
+    rng = np.random.default_rng(7)
+    thresholds = np.concatenate([np.arange(0, 1, 0.01), [-0.5, 1.0, 0.999]])
+    for heatmap in _adversarial_maps(rng):
+        fast = boxes_from_map_thresholds(heatmap, thresholds, multi_contour=multi_contour)
+        for threshold, boxes in zip(thresholds, fast):
+            np.testing.assert_array_equal(boxes, _reference_boxes(heatmap, threshold, multi_contour))
+
+
+def test_level_boxes_searches_only_needed_cutoffs():
+    from wsl.localization.boxes import level_boxes, quantize_map, union_boxes
+
+    heatmap = np.zeros((20, 20))
+    heatmap[2:6, 3:9] = 1.0
+    heatmap[12:18, 10:12] = 0.5
+    quantized = quantize_map(heatmap)
+    cutoffs = np.array([0, 100, 200, 255])
+    found = level_boxes(quantized, cutoffs, needed=np.array([True, False, True, True]))
+    np.testing.assert_array_equal(found.starts, [0, 2, 3, 4])
+    assert sorted(map(tuple, found.boxes[:2].tolist())) == [(3, 2, 9, 6), (10, 12, 12, 18)]
+    np.testing.assert_array_equal(found.boxes[2:], [[0, 0, 0, 0], [3, 2, 9, 6], [0, 0, 0, 0]])
+    np.testing.assert_array_equal(found.largest, [[3, 2, 9, 6], [0, 0, 0, 0], [3, 2, 9, 6], [0, 0, 0, 0]])
+    # the box of all pixels above each cut-off holds every contour's box
+    np.testing.assert_array_equal(union_boxes(quantized, cutoffs), [[3, 2, 12, 18], [3, 2, 12, 18], [3, 2, 9, 6],
+                                                                    [0, 0, -1, -1]])

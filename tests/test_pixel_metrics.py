@@ -135,3 +135,36 @@ def test_exception():
         compose_mask([np.zeros((2, 2)), np.zeros((3, 3))])
     with pytest.raises(ValueError, match="at least one foreground"):
         compose_mask([])
+
+
+@pytest.mark.parametrize("opencv", [True, False])
+@pytest.mark.parametrize("interval", [0.01, 0.003, 0.05, 0.3, 0.001])
+def test_bins_equal_np_histogram_on_edges(monkeypatch, opencv, interval):
+    """Scores exactly on, just below and just above every edge fall into np.histogram's bins, with and
+    without the OpenCV binning."""
+    import wsl.metrics.pixel as pixel
+
+    if not opencv:
+        monkeypatch.setattr(pixel, "_opencv", lambda: None)
+    elif interval >= 0.01:  # at most 127 bins: OpenCV bins everything, the numpy path must not run
+
+        def no_numpy(self, scores):
+            raise AssertionError("the numpy binning ran")
+
+        monkeypatch.setattr(pixel.PixelPrecisionRecall, "_bin_index", no_numpy)
+    edges = np.append(np.arange(0, 1, interval), [1.0, 2.0, 3.0])
+    inside = edges[edges <= 1]
+    values = np.concatenate([inside, np.nextafter(inside, -1), np.nextafter(inside, 2), [0.0, 1.0, 0.5]])
+    values = np.clip(values, 0, 1)
+    rng = np.random.default_rng(0)
+    values = np.concatenate([values, rng.random(4000 - len(values) % 4000 if len(values) < 4000 else 0)])
+    side = int(np.ceil(np.sqrt(len(values))))
+    scores = np.zeros(side * side)
+    scores[: len(values)] = values
+    scores = scores.reshape(side, side)
+    masks = rng.choice(np.array([0, 1, 255], np.uint8), size=scores.shape)
+    metric = PixelPrecisionRecall(interval).update(scores, masks)
+    np.testing.assert_array_equal(metric.foreground, np.histogram(scores[masks == 1], bins=edges)[0])
+    np.testing.assert_array_equal(metric.background, np.histogram(scores[masks == 0], bins=edges)[0])
+    with pytest.raises(ValueError, match="may only hold"):
+        PixelPrecisionRecall(interval).update(scores, np.where(masks == 255, 7, masks).astype(np.uint8))

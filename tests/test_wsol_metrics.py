@@ -210,3 +210,30 @@ def test_exception():
         localization_accuracy([cam], gt, np.zeros((2, 3)), np.array([0]))
     with pytest.raises(ValueError, match="NaN"):
         localization_accuracy([cam], gt, np.full((1, 3), np.nan), np.array([0]))
+
+
+def test_update_box_accuracies_equals_separate_metrics_and_oracle():
+    """One contour search for both metrics, thresholds that cannot score skipped: the counts stay exact."""
+    from wsl.metrics import update_box_accuracies
+
+    rng = np.random.default_rng(11)
+    cams = _random_cams(rng, 10)
+    cams[3] = np.zeros_like(cams[3])  # maximum 0: the [0, 0, 0, 0] box at every threshold
+    gts = [_random_gt(rng) for _ in cams]
+    gts[5] = np.array([[0, 0, 0, 0]])  # a one-pixel box, which only the empty [0, 0, 0, 0] box can match
+    thresholds = np.arange(0, 1, 0.02)
+    largest = BoxAccuracy(thresholds, (0.5, 0.7), multi_contour=False)
+    every = BoxAccuracy(thresholds, (0.3, 0.5, 0.7), multi_contour=True)
+    update_box_accuracies([largest, every], np.stack(cams), gts)
+    for metric, deltas in ((largest, (0.5, 0.7)), (every, (0.3, 0.5, 0.7))):
+        expected = _slow_max_box_acc(cams, gts, thresholds, deltas, metric.multi_contour)
+        np.testing.assert_array_equal(metric.num_correct, np.rint(expected * len(cams)).astype(np.int64))
+        alone = BoxAccuracy(thresholds, deltas, multi_contour=metric.multi_contour).update(cams, gts)
+        np.testing.assert_array_equal(alone.num_correct, metric.num_correct)
+    with pytest.raises(ValueError, match="same cam_thresholds"):
+        update_box_accuracies([largest, BoxAccuracy(thresholds[:3])], cams, gts)
+    before = every.num_correct.copy()
+    with pytest.raises(ValueError, match="NaN"):
+        update_box_accuracies([every], [cams[0], np.full_like(cams[0], np.nan)], gts[:2])
+    np.testing.assert_array_equal(every.num_correct, before)  # a bad batch adds nothing
+    assert every.num_images == len(cams)

@@ -72,7 +72,7 @@ class LocalizationMeter:
 
     def update(self, cams: np.ndarray, gt_boxes: Sequence[np.ndarray], scores: np.ndarray, labels: np.ndarray) -> None:
         """cams (N, H, W) true-class maps in [0, 1]; gt_boxes N x (M_i, 4); scores (N, K); labels (N,)."""
-        from wsl.metrics import localization_accuracy
+        from wsl.metrics import localization_accuracy, update_box_accuracies
 
         count = len(cams)
         if count == 0:
@@ -82,8 +82,7 @@ class LocalizationMeter:
                 cams, gt_boxes, scores, labels, cam_threshold=threshold, iou_threshold=self.iou_threshold
             )
             self.loc_counts[row] += [_stored_count(result[key], count) for key in _LOC_KEYS]
-        self.box_acc.update(cams, gt_boxes)
-        self.box_acc_v2.update(cams, gt_boxes)
+        update_box_accuracies([self.box_acc, self.box_acc_v2], cams, gt_boxes)  # one contour search for both
         self.num_images += count
 
     def reduce(self) -> None:

@@ -100,7 +100,7 @@ def evaluate_score_maps(scoremaps: str | Path, metadata: str | Path, dataset: st
         box datasets: ``max_box_acc`` (IoU 0.5), ``max_box_acc_v2``, ``max_box_acc_v2_per_iou``,
         ``max_box_acc_threshold``; mask datasets: ``pxap``, ``piou``, ``piou_threshold``; both ``num_images``.
     """
-    from wsl.metrics import BoxAccuracy
+    from wsl.metrics import BoxAccuracy, update_box_accuracies
 
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
@@ -117,8 +117,7 @@ def evaluate_score_maps(scoremaps: str | Path, metadata: str | Path, dataset: st
         count = 0
         for image_id, boxes in _resized_boxes(folder):
             score_map = read_score_map(scoremaps / f"{image_id}.npy")
-            largest.update([score_map], [boxes])
-            every.update([score_map], [boxes])
+            update_box_accuracies([largest, every], [score_map], [boxes])  # one contour search for both
             count += 1
         first, second = largest.compute(), every.compute()
         return {

@@ -14,14 +14,14 @@ published MaxBoxAcc / MaxBoxAccV2 numbers:
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
-__all__ = ["boxes_from_map", "boxes_from_map_thresholds", "quantize_map", "threshold_cutoffs"]
-
-_EMPTY_BOX = np.zeros((1, 4), dtype=np.int64)
-
+__all__ = [
+    "boxes_from_map", "boxes_from_map_thresholds", "level_boxes", "LevelBoxes", "quantize_map", "threshold_cutoffs",
+    "union_boxes",
+]
 
 def quantize_map(heatmap: np.ndarray, name: str = "heatmap") -> np.ndarray:
     """Check a localization map and quantise it to ``uint8``.
@@ -61,20 +61,128 @@ def _cv2():
     return require("cv2", "image", "wsl.localization box estimation (OpenCV contours)")
 
 
-def _contour_boxes(mask: np.ndarray, multi_contour: bool) -> np.ndarray:
-    cv2 = _cv2()
+class LevelBoxes(NamedTuple):
+    """Contour boxes of one map at several cut-offs (rows grouped by cut-off, in OpenCV's contour order).
 
-    height, width = mask.shape
-    contours = cv2.findContours(mask, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[-2]
-    if len(contours) == 0:
-        return _EMPTY_BOX.copy()
-    if not multi_contour:
-        contours = [max(contours, key=cv2.contourArea)]
-    boxes = np.empty((len(contours), 4), dtype=np.int64)
-    for index, contour in enumerate(contours):
-        x, y, w, h = cv2.boundingRect(contour)
-        boxes[index] = (x, y, min(x + w, width - 1), min(y + h, height - 1))
-    return boxes
+    Attributes:
+        boxes (ndarray[R, 4] int64): every contour's box; a cut-off without contour has one ``[0, 0, 0, 0]`` row.
+        starts (ndarray[K] int64): index of the first row of each cut-off (rows ``starts[k]:starts[k + 1]``).
+        largest (ndarray[K, 4] int64): box of the contour of largest ``cv2.contourArea`` (the first one on ties),
+            ``[0, 0, 0, 0]`` without contour.
+    """
+
+    boxes: np.ndarray
+    starts: np.ndarray
+    largest: np.ndarray
+
+
+def _contour_arrays(contours: list, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes (ndarray[C, 4]) and twice the polygon areas (ndarray[C] int64) of OpenCV contours, vectorised.
+
+    ``cv2.boundingRect`` is the extent of the points and ``cv2.contourArea`` the absolute shoelace area of
+    the polygon through them; both are exact on integer points, so the results are OpenCV's.
+    """
+    lengths = np.fromiter(map(len, contours), dtype=np.int64, count=len(contours))
+    points = np.concatenate(contours).reshape(-1, 2).astype(np.int64)
+    starts = np.cumsum(lengths) - lengths
+    x, y = points[:, 0], points[:, 1]
+    boxes = np.stack([
+        np.minimum.reduceat(x, starts),
+        np.minimum.reduceat(y, starts),
+        np.minimum(np.maximum.reduceat(x, starts) + 1, width - 1),
+        np.minimum(np.maximum.reduceat(y, starts) + 1, height - 1),
+    ], axis=1)
+    following = np.arange(1, len(points) + 1)
+    following[starts + lengths - 1] = starts
+    cross = x * y[following] - x[following] * y
+    return boxes, np.abs(np.add.reduceat(cross, starts))
+
+
+def level_boxes(quantized: np.ndarray, cutoffs: np.ndarray, needed: np.ndarray | None = None) -> LevelBoxes:
+    """Every contour's box and the largest contour's box of ``quantized > cutoff`` for each cut-off.
+
+    One OpenCV contour search per distinct binary mask serves both MaxBoxAcc (largest contour) and
+    MaxBoxAccV2 (all contours); the boxes, areas and largest contours of all cut-offs are then computed
+    in a few vectorised steps instead of a Python loop over contours. Cut-offs whose masks are equal
+    (no pixel between them) share one search.
+
+    Args:
+        quantized (ndarray[H, W] uint8): the map from :func:`quantize_map`.
+        cutoffs (ndarray[K] int): integer cut-offs (:func:`threshold_cutoffs`); a pixel is inside when above.
+        needed (ndarray[K] bool): cut-offs to search; the others are reported without contour.
+
+    Returns:
+        :class:`LevelBoxes`.
+    """
+    cv2 = _cv2()
+    height, width = quantized.shape
+    cutoffs = np.asarray(cutoffs, dtype=np.int64).reshape(-1)
+    inside = quantized.size - np.cumsum(np.bincount(quantized.ravel(), minlength=256))  # pixels above 0..255
+    crops = _pixel_extents(quantized, cutoffs)
+    contours: list = []
+    counts = np.zeros(len(cutoffs), dtype=np.int64)
+    previous_inside, previous = -1, ()
+    for index, cutoff in enumerate(cutoffs.tolist()):
+        count = int(inside[cutoff]) if 0 <= cutoff < 256 else (quantized.size if cutoff < 0 else 0)
+        if count == 0 or (needed is not None and not needed[index]):
+            continue
+        if count != previous_inside:  # nested masks of equal size are equal
+            # only the box of the pixels above the cut-off is searched (contours do not depend on the
+            # empty rows and columns around it; OpenCV pads the image with background)
+            x0, y0, x1, y1 = crops[index].tolist()
+            window = quantized[y0 : y1 + 1, x0 : x1 + 1]
+            if cutoff < 0:
+                mask = np.full_like(window, 255)
+            else:  # strictly above the cut-off, OpenCV's SIMD binarisation
+                mask = cv2.threshold(window, cutoff, 255, cv2.THRESH_BINARY)[1]
+            previous = cv2.findContours(mask, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE, offset=(x0, y0))[-2]
+            previous_inside = count
+        contours.extend(previous)
+        counts[index] = len(previous)
+    rows = np.maximum(counts, 1)
+    starts = np.cumsum(rows) - rows
+    boxes = np.zeros((int(rows.sum()), 4), dtype=np.int64)
+    largest = np.zeros((len(cutoffs), 4), dtype=np.int64)
+    if contours:
+        contour_boxes, areas = _contour_arrays(contours, height, width)
+        found = np.flatnonzero(counts)
+        owner = np.repeat(found, counts[found])
+        first_contour = np.cumsum(counts) - counts
+        boxes[starts[owner] + np.arange(len(owner)) - first_contour[owner]] = contour_boxes
+        segment = first_contour[found]
+        biggest = np.maximum.reduceat(areas, segment)
+        candidates = np.where(areas == np.repeat(biggest, counts[found]), np.arange(len(areas)), len(areas))
+        largest[found] = contour_boxes[np.minimum.reduceat(candidates, segment)]
+    return LevelBoxes(boxes, starts, largest)
+
+
+def _pixel_extents(quantized: np.ndarray, cutoffs: np.ndarray) -> np.ndarray:
+    """ndarray[K, 4] int64: ``(x0, y0, x1, y1)`` of the pixels above each cut-off; ``x1 < x0`` when there are none."""
+    cutoffs = np.asarray(cutoffs, dtype=np.int64).reshape(-1, 1)
+    columns = quantized.max(axis=0).astype(np.int64)[None, :] > cutoffs
+    rows = quantized.max(axis=1).astype(np.int64)[None, :] > cutoffs
+    extents = np.stack([
+        columns.argmax(axis=1),
+        rows.argmax(axis=1),
+        quantized.shape[1] - 1 - columns[:, ::-1].argmax(axis=1),
+        quantized.shape[0] - 1 - rows[:, ::-1].argmax(axis=1),
+    ], axis=1)
+    extents[~columns.any(axis=1)] = (0, 0, -1, -1)
+    return extents
+
+
+def union_boxes(quantized: np.ndarray, cutoffs: np.ndarray) -> np.ndarray:
+    """For each cut-off, the box (same convention) of all pixels above it, which holds every contour's box.
+
+    Returns:
+        ndarray[K, 4] int64; ``[0, 0, -1, -1]`` where no pixel is above the cut-off.
+    """
+    height, width = quantized.shape
+    extents = _pixel_extents(quantized, cutoffs)
+    union = np.stack([extents[:, 0], extents[:, 1], np.minimum(extents[:, 2] + 1, width - 1),
+                      np.minimum(extents[:, 3] + 1, height - 1)], axis=1)
+    union[extents[:, 2] < extents[:, 0]] = (0, 0, -1, -1)
+    return union
 
 
 def boxes_from_map(heatmap: np.ndarray, threshold: float, *, multi_contour: bool = False) -> np.ndarray:
@@ -100,7 +208,7 @@ def boxes_from_map_thresholds(
 ) -> list[np.ndarray]:
     """:func:`boxes_from_map` at many thresholds (one check and quantisation of the map).
 
-    Thresholds that give the same integer cut-off share one binarisation and contour search.
+    Thresholds that give the same binary mask share one contour search (:func:`level_boxes`).
 
     Returns:
         list of T arrays (ndarray[N_t, 4] int64), one per threshold.
@@ -108,18 +216,12 @@ def boxes_from_map_thresholds(
     thresholds = np.asarray(thresholds, dtype=np.float64).reshape(-1)
     if not np.isfinite(thresholds).all():
         raise ValueError(f"thresholds must be finite, got {thresholds.tolist()}")
-    cv2 = _cv2()
-
     quantized = quantize_map(heatmap, name)
-    cutoffs = threshold_cutoffs(quantized, thresholds)
-    unique_cutoffs, inverse = np.unique(cutoffs, return_inverse=True)
-    unique_boxes = []
-    for cutoff in unique_cutoffs.tolist():
-        if cutoff < 0:
-            mask = np.full_like(quantized, 255)
-        elif cutoff >= 255:
-            mask = np.zeros_like(quantized)
-        else:  # strictly above the cut-off, OpenCV's SIMD binarisation
-            mask = cv2.threshold(quantized, cutoff, 255, cv2.THRESH_BINARY)[1]
-        unique_boxes.append(_contour_boxes(mask, multi_contour))
-    return [unique_boxes[index] for index in inverse.reshape(-1)]
+    unique_cutoffs, inverse = np.unique(threshold_cutoffs(quantized, thresholds), return_inverse=True)
+    found = level_boxes(quantized, unique_cutoffs)
+    if multi_contour:
+        ends = np.append(found.starts[1:], len(found.boxes))
+        per_cutoff = [found.boxes[start:end] for start, end in zip(found.starts.tolist(), ends.tolist())]
+    else:
+        per_cutoff = [found.largest[index : index + 1] for index in range(len(unique_cutoffs))]
+    return [per_cutoff[index].copy() for index in inverse.reshape(-1)]

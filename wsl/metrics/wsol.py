@@ -20,9 +20,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from wsl.localization.boxes import boxes_from_map_thresholds
+from wsl.localization.boxes import level_boxes, quantize_map, threshold_cutoffs, union_boxes
 
-__all__ = ["box_iou", "max_box_acc", "BoxAccuracy", "localization_accuracy", "best_ious_per_threshold"]
+__all__ = [
+    "box_iou", "max_box_acc", "BoxAccuracy", "localization_accuracy", "best_ious_per_threshold",
+    "update_box_accuracies",
+]
 
 DEFAULT_CAM_THRESHOLDS = np.arange(0, 1, 0.01)
 DEFAULT_IOU_THRESHOLDS = (0.3, 0.5, 0.7)
@@ -66,6 +69,48 @@ def box_iou(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     return np.where(valid, intersection / np.where(valid, union, 1.0), 0.0)
 
 
+def _iou_rows(boxes: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """Best IoU of each box (ndarray[R, 4]) with any ground-truth box, :func:`box_iou` without the checks."""
+    inter_w = np.minimum(boxes[:, None, 2], gt[None, :, 2]) - np.maximum(boxes[:, None, 0], gt[None, :, 0]) + 1
+    inter_h = np.minimum(boxes[:, None, 3], gt[None, :, 3]) - np.maximum(boxes[:, None, 1], gt[None, :, 1]) + 1
+    intersection = np.clip(inter_w, 0, None) * np.clip(inter_h, 0, None)
+    area_a = (boxes[:, 2] - boxes[:, 0] + 1) * (boxes[:, 3] - boxes[:, 1] + 1)
+    area_b = (gt[:, 2] - gt[:, 0] + 1) * (gt[:, 3] - gt[:, 1] + 1)
+    union = area_a[:, None] + area_b[None, :] - intersection
+    valid = union > 0
+    return np.where(valid, intersection / np.where(valid, union, 1.0), 0.0).max(axis=1)
+
+
+def _best_ious(
+    cam: np.ndarray, gt: np.ndarray, cam_thresholds: np.ndarray, name: str, floor: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Best IoU per threshold of the largest contour's box and of any contour's box (ndarray[T] each).
+
+    With ``floor``, thresholds where no box inside the box of all foreground pixels can reach an IoU of
+    ``floor`` with a ground-truth box skip the contour search and report 0 (an upper bound that is exact
+    in floating point: the IoU of a box ``b`` is at most ``|b & g| / |g| <= |union & g| / |g|``).
+    """
+    quantized = quantize_map(cam, name)
+    cutoffs, inverse = np.unique(threshold_cutoffs(quantized, cam_thresholds), return_inverse=True)
+    needed = None
+    if floor is not None:
+        union = union_boxes(quantized, cutoffs).astype(np.float64)
+        inter_w = np.minimum(union[:, None, 2], gt[None, :, 2]) - np.maximum(union[:, None, 0], gt[None, :, 0]) + 1
+        inter_h = np.minimum(union[:, None, 3], gt[None, :, 3]) - np.maximum(union[:, None, 1], gt[None, :, 1]) + 1
+        covered = np.clip(inter_w, 0, None) * np.clip(inter_h, 0, None)
+        area = (gt[:, 2] - gt[:, 0] + 1) * (gt[:, 3] - gt[:, 1] + 1)
+        reachable = (covered / np.where(area > 0, area, 1.0)).max(axis=1)
+        empty = union[:, 2] < union[:, 0]  # no pixel above: the [0, 0, 0, 0] box is scored as the reference does
+        needed = empty | (reachable >= floor - 1e-9)
+    found = level_boxes(quantized, cutoffs, needed)
+    every = np.maximum.reduceat(_iou_rows(found.boxes, gt), found.starts)
+    largest = _iou_rows(found.largest, gt)
+    if needed is not None:
+        every[~needed] = 0.0
+        largest[~needed] = 0.0
+    return largest[inverse.reshape(-1)], every[inverse.reshape(-1)]
+
+
 def best_ious_per_threshold(
     cam: np.ndarray,
     gt_boxes: np.ndarray,
@@ -84,16 +129,24 @@ def best_ious_per_threshold(
     Returns:
         ndarray[T] float64.
     """
+    gt = _checked_gt(gt_boxes, name)
+    thresholds = _checked_thresholds(cam_thresholds)
+    largest, every = _best_ious(cam, gt, thresholds, name)
+    return every if multi_contour else largest
+
+
+def _checked_gt(gt_boxes: Any, name: str) -> np.ndarray:
     gt = _as_boxes(gt_boxes, f"ground-truth boxes of {name}")
     if len(gt) == 0:
         raise ValueError(f"{name} has no ground-truth box")
-    boxes_per_threshold = boxes_from_map_thresholds(
-        cam, cam_thresholds, multi_contour=multi_contour, name=name
-    )
-    counts = np.array([len(boxes) for boxes in boxes_per_threshold])
-    ious = box_iou(np.concatenate(boxes_per_threshold, axis=0), gt).max(axis=1)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    return np.maximum.reduceat(ious, starts)
+    return gt
+
+
+def _checked_thresholds(cam_thresholds: Any) -> np.ndarray:
+    thresholds = np.asarray(cam_thresholds, dtype=np.float64).reshape(-1)
+    if not np.isfinite(thresholds).all():
+        raise ValueError(f"thresholds must be finite, got {thresholds.tolist()}")
+    return thresholds
 
 
 def _to_numpy(value: Any) -> np.ndarray:
@@ -160,16 +213,7 @@ class BoxAccuracy:
             cams (ndarray[N, H, W] | sequence of ndarray[H, W]): maps in ``[0, 1]``.
             gt_boxes (sequence of ndarray[M_i, 4]): ground-truth boxes in each map's pixels.
         """
-        cam_list = _iter_cams(cams)
-        box_list = _iter_boxes(gt_boxes, len(cam_list))
-        iou_limits = np.asarray(self.iou_thresholds)[:, None]
-        for index, (cam, boxes) in enumerate(zip(cam_list, box_list)):
-            best = best_ious_per_threshold(
-                cam, boxes, self.cam_thresholds, multi_contour=self.multi_contour,
-                name=f"cam {self.num_images + index}",
-            )
-            self.num_correct += best[None, :] >= iou_limits
-        self.num_images += len(cam_list)
+        update_box_accuracies([self], cams, gt_boxes)
         return self
 
     def curves(self) -> np.ndarray:
@@ -194,6 +238,41 @@ class BoxAccuracy:
             for row, delta in enumerate(self.iou_thresholds)
         }
         return result
+
+
+def update_box_accuracies(metrics: Sequence[BoxAccuracy], cams: Any, gt_boxes: Sequence[np.ndarray]) -> None:
+    """Add a batch to several :class:`BoxAccuracy` metrics that share their CAM thresholds.
+
+    The contours of each map are searched once per threshold for all of them (MaxBoxAcc and MaxBoxAccV2
+    together cost one search), and thresholds at which no box could reach the smallest IoU threshold of
+    the metrics are not searched at all; the counts are exactly those of separate updates.
+
+    Args:
+        metrics: the metrics to update (each keeps its own ``multi_contour`` and IoU thresholds).
+        cams (ndarray[N, H, W] | sequence of ndarray[H, W]): maps in ``[0, 1]``.
+        gt_boxes (sequence of ndarray[M_i, 4]): ground-truth boxes in each map's pixels.
+    """
+    metrics = list(metrics)
+    if not metrics:
+        return
+    thresholds = metrics[0].cam_thresholds
+    if any(not np.array_equal(metric.cam_thresholds, thresholds) for metric in metrics[1:]):
+        raise ValueError("update_box_accuracies needs metrics with the same cam_thresholds")
+    cam_list = _iter_cams(cams)
+    box_list = _iter_boxes(gt_boxes, len(cam_list))
+    thresholds = _checked_thresholds(thresholds)
+    floor = min(min(metric.iou_thresholds) for metric in metrics)
+    limits = [np.asarray(metric.iou_thresholds)[:, None] for metric in metrics]
+    added = [np.zeros_like(metric.num_correct) for metric in metrics]
+    start = metrics[0].num_images
+    for index, (cam, boxes) in enumerate(zip(cam_list, box_list)):
+        name = f"cam {start + index}"
+        largest, every = _best_ious(cam, _checked_gt(boxes, name), thresholds, name, floor=floor)
+        for metric, limit, counts in zip(metrics, limits, added):
+            counts += (every if metric.multi_contour else largest)[None, :] >= limit
+    for metric, counts in zip(metrics, added):  # only once every map of the batch was valid
+        metric.num_correct += counts
+        metric.num_images += len(cam_list)
 
 
 def max_box_acc(
