@@ -9,13 +9,14 @@ video, on the CPU with ``--threads`` threads, evaluation on the test subset incl
 every training iteration from the run's ``train.log``.
 
 With ``--iterations`` left out each run trains the method's default iterations (5000): a measured full run.
-With ``--iterations N`` it trains N and the full run is extrapolated: startup and evaluation as measured, plus
+With ``--iterations N`` the methods not named by ``--full`` (default: ``maan``, a run of about a minute) train
+N iterations and their full run is extrapolated: startup and evaluation as measured, plus
 the first iteration (reading the features) plus the default iterations less one at the steady per-iteration
 time (iterations 2..N) plus the checkpoints the run did not write (each timed as one more write of its last
 one); the table says which figure is which.
 
-    python benchmarks/video_recipe_runs.py --iterations 3 --threads 2       # extrapolated (the docs' table)
-    python benchmarks/video_recipe_runs.py --methods maan --threads 2        # measured full run of MAAN
+    python benchmarks/video_recipe_runs.py --iterations 3 --threads 2       # the docs' table (MAAN measured)
+    python benchmarks/video_recipe_runs.py --methods wtalc --threads 2      # a measured full run of W-TALC
     python benchmarks/video_recipe_runs.py --quick                          # tiny sizes, for a smoke run
 """
 
@@ -108,6 +109,8 @@ def main(argv: List[str] | None = None) -> str:
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated methods to run")
     parser.add_argument("--iterations", type=int, default=None,
                         help="iterations to train (default: the method's default, a full run; fewer: extrapolated)")
+    parser.add_argument("--full", default="maan", help="comma-separated methods that always train their default "
+                        "iterations (a measured full run) whatever --iterations says")
     parser.add_argument("--videos", type=int, default=200, help="training videos")
     parser.add_argument("--test-videos", type=int, default=212, help="test videos (evaluated)")
     parser.add_argument("--snippets", type=int, default=750, help="snippets per video")
@@ -136,14 +139,15 @@ def main(argv: List[str] | None = None) -> str:
             config.model.method = method
             config = config.resolved()
             default = config.train.iterations
-            result = run_method(method, data, Path(scratch) / "runs" / method, args.iterations, args.threads, extra)
+            iterations = None if method in args.full.split(",") and not args.quick else args.iterations
+            result = run_method(method, data, Path(scratch) / "runs" / method, iterations, args.threads, extra)
             measured = result["done"] >= default
             saves = -(-default // config.train.checkpoint_every) - 1  # the run wrote one of them
             full = result["wall"] if measured else (result["wall"] - result["loop"] + result["first"]
                                                     + (default - 1) * result["steady"] + saves * result["saving"])
             batch = extra[1] if extra else config.train.batch_size
             rows.append(f"| {method} | {batch} | {config.train.num_segments} | {result['done']} | "
-                        f"{result['steady']:.2f} | {result['wall'] - result['loop']:.0f} | {default} | "
+                        f"{result['steady']:.3f} | {result['wall'] - result['loop']:.0f} | {default} | "
                         f"{full / 60:.1f} | {'measured' if measured else 'extrapolated'} |")
             shutil.rmtree(Path(scratch) / "runs" / method)
     lines = [f"Whole `wsl-video train` runs: {args.videos} training videos, {args.test_videos} test videos, "

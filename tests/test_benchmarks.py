@@ -210,3 +210,16 @@ def test_methods_table_tiny_into_docs(tmp_path):
     assert rows == [[f"| {dist}", *row] for dist in ("thumos14-sim", "shifted") for row in (
         ["`maan`", "`maa` (original)", "tuned"], ["`wtalc`", "`topk_mean` (original)", "tuned"],
         ["`wtalc`", "`maa` (plugged in)", "tuned"])]
+
+
+def test_video_recipes_benchmark_smoke():
+    table = _load("video_recipes").main(["--quick", "--methods", "wtalc,co2net"])
+    assert "| maan | 20 |" in table and "| wtalc | <= 32 (crop) |" in table and "| co2net | 32 |" in table
+    assert "ratio, same snippets" in table and "ratio to maan at its defaults" in table
+
+
+def test_video_recipe_runs_benchmark_smoke(tmp_path):
+    table = _load("video_recipe_runs").main(["--quick", "--methods", "wtalc", "--threads", "1",
+                                             "--data", str(tmp_path / "data")])
+    assert "| wtalc | 4 | 750 | 3 |" in table and "| 5000 |" in table and "extrapolated" in table
+    assert (tmp_path / "data" / "features" / "train" / "rgb").is_dir()
