@@ -12,7 +12,9 @@ size. Each recipe gets two ratios:
 - ``MAAN defaults``: to MAAN at its own default of 20 snippets per video: the cost of choosing the recipe
   instead of MAAN as published.
 
-All variants alternate iteration by iteration after one warm-up iteration each; the table gives medians.
+All variants alternate iteration by iteration after one warm-up iteration each; the first table gives medians,
+the second splits the median iteration of each method into its steps (batch draw, forward, loss, backward, Adam
+step; medians of each step, so they need not add up exactly).
 
     python benchmarks/video_recipes.py --batch-size 2 --threads 1 --repeats 3   # the docs' table (CPU)
     python benchmarks/video_recipes.py --device cuda
@@ -61,6 +63,13 @@ def _recipe(name: str, batch_size: int, num_segments: int | None, num_classes: i
     return config, method, streams, model, optimizer
 
 
+def _mark(marks: List[float], device: torch.device) -> None:
+    """Append the time now to ``marks``, once the device has finished its queued work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    marks.append(time.perf_counter())
+
+
 def main(argv: List[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=16)
@@ -96,21 +105,25 @@ def main(argv: List[str] | None = None) -> str:
         variants[f"maan@{length}"] = _recipe("maan", args.batch_size, length, args.classes, args.dim, device)
     rngs = {key: np.random.default_rng(1) for key in variants}
     times: Dict[str, List[float]] = {key: [] for key in variants}
+    steps: Dict[str, List[List[float]]] = {key: [] for key in variants}
     for repeat in range(args.repeats + 1):
         for key, (config, method, streams, model, optimizer) in variants.items():
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            tic = time.perf_counter()
+            marks: List[float] = []
+            _mark(marks, device)
             batch = method.sample_batch(lambda i: videos[i], labels, streams, config, rngs[key], device)
+            _mark(marks, device)
             outputs = model(batch.features) if batch.mask is None else model(batch.features, batch.mask)
+            _mark(marks, device)
             loss = method.training_loss(outputs, target[torch.as_tensor(batch.videos, device=device)], config, 0)
+            _mark(marks, device)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            _mark(marks, device)
             optimizer.step()
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
+            _mark(marks, device)
             if repeat:  # the first iteration warms up
-                times[key].append(time.perf_counter() - tic)
+                times[key].append(marks[-1] - marks[0])
+                steps[key].append([b - a for a, b in zip(marks, marks[1:])])
 
     median = {key: statistics.median(values) for key, values in times.items()}
     base = median[f"maan@{MAAN_SNIPPETS}"]
@@ -126,6 +139,11 @@ def main(argv: List[str] | None = None) -> str:
         shown = f"<= {count} (crop)" if name == "wtalc" else str(count)
         lines.append(f"| {name} | {shown} | {1000 * median[name]:.1f} | {1000 * same:.1f} | "
                      f"{median[name] / same:.2f} | {median[name] / base:.2f} |")
+    lines += ["", "| method | batch draw (ms) | forward (ms) | loss (ms) | backward (ms) | Adam step (ms) |",
+              "|---|---|---|---|---|---|"]
+    for name, key in [("maan", f"maan@{MAAN_SNIPPETS}")] + [(name, name) for name in recipes]:
+        split = np.median(np.asarray(steps[key]), axis=0)
+        lines.append(f"| {name} | " + " | ".join(f"{1000 * value:.1f}" for value in split) + " |")
     table = "\n".join(lines)
     print(table)
     return table
