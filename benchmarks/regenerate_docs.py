@@ -80,6 +80,10 @@ TABLES: Dict[str, Table] = {table.name: table for table in (
     Table("methods-table", "OMP_NUM_THREADS=1 python benchmarks/methods_table.py --out methods_table --jobs 2",
           "every video method x {original pooling, maa}, tuned, 3 seeds, on two simulated distributions (hours)",
           output="methods_table/table.md"),
+    Table("image-methods-table",
+          "OMP_NUM_THREADS=1 python benchmarks/image_methods_table.py --out image_methods_table --jobs 2",
+          "every image method x {mean, weighted_sum, maa} on cub-sim and openimages-sim, tuned on train-fullsup, "
+          "3 seeds (hours)", output="image_methods_table/table.md"),
 )}
 
 

@@ -217,3 +217,34 @@ def test_video_recipe_runs_benchmark_smoke(tmp_path):
                                              "--data", str(tmp_path / "data")])
     assert "| wtalc | 4 | 750 | 3 |" in table and "| 5000 |" in table and "extrapolated" in table
     assert (tmp_path / "data" / "features" / "train" / "rgb").is_dir()
+
+
+def test_image_methods_table_quick_into_docs(tmp_path):
+    """benchmarks/image_methods_table.py --quick (1 method, 1 aggregator, 2 trials, 1 seed, tiny sims): every row is
+    tuned on the train-fullsup split and scored on test, and its table goes between the page's markers."""
+    import json
+
+    module, docs = _load("image_methods_table"), _load("regenerate_docs")
+    argv = ["--quick", "--methods", "adl", "--aggregators", "maa", "--quiet"]
+    page = tmp_path / "page.md"
+    page.write_text("# Results\n\n<!-- begin: image-methods-table -->\nold\n<!-- end: image-methods-table -->\n")
+
+    def tiny_run(command, workdir):
+        assert command == docs.TABLES["image-methods-table"].command
+        assert module.main(["--out", str(workdir / "image_methods_table"), *argv]) == 0
+        out = workdir / "image_methods_table"
+        best = (out / "openimages-sim" / "tune" / "adl-maa" / "best.yaml").read_text()
+        assert "# held-out PxAP: " in best and "adl_drop_rate" in best
+        metrics = json.loads((out / "openimages-sim" / "runs" / "adl-maa" / "seed0" / "metrics.json").read_text())
+        assert metrics["split"] == "test" and 0.0 <= metrics["pxap"] <= 1.0
+        return ""
+
+    assert docs.regenerate(["image-methods-table"], [page], run=tiny_run) == [page]
+    tables = docs.markdown_tables(page.read_text())
+    assert len(tables) == 1 and "old" not in page.read_text()
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in tables[0].splitlines()[2:]]
+    assert [row[:3] for row in rows] == [[name, "`adl`", "`maa`"] for name in ("cub-sim", "openimages-sim")]
+    for row in rows:  # the headline metric of the dataset is filled, the other dataset's is not
+        filled = row[4] if row[0] == "cub-sim" else row[5]
+        empty = row[5] if row[0] == "cub-sim" else row[4]
+        assert 0.0 <= float(filled) <= 100.0 and empty == "–"

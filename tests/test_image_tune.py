@@ -221,3 +221,68 @@ def test_demo_tune_small(sim, space_file, tmp_path, capsys):
     for key in ("epochs", "lr", "weight_decay", "grid", "head_lr_scale"):
         assert run[key] == best[key], key
     assert "| MAAN (maa" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- ILSVRC and OpenImages (train-fullsup split)
+
+
+def wsol_sim(tmp_path: Path, name: str) -> Path:
+    from wsl_image.wsol_sim import make_ilsvrc_sim, make_openimages_sim
+
+    make = make_ilsvrc_sim if name == "ILSVRC" else make_openimages_sim
+    make(tmp_path / "sim", seed=1, num_classes=2, train_per_class=3, val_per_class=2, test_per_class=1, image_size=48)
+    return tmp_path / "sim"
+
+
+def wsol_argv(sim: Path, name: str, out: Path, space_file, *extra):
+    return ["tune", "--dataset", name, "--data-root", str(sim / name), "--metadata", str(sim / "metadata"),
+            "--out", str(out), "--space", str(space_file), "--trials", "2", *TINY, *extra]
+
+
+@pytest.mark.parametrize("name, method, metric", [("ILSVRC", "has", "max_box_acc_v2"),
+                                                  ("OpenImages", "adl", "pxap")])
+def test_wsol_datasets_tune_on_train_fullsup(tmp_path, space_file, name, method, metric):
+    """Trials train on train and are scored on the val split by the benchmark's metric; the test split (metadata,
+    images, masks) is never read: the study gives the same trials with it deleted, and best.yaml trains."""
+    sim = wsol_sim(tmp_path, name)
+    stripped = tmp_path / "stripped"
+    shutil.copytree(sim, stripped)
+    shutil.rmtree(stripped / "metadata" / name / "test")
+    shutil.rmtree(stripped / name / ("val" if name == "ILSVRC" else "test"))  # the test images (and masks)
+    extra = ("--method", method, "--aggregator", "mean")
+    assert main(wsol_argv(stripped, name, tmp_path / "a", space_file, *extra)) == 0
+    assert main(wsol_argv(sim, name, tmp_path / "b", space_file, *extra)) == 0
+    rows_a, rows_b = read_trials(tmp_path / "a"), read_trials(tmp_path / "b")
+    assert len(rows_a) == 2 and f"held_out_{metric}" in rows_a[0]
+    assert [{k: v for k, v in r.items() if k != "seconds"} for r in rows_a] == \
+           [{k: v for k, v in r.items() if k != "seconds"} for r in rows_b]
+    option = {"has": "has_hide_prob", "adl": "adl_drop_rate"}[method]
+    assert all(0.0 <= float(row[option]) <= 1.0 for row in rows_a)  # the method's own option is searched
+    best = (tmp_path / "b" / "best.yaml").read_text()
+    label = {"max_box_acc_v2": "MaxBoxAccV2", "pxap": "PxAP"}[metric]
+    assert f"# held-out {label}: " in best and "the val split of" in best
+    values = yaml.safe_load(best)
+    assert values["dataset"] == name and values["method"] == method and values[option] is not None
+    run = tmp_path / "run"
+    assert main(["train", "--config", str(tmp_path / "b" / "best.yaml"), "--out", str(run), "--quiet"]) == 0
+    assert ("pxap" if name == "OpenImages" else "max_box_acc_v2") in yaml.safe_load((run / "metrics.json").read_text())
+
+
+def test_wsol_datasets_bad_input(tmp_path, space_file, capsys):
+    sim = wsol_sim(tmp_path, "ILSVRC")
+    out = tmp_path / "out"
+    _bad(capsys, wsol_argv(sim, "ILSVRC", out, space_file, "--held-out", "2"),
+         "--dataset ILSVRC: the held-out images are the train-fullsup split")
+    test_split = str(sim / "metadata" / "ILSVRC" / "test")
+    _bad(capsys, wsol_argv(sim, "ILSVRC", out, space_file, "--held-out-list", test_split),
+         "the test split is for the final report only")
+    _bad(capsys, ["tune", "--dataset", "ILSVRC", "--data-root", str(sim / "ILSVRC"), "--out", str(out), *TINY],
+         "--metadata is required for --dataset ILSVRC")
+    other = tmp_path / "other.yaml"
+    other.write_text("adl_drop_rate: {low: 0.1, high: 0.9}\n")
+    _bad(capsys, wsol_argv(sim, "ILSVRC", out, other, "--method", "cutmix"),
+         "search-space key 'adl_drop_rate' is an option of method adl, not of cutmix (--method)")
+    shutil.rmtree(sim / "metadata" / "ILSVRC" / "val")
+    _bad(capsys, wsol_argv(sim, "ILSVRC", out, space_file),
+         "the train-fullsup split that scores the settings is missing")
+    assert not out.exists()

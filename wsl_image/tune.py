@@ -1,15 +1,16 @@
 """Choosing training settings on held-out training images (``wsl-image tune``).
 
-The held-out images are the ``val`` split of the wsolevaluation metadata when ``--metadata`` has one
-(CUBV2, the protocol of Choe et al., CVPR 2020), else a stratified share of the training split, or a
-given list; the test split is never opened (not its metadata, not its images). Each Optuna trial draws
-the training settings (epochs, learning rates, weight decay, grid, ...), trains one model per seed on
-the fit images and scores the held-out images by MaxBoxAccV2 after every epoch of the first seed
-(reported at the percentage of the schedule done, so runs of different lengths compare at the same
-point of their learning-rate schedule; hopeless trials are pruned). A trial's value is the
-seed-averaged MaxBoxAccV2 of the final models. The CAM threshold needs no training: it is read off the
-held-out MaxBoxAcc curve (IoU 0.5, largest box) of the selected models. ``best.yaml`` is a config for
-``wsl-image train --config``.
+The held-out images are the train-fullsup split of the protocol of Choe et al. (CVPR 2020): the ``val``
+split of the wsolevaluation metadata (CUBV2 for CUB, ImageNetV2 for ILSVRC, OpenImages30k ``val`` with its
+masks), else, for CUB, a stratified share of the training split or a given list; the test split is never
+opened (not its metadata, not its images, not its masks). Each Optuna trial draws the training settings
+(epochs, learning rates, weight decay, grid, the method's own options, ...), trains one model per seed on
+the fit images and scores the held-out images after every epoch of the first seed, by the benchmark's
+selection metric: MaxBoxAccV2 (CUB, ILSVRC) or PxAP (OpenImages). Scores are reported at the percentage of
+the schedule done, so runs of different lengths compare at the same point of their learning-rate schedule;
+hopeless trials are pruned. A trial's value is the seed-averaged score of the final models. The CAM
+threshold needs no training: on box datasets it is read off the held-out MaxBoxAcc curve (IoU 0.5, largest
+box) of the selected models. ``best.yaml`` is a config for ``wsl-image train --config``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from wsl.tuning.task import Evaluation, TuneTask, protocol_hash
 from wsl.utils.device import resolve_device
 from wsl_image.config import TrainConfig, parse_grid
 
-__all__ = ["IMAGE_KEYS", "DEFAULT_SPACE", "ImageTuneTask", "tune", "open_training_images", "apply_settings"]
+__all__ = ["IMAGE_KEYS", "DEFAULT_SPACE", "ImageTuneTask", "tune", "open_training_images", "apply_settings",
+           "method_keys", "image_keys", "default_space", "SELECTION_METRICS"]
 
 
 def _cam_threshold(value: Any) -> Any:
@@ -37,6 +39,7 @@ def _cam_threshold(value: Any) -> Any:
     return number
 
 
+#: The settings every study knows; a method adds its own (:attr:`wsl_image.methods.ImageMethod.tunable`).
 IMAGE_KEYS = {
     "lr": Key("train", float_value, "backbone learning rate (lr)"),
     "head_lr_scale": Key("train", float_value, "learning-rate multiplier of the new layers (head_lr_scale)"),
@@ -47,11 +50,6 @@ IMAGE_KEYS = {
     "warmup_epochs": Key("train", int_value, "warm-up epochs (warmup_epochs)", integer=True),
     "momentum": Key("train", float_value, "SGD momentum (momentum)"),
     "optimizer": Key("train", str_value, "sgd or adamw (optimizer)", numeric=False),
-    "has_hide_prob": Key("train", float_value, "has: probability that a patch is hidden (has_hide_prob)"),
-    "cutmix_beta": Key("train", float_value, "cutmix: lambda ~ Beta(beta, beta) (cutmix_beta)"),
-    "cutmix_prob": Key("train", float_value, "cutmix: probability that a batch is mixed (cutmix_prob)"),
-    "adl_drop_rate": Key("train", float_value, "adl: probability of the drop mask (adl_drop_rate)"),
-    "adl_threshold": Key("train", float_value, "adl: drop threshold gamma, relative to the maximum (adl_threshold)"),
     "cam_score": Key("inference", str_value, "class score of the map: auto, linear, sigmoid (cam_score)",
                      numeric=False),
     "cam_threshold": Key("inference", _cam_threshold,
@@ -59,7 +57,43 @@ IMAGE_KEYS = {
                          numeric=False),
 }
 
-#: The default search space (``docs/tuning.md``); a ``--space`` YAML file overrides it key by key.
+#: The selection metric of the benchmark per dataset: (label, trials.csv column).
+SELECTION_METRICS = {"CUB": ("held-out MaxBoxAccV2", "held_out_max_box_acc_v2"),
+                     "ILSVRC": ("held-out MaxBoxAccV2", "held_out_max_box_acc_v2"),
+                     "OpenImages": ("held-out PxAP", "held_out_pxap")}
+
+
+def _any_value(value: Any) -> Any:
+    return value
+
+
+def method_keys(method: str) -> Dict[str, Key]:
+    """The search-space keys of ``method``'s own options (its ``tunable`` declarations), all of kind train."""
+    from wsl_image.methods import get_method
+
+    keys = {}
+    for name, option in get_method(method).tunable.items():
+        coerce = (int_value if option.integer else float_value) if option.numeric else _any_value
+        keys[name] = Key("train", coerce, option.help, numeric=option.numeric, integer=option.integer)
+    return keys
+
+
+def image_keys(method: str = "cam") -> Dict[str, Key]:
+    """Every key a search space of ``method`` may set: :data:`IMAGE_KEYS` and the method's own options."""
+    return {**IMAGE_KEYS, **method_keys(method)}
+
+
+def default_space(method: str = "cam") -> Dict[str, Any]:
+    """The default search space of ``method``'s studies: :data:`DEFAULT_SPACE`, then the method's options that
+    declare a default entry."""
+    from wsl_image.methods import get_method
+
+    extra = {name: option.space for name, option in get_method(method).tunable.items() if option.space is not None}
+    return {**DEFAULT_SPACE, **extra}
+
+
+#: The default search space of every method (``docs/tuning.md``); :func:`default_space` adds the method's own
+#: options; a ``--space`` YAML file overrides it key by key.
 DEFAULT_SPACE: Dict[str, Any] = {
     "lr": {"low": 1e-4, "high": 1e-1, "log": True},
     "head_lr_scale": {"low": 1.0, "high": 10.0, "log": True},
@@ -80,15 +114,17 @@ def open_training_images(config: TrainConfig, held_out: int | None = None, held_
                          split_seed: int = 0):
     """``(fit, held_out, how)`` CubMetadata of the training images, never reading the test split.
 
-    The held-out images are ``held_out_list`` (a wsolevaluation split folder such as ``metadata/CUB/val``,
-    or a file naming training images), else ``held_out`` training images drawn stratified by class, else
-    the ``val`` split of ``config.metadata`` when it has one, else a tenth of the training images.
+    CUB: the held-out images are ``held_out_list`` (a wsolevaluation split folder such as ``metadata/CUB/val``,
+    or a file naming training images), else ``held_out`` training images drawn stratified by class, else the
+    ``val`` split of ``config.metadata`` when it has one, else a tenth of the training images.
+    ILSVRC and OpenImages (:func:`_open_wsol_images`): the ``val`` split of the metadata (train-fullsup), or
+    another split folder given as ``held_out_list``.
     """
     from wsl.tuning.split import holdout_by_names, read_name_list, stratified_holdout
     from wsl_image.data import load_cub, load_wsol_metadata
 
     if config.dataset != "CUB":
-        raise ValueError(f"wsl-image tune selects settings on CUB only, not {config.dataset}")
+        return _open_wsol_images(config, held_out, held_out_list)
     if not config.data_root:
         raise ValueError("--data-root is required (the CUB_200_2011 folder)")
     root = Path(config.data_root)
@@ -103,13 +139,7 @@ def open_training_images(config: TrainConfig, held_out: int | None = None, held_
     val_folder = Path(config.metadata) / "val" if config.metadata else None
     if held_out_list is not None and Path(held_out_list).is_dir():
         held = load_wsol_metadata(held_out_list, image_root)
-        overlap = sorted(set(held.image_ids) & set(meta.image_ids))
-        if overlap:
-            raise ValueError(f"{held_out_list}: image {overlap[0]} is also a training image")
-        if len(held) and held.labels.max() >= meta.num_classes:
-            raise ValueError(f"{held_out_list}: label {int(held.labels.max())} has no training image "
-                             f"(the training split has {meta.num_classes} classes)")
-        return meta, _with_classes(held, meta), f"the images of {held_out_list}"
+        return meta, _checked_held_out(held, meta, held_out_list), f"the images of {held_out_list}"
     if held_out_list is not None:
         names = read_name_list(held_out_list)
         chosen = holdout_by_names(meta.image_ids, names, str(held_out_list), labels, "image")
@@ -125,12 +155,67 @@ def open_training_images(config: TrainConfig, held_out: int | None = None, held_
     return meta.subset(keep), meta.subset(chosen), how
 
 
+def _open_wsol_images(config: TrainConfig, held_out: int | None, held_out_list: str | None):
+    """ILSVRC / OpenImages: the train split (``proxy_train`` honoured) and the train-fullsup ``val`` split (or the
+    split folder ``held_out_list``), read with :func:`wsl_image.data.load_wsol_metadata` split by split so that
+    ``test/`` is never opened; OpenImages without boxes (its held-out masks are read by the task)."""
+    from wsl_image.data import load_wsol_metadata
+    from wsl_image.data.splits import MASK_DATASETS, dataset_metadata
+
+    dataset = config.dataset
+    if not config.data_root:
+        raise ValueError(f"--data-root is required (the {dataset} image folder the metadata's image ids are "
+                         "relative to)")
+    if not config.metadata:
+        raise ValueError(f"--metadata is required for --dataset {dataset} (the wsolevaluation metadata folder)")
+    if held_out is not None or (held_out_list is not None and not Path(held_out_list).is_dir()):
+        raise ValueError(f"--dataset {dataset}: the held-out images are the train-fullsup split (the metadata's "
+                         "val split, or a split folder given with --held-out-list), not training images, which "
+                         "have no localization annotations")
+    root = Path(config.data_root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"data root not found: {root}")
+    folder = dataset_metadata(config.metadata, dataset)
+    boxes = dataset not in MASK_DATASETS
+    meta = load_wsol_metadata(folder, root, splits=("train",), proxy_train=config.proxy_train, boxes=False)
+    held_folder = Path(held_out_list) if held_out_list is not None else folder / "val"
+    if held_folder.resolve() == (folder / "test").resolve():
+        raise ValueError(f"{held_folder}: the test split is for the final report only; settings are chosen on the "
+                         "train-fullsup (val) split")
+    if not (held_folder / "image_ids.txt").is_file():
+        raise FileNotFoundError(f"{held_folder}: the train-fullsup split that scores the settings is missing "
+                                "(no image_ids.txt)")
+    held = load_wsol_metadata(held_folder, root, boxes=boxes)
+    if boxes and not (held_folder / "localization.txt").is_file():
+        raise FileNotFoundError(f"{held_folder / 'localization.txt'}: the held-out images need their boxes")
+    how = f"the images of {held_out_list}" if held_out_list is not None else f"the val split of {folder}"
+    return meta, _checked_held_out(held, meta, held_folder), how
+
+
+def _checked_held_out(held, meta, source):
+    """``held`` with the training split's class names, after checking it shares no image and no unknown label."""
+    overlap = sorted(set(held.image_ids) & set(meta.image_ids))
+    if overlap:
+        raise ValueError(f"{source}: image {overlap[0]} is also a training image")
+    if len(held) and held.labels.max() >= meta.num_classes:
+        raise ValueError(f"{source}: label {int(held.labels.max())} has no training image "
+                         f"(the training split has {meta.num_classes} classes)")
+    return _with_classes(held, meta)
+
+
 def apply_settings(config: TrainConfig, settings: Dict[str, Any]) -> TrainConfig:
     """A copy of ``config`` with tune settings (names of :data:`IMAGE_KEYS`); ``grid: None`` is native."""
     values = dict(settings)
     if "grid" in values and values["grid"] is None:
         values["grid"] = "none"
     return config.replace(**values)
+
+
+def _has_masks(config: TrainConfig) -> bool:
+    """The dataset is scored with masks (PxAP), not boxes."""
+    from wsl_image.data.splits import MASK_DATASETS
+
+    return config.dataset in MASK_DATASETS
 
 
 def _with_classes(held, meta):
@@ -140,13 +225,13 @@ def _with_classes(held, meta):
 
 
 class ImageTuneTask(TuneTask):
-    """The held-out selection of ``wsl-image tune`` for one aggregator (see the module docstring).
+    """The held-out selection of ``wsl-image tune`` for one method and aggregator (see the module docstring).
 
     Args:
         config: the base configuration (defaults < ``--config`` < flags).
         held_out, held_out_list, split_seed: the held-out images (:func:`open_training_images`).
         seeds: training seeds; a setting's score is the mean over them.
-        space_file: YAML overriding the default space (:data:`DEFAULT_SPACE`).
+        space_file: YAML overriding the default space (:func:`default_space` of the method).
     """
 
     command = "wsl-image tune"
@@ -173,19 +258,36 @@ class ImageTuneTask(TuneTask):
 
         config = get_method(config.method).resolve(config)  # the method's defaults are the base settings
         self.config, self.seeds = config, seeds
+        self.metric, self.metric_key = SELECTION_METRICS[config.dataset]
         self.space_file = None if space_file is None else absolute_path(space_file)
         self.held_out_count, self.split_seed = held_out, int(split_seed)
         self.held_out_list = None if held_out_list is None else absolute_path(held_out_list)
         self.space = self._space(config, self.space_file)
         self.study_name = config.aggregator
         self.fit, self.held, self.how = open_training_images(config, held_out, self.held_out_list, split_seed)
+        self.masks = self._held_out_masks(config) if _has_masks(config) else None
+
+    def _held_out_masks(self, config: TrainConfig):
+        """The masks of the held-out split (OpenImages), every file checked now."""
+        from wsl_image.data import read_mask_set
+        from wsl_image.data.splits import dataset_metadata
+        from wsl_image.evaluate_maps import mask_folder
+
+        folder = Path(self.held_out_list) if self.held_out_list is not None else \
+            dataset_metadata(config.metadata, config.dataset) / "val"
+        return read_mask_set(folder, mask_folder(config.mask_root or config.data_root), self.held.image_ids)
 
     def _space(self, config: TrainConfig, space_file: str | None) -> SearchSpace:
-        space = SearchSpace.from_file(IMAGE_KEYS, DEFAULT_SPACE, space_file)
+        keys = image_keys(config.method)
+        if space_file is not None:
+            self._check_method_keys(config.method, space_file, keys)
+        space = SearchSpace.from_file(keys, default_space(config.method), space_file)
         threshold = space.settings.get("cam_threshold")
         if threshold is not None and threshold.searched:
             raise ValueError(f"{space_file}: cam_threshold is read off the held-out box-accuracy curve of the "
                              "chosen models: give auto or a number, not a list")
+        if _has_masks(config) and "cam_threshold" in space.settings:
+            del space.settings["cam_threshold"]  # PxAP needs no threshold: nothing to read off
         for name, s in space.settings.items():
             values = [s.low, s.high] if s.low is not None else s.options
             for value in values:
@@ -196,6 +298,23 @@ class ImageTuneTask(TuneTask):
                 except ValueError as error:
                     raise ValueError(f"{space_file or 'search space'}: {name} = {value!r}: {error}") from None
         return space
+
+    @staticmethod
+    def _check_method_keys(method: str, space_file: str, keys: Dict[str, Key]) -> None:
+        """A ``--space`` key that is another method's option gets a message naming that method."""
+        from wsl.utils.io import read_yaml
+        from wsl_image.methods import get_method, list_methods
+
+        spec = read_yaml(space_file) or {}
+        if not isinstance(spec, dict):
+            return  # SearchSpace reports it
+        for name in spec:
+            if name in keys:
+                continue
+            owners = [other for other in list_methods() if name in get_method(other).tunable]
+            if owners:
+                raise ValueError(f"{space_file}: search-space key '{name}' is an option of method "
+                                 f"{', '.join(owners)}, not of {method} (--method)")
 
     # ------------------------------------------------------------------ TuneTask
     def protocol(self) -> Dict[str, Any]:
@@ -210,7 +329,8 @@ class ImageTuneTask(TuneTask):
                 "scores": "fractions"}  # studies run when scores were stored in percent are not mixed in
 
     def describe(self) -> str:
-        return (f"{self.config.aggregator} on {self.config.data_root}: {len(self.fit)} fit images, "
+        method = "" if self.config.method == "cam" else f"{self.config.method} with "
+        return (f"{method}{self.config.aggregator} on {self.config.data_root}: {len(self.fit)} fit images, "
                 f"{len(self.held)} held-out images ({self.how}); seeds {' '.join(map(str, self.seeds))}; "
                 "the test split is not read")
 
@@ -230,13 +350,15 @@ class ImageTuneTask(TuneTask):
                 "val_note": "tuning: no evaluation"}
 
     def _meters(self, model, config: TrainConfig, grid: Sequence[Dict[str, Any]]) -> list:
-        """One held-out LocalizationMeter per combination of inference settings."""
+        """One held-out meter per combination of inference settings: a LocalizationMeter (boxes) or a MaskMeter
+        (masks)."""
         import torch
 
         from wsl_image.data import CubDataset, collate_boxes
         from wsl_image.evaluate import localization_meter
+        from wsl_image.mask_evaluation import mask_meter
 
-        dataset = CubDataset(self.held, train=False, image_size=config.image_size)
+        dataset = CubDataset(self.held, train=False, image_size=config.image_size, masks=self.masks)
         device = resolve_device(config.device)
         meters = []
         before = model.cam_score
@@ -245,8 +367,12 @@ class ImageTuneTask(TuneTask):
             loader = torch.utils.data.DataLoader(  # its own generator: the training RNG is left untouched
                 dataset, batch_size=config.eval_batch_size or config.batch_size, shuffle=False,
                 num_workers=config.workers, collate_fn=collate_boxes, generator=torch.Generator().manual_seed(0))
-            meters.append(localization_meter(model, loader, device=device, iou_threshold=config.iou_threshold,
-                                             amp=config.amp and device.type == "cuda"))
+            amp = config.amp and device.type == "cuda"
+            if self.masks is not None:
+                meters.append(mask_meter(model, loader, device=device, amp=amp))
+            else:
+                meters.append(localization_meter(model, loader, device=device, iou_threshold=config.iou_threshold,
+                                                 amp=amp))
         model.cam_score = before
         return meters
 
@@ -266,7 +392,7 @@ class ImageTuneTask(TuneTask):
                 last["meters"], last["epoch"] = meters, epoch + 1
                 if report is not None:
                     step = int(round(100 * (epoch + 1) / run.epochs))
-                    report(step, max(_max_box_acc_v2(m) for m in meters), [])
+                    report(step, max(_score(m) for m in meters), [])
 
             train(run, overwrite=True, progress=False, log=lambda message: None, splits=self._datasets(run),
                   evaluate=False, epoch_callback=after_epoch if index == 0 else None)
@@ -277,20 +403,20 @@ class ImageTuneTask(TuneTask):
 
                 model, _ = load_run(run.out, device=resolve_device(run.device))
                 final.append(self._meters(model, run, grid))
-        v2 = np.array([[_max_box_acc_v2(meter) for meter in meters] for meters in final])  # seeds x combos
-        means = v2.mean(axis=0)
+        scores = np.array([[_score(meter) for meter in meters] for meters in final])  # seeds x combos
+        means = scores.mean(axis=0)
         best = int(np.argmax(means))
         settings = dict(grid[best])
         fixed = self.space.settings.get("cam_threshold")
         if fixed is not None and fixed.value != "auto":
             settings["cam_threshold"] = float(fixed.value)
-        else:  # the best held-out MaxBoxAcc (IoU 0.5, largest box) of the selected models, averaged over seeds
+        elif self.masks is None:  # the best held-out MaxBoxAcc (IoU 0.5, largest box) of the chosen models, seed mean
             curves = np.mean([meters[best].box_acc.curves()[0] for meters in final], axis=0)
             thresholds = final[0][best].box_acc.cam_thresholds
             settings["cam_threshold"] = round(float(thresholds[int(np.argmax(curves))]), 6)
         profile = [[dict(combo), float(score)] for combo, score in zip(grid, means)]
         return Evaluation(score=float(means[best]), settings=settings, profile=profile,
-                          per_seed=[float(v) for v in v2[:, best]])
+                          per_seed=[float(v) for v in scores[:, best]])
 
     def best_config_text(self, settings, header) -> str:
         import yaml
@@ -307,8 +433,13 @@ class ImageTuneTask(TuneTask):
                                  "seeds": self.seeds, "space_file": self.space_file}
 
 
-def _max_box_acc_v2(meter) -> float:
-    """The held-out MaxBoxAccV2 of a LocalizationMeter (a fraction)."""
+def _score(meter) -> float:
+    """The held-out selection score of a meter (a fraction): MaxBoxAccV2 of a LocalizationMeter, PxAP of a
+    MaskMeter."""
+    from wsl_image.mask_evaluation import MaskMeter
+
+    if isinstance(meter, MaskMeter):
+        return float(meter.pixels.compute()["pxap"])
     return float(meter.box_acc_v2.compute()["mean"])
 
 

@@ -1,13 +1,15 @@
-"""``wsl-image tune``: choose an aggregator's settings on held-out training images, with Optuna."""
+"""``wsl-image tune``: choose a method's and aggregator's settings on held-out images (train-fullsup), with Optuna."""
 
 from __future__ import annotations
 
 import argparse
 
 from wsl.utils.cli import add_device_argument, add_threads_argument
+from wsl_image.config import DATASETS
 
-HELP = ("choose training settings and the CAM threshold on held-out images (the metadata's val split or "
-        "training images; Optuna TPE, pruning); writes best.yaml for train --config, trials.csv and study.png")
+HELP = ("choose training settings and the CAM threshold on held-out images (the metadata's val split, i.e. "
+        "train-fullsup, or training images; Optuna TPE, pruning); writes best.yaml for train --config, trials.csv "
+        "and study.png")
 REQUIRES = ("optuna", "timm", "torchvision", "PIL", "cv2")  # optional modules, checked before the command runs
 
 
@@ -16,10 +18,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from wsl_image.tune import DEFAULT_SPACE, IMAGE_KEYS
 
     add = parser.add_argument
-    add("--data-root", help="the CUB_200_2011 folder (images/, images.txt, ...)")
-    add("--metadata", help="wsolevaluation metadata folder (train/, val/; test/ is not read); its val split is "
-                           "the default held-out set")
+    add("--dataset", choices=DATASETS, help="CUB (default), ILSVRC or OpenImages (the last two in the wsolevaluation "
+                                            "metadata layout, docs/image-data.md)")
+    add("--data-root", help="the CUB_200_2011 folder (images/, images.txt, ...); ILSVRC, OpenImages: the folder the "
+                            "metadata's image ids are relative to")
+    add("--metadata", help="wsolevaluation metadata folder (train/, val/; test/ is not read); its val split "
+                           "(train-fullsup) is the default held-out set, the only one for ILSVRC and OpenImages")
+    add("--mask-root", metavar="DIR", help="OpenImages: the folder the mask paths are relative to (default: "
+                                           "--data-root)")
+    add("--proxy-train", action="store_true", default=None,
+        help="ILSVRC: train on train/image_ids_proxy.txt instead of train/image_ids.txt")
     add("--config", help="base YAML config (format of DIR/config.yaml): the settings the space leaves alone")
+    add("--method", help="training method from the registry (default cam; `wsl-image methods` lists them); its "
+                         "own options join the search space")
     add("--aggregator", help="aggregator name: maa (default), weighted_sum, mean, ... (any registered)")
     add("--backbone", help="timm model name (default resnet50)")
     add("--pretrained-path", help="initialise the backbone from a local timm weights file")
@@ -33,7 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_tune_arguments(parser, "image", "default: the val split of --metadata, else a tenth of the training images")
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = space_help(IMAGE_KEYS, DEFAULT_SPACE, [
+        "a method adds the options it declares tunable (has: has_hide_prob; cutmix: cutmix_beta, cutmix_prob;",
+        "adl: adl_drop_rate, adl_threshold; see docs/tuning.md); a --space file may set them for that method only.",
         "--held-out-list also takes a wsolevaluation split folder (e.g. metadata/CUB/val, CUBV2).",
+        "held-out score: MaxBoxAccV2 (CUB, ILSVRC) or PxAP (OpenImages), the benchmark's selection metrics.",
         "cam_threshold is auto (read off the held-out MaxBoxAcc curve of the chosen models) or a number."])
 
 
@@ -42,9 +56,9 @@ def base_config(args: argparse.Namespace):
     from wsl_image.config import TrainConfig, load_config
 
     config = load_config(args.config) if args.config else TrainConfig()
-    changes = {name: getattr(args, name) for name in ("data_root", "metadata", "aggregator", "backbone",
-                                                      "pretrained_path", "image_size", "batch_size", "optimizer",
-                                                      "device", "workers")}
+    changes = {name: getattr(args, name) for name in ("dataset", "data_root", "metadata", "mask_root", "proxy_train",
+                                                      "method", "aggregator", "backbone", "pretrained_path",
+                                                      "image_size", "batch_size", "optimizer", "device", "workers")}
     if args.pretrained_path:
         changes["pretrained"] = True
     if args.output_stride:

@@ -5,7 +5,7 @@
 """
 
 from . import adl, cam, cutmix, has  # noqa: F401  (built-in methods: one import each)
-from .base import ImageMethod
+from .base import ImageMethod, TunableOption
 from .registry import (
     ENTRY_POINT_GROUP,
     REGISTRY,
@@ -18,5 +18,5 @@ from .registry import (
 
 REGISTRY.finish_builtins()
 
-__all__ = ["ImageMethod", "ENTRY_POINT_GROUP", "register_method", "get_method", "list_methods", "describe_methods",
-           "refresh_plugins"]
+__all__ = ["ImageMethod", "TunableOption", "ENTRY_POINT_GROUP", "register_method", "get_method", "list_methods",
+           "describe_methods", "refresh_plugins"]

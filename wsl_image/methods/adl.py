@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .base import TunableOption
 from .cam import CAM
 from .registry import register_method
 
@@ -129,6 +130,11 @@ class ADL(CAM):
     """
 
     defaults = {"adl_drop_rate": 0.75, "adl_threshold": 0.9}
+    tunable = {
+        "adl_drop_rate": TunableOption("adl: probability of the drop mask (adl_drop_rate)", {"low": 0.0, "high": 1.0}),
+        "adl_threshold": TunableOption("adl: drop threshold gamma, relative to the maximum (adl_threshold)",
+                                       {"low": 0.0, "high": 1.0}),
+    }
 
     def build_model(self, config: Any, num_classes: int, *, pretrained: bool):
         config = self.resolve(config)

@@ -2,9 +2,29 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping
 
-__all__ = ["ImageMethod"]
+__all__ = ["ImageMethod", "TunableOption"]
+
+
+@dataclass(frozen=True)
+class TunableOption:
+    """A method option that ``wsl-image tune`` can search (a key of :class:`wsl_image.config.TrainConfig`).
+
+    Attributes:
+        help: one line for ``wsl-image tune --help``.
+        space: the option's entry in the default search space of the method's studies, in the YAML form of
+            ``docs/tuning.md`` (``{"low": a, "high": b}``, ``{"choices": [...]}``, or a fixed value); None: not
+            searched unless a ``--space`` file names it.
+        integer: its ranges are of integers.
+        numeric: ranges are allowed (False: only choices or a fixed value, e.g. for a list-valued option).
+    """
+
+    help: str
+    space: Any = None
+    integer: bool = False
+    numeric: bool = True
 
 
 class ImageMethod:
@@ -18,6 +38,8 @@ class ImageMethod:
     Attributes:
         takes_aggregator: the model pools the feature map with ``aggregator`` (any registered one).
         defaults: options the method trains with where the run leaves them unset (null), ``{"option": value}``.
+        tunable: the method's own hyper-parameters that ``wsl-image tune`` knows, ``{"option": TunableOption}``;
+            those with a ``space`` are searched by default in the method's studies (``docs/tuning.md``).
 
     The model must offer the interface of :class:`wsl_image.model.CamModel` that training and evaluation
     use: ``forward(images)`` (an output with ``logits``, Tensor[B, K]), ``head_parameters()`` (the new layers,
@@ -27,6 +49,7 @@ class ImageMethod:
 
     takes_aggregator: ClassVar[bool] = True
     defaults: ClassVar[Mapping[str, Any]] = {}
+    tunable: ClassVar[Mapping[str, TunableOption]] = {}
 
     def resolve(self, config: Any) -> Any:
         """``config`` (a :class:`wsl_image.config.TrainConfig`) with the options it leaves unset (null) taken

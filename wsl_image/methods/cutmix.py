@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 import torch
 
+from .base import TunableOption
 from .cam import CAM
 from .registry import register_method
 
@@ -73,6 +74,12 @@ class CutMix(CAM):
     """
 
     defaults = {"cutmix_beta": 1.0, "cutmix_prob": 1.0}
+    tunable = {
+        "cutmix_beta": TunableOption("cutmix: lambda ~ Beta(beta, beta) (cutmix_beta)",
+                                     {"low": 0.25, "high": 4.0, "log": True}),
+        "cutmix_prob": TunableOption("cutmix: probability that a batch is mixed (cutmix_prob)",
+                                     {"low": 0.0, "high": 1.0}),
+    }
 
     def training_batch(self, images, labels, config: Any):
         if config.cutmix_beta > 0 and float(torch.rand(())) < config.cutmix_prob:

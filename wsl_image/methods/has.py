@@ -13,6 +13,7 @@ from typing import Any, Sequence
 
 import torch
 
+from .base import TunableOption
 from .cam import CAM
 from .registry import register_method
 
@@ -63,6 +64,12 @@ class HideAndSeek(CAM):
     """
 
     defaults = {"has_patch_sizes": [0, 16, 32, 44, 56], "has_hide_prob": 0.5}
+    tunable = {
+        "has_hide_prob": TunableOption("has: probability that a patch is hidden (has_hide_prob)",
+                                       {"low": 0.0, "high": 1.0}),
+        "has_patch_sizes": TunableOption("has: patch sides in pixels, one drawn per image (has_patch_sizes)",
+                                         numeric=False),
+    }
 
     def training_batch(self, images, labels, config: Any):
         return hide_patches(images, config.has_patch_sizes, config.has_hide_prob), labels
