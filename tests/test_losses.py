@@ -176,3 +176,16 @@ def test_exception():
         coactivity_loss(features[..., :5], logits, labels)
     with pytest.raises(ValueError, match=r"values in \[0, 1\]"):
         coactivity_loss(features, logits, labels * 2)
+
+
+@pytest.mark.parametrize("values", [[1.0, -2.0], [3e38] * 4, [-3e38] * 4, [float("nan"), 1.0], [float("inf"), 1.0],
+                                    [float("inf"), float("-inf")], [3e38, 3e38, float("nan")], [3e38, float("-inf")]])
+def test_finiteness_check_agrees_with_the_entrywise_test(values):
+    from wsl.losses._checks import all_finite
+
+    x = torch.tensor(values)
+    assert all_finite(x) == bool(torch.isfinite(x).all())  # overflowing sums of finite values included
+    features = x.view(1, 1, -1).expand(1, 2, -1).clone()
+    if not torch.isfinite(x).all():
+        with pytest.raises(ValueError, match="features holds NaN or infinite values"):
+            coactivity_loss(features, torch.zeros(1, 2, len(values)), torch.ones(1, 2))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -388,3 +389,32 @@ def test_wtalc_resumes_exactly(tmp_path):
     resumed = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)["model"]
     assert straight.keys() == resumed.keys()
     assert all(torch.equal(straight[key], resumed[key]) for key in straight)
+
+
+# ------------------------------------------------------------------------------------------- one-pass inference
+
+
+@pytest.mark.parametrize("method", ["wtalc", "basnet", "co2net"])
+def test_one_pass_predictions_equal_the_separate_calls(method):
+    from wsl_video.inference import predict_video
+    from wsl_video.methods.co2net import CO2NetModel
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    if method == "co2net":
+        model = CO2NetModel(6, 6, 3).eval()
+        features = {"rgb": rng.random((13, 6), dtype=np.float32), "flow": rng.random((13, 6), dtype=np.float32)}
+    else:
+        model = (WTALCModel(12, 3) if method == "wtalc" else BaSNetModel(12, 3)).eval()
+        features = {"joint": rng.random((13, 12), dtype=np.float32)}
+    config = resolved(method).inference
+    fast = predict_video(model, features, config)
+    separate = SimpleNamespace(stream_names=model.stream_names, streams=model.streams, parameters=model.parameters,
+                               cas=model.cas, probabilities=model.probabilities)  # no one-pass method
+    if hasattr(model, "snippet_attention"):
+        separate.snippet_attention = model.snippet_attention
+    slow = predict_video(separate, features, config)
+    assert np.array_equal(fast.scores, slow.scores) and np.array_equal(fast.cas, slow.cas)
+    assert (fast.attention is None) == (slow.attention is None) == (method != "co2net")
+    if method == "co2net":
+        assert np.array_equal(fast.attention, slow.attention)

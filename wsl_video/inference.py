@@ -101,10 +101,17 @@ def predict_video(model: TemporalLocalizer, features: Dict[str, np.ndarray], con
     if num_snippets == 0:
         raise ValueError("video has no snippets")
     full = _stack(features, device)
-    cas = model.cas(full)[0]
-    if config.video_scores == "full":
+    attention = None
+    if config.video_scores == "full" and hasattr(model, "predictions"):  # one forward pass for all three
+        scores, cas, snippet_attention = model.predictions(full)
+        scores, cas = scores[0], cas[0]
+        if snippet_attention is not None:
+            attention = snippet_attention[0].cpu().numpy().astype(np.float64)
+    elif config.video_scores == "full":
+        cas = model.cas(full)[0]
         scores = model.probabilities(full)[0]
     else:
+        cas = model.cas(full)[0]
         index = torch.as_tensor(shifted_uniform_snippets(num_snippets, num_segments, config.score_samples),
                                 device=device)
         sampled = {name: f[0][index] for name, f in full.items()}  # (S, T, D)
@@ -113,8 +120,7 @@ def predict_video(model: TemporalLocalizer, features: Dict[str, np.ndarray], con
         from wsl.utils.errors import TrainingDiverged
 
         raise TrainingDiverged("non-finite scores or CAS: the model has diverged")
-    attention = None
-    if hasattr(model, "snippet_attention"):
+    if attention is None and hasattr(model, "snippet_attention"):
         attention = model.snippet_attention(full)[0].cpu().numpy().astype(np.float64)
     return VideoPrediction(scores.cpu().numpy().astype(np.float64), cas.cpu().numpy().astype(np.float64),
                            attention)

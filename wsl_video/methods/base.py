@@ -37,7 +37,10 @@ class VideoMethod:
 
     The model must offer the inference interface of :class:`wsl_video.model.TemporalLocalizer`:
     ``stream_names``, ``streams[name].classifier`` (its ``in_features``), ``probabilities(features, mask)``
-    (Tensor[B, K]) and ``cas(features, mask)`` (Tensor[B, T, K]); reusing that class is the easy way.
+    (Tensor[B, K]) and ``cas(features, mask)`` (Tensor[B, T, K]); reusing that class is the easy way. A model
+    may add ``snippet_attention(features, mask)`` (Tensor[B, T], the class-agnostic foreground attention) and
+    ``predictions(features, mask)`` -> (probabilities, cas, snippet attention or None) computed in one forward
+    pass, which inference then calls once per video instead of each of the others.
 
     Training calls, every iteration, ``batch = method.sample_batch(...)`` (default: MAAN's draw of
     ``num_segments`` snippets per video), ``outputs = model(batch.features)`` (``model(batch.features,

@@ -140,6 +140,12 @@ class BaSNetModel(JointStreamModel):
         cas = self(features, mask).cas_supp.transpose(1, 2)
         return normalise_cas(cas, mask)[:, :, :-1]
 
+    def predictions(self, features: Mapping[str, torch.Tensor], mask: torch.Tensor | None = None):
+        """:meth:`probabilities`, :meth:`cas` and no attention (None) from one forward pass."""
+        out = self(features, mask)
+        cas = normalise_cas(out.cas_supp.transpose(1, 2), mask)[:, :, :-1]
+        return torch.softmax(out.supp_logits, dim=1)[:, :-1], cas, None
+
 
 def basnet_loss(outputs: BaSNetOutput, labels: torch.Tensor, norm_weight: float = NORM_WEIGHT) -> torch.Tensor:
     """Base BCE (background label 1) + suppression BCE (background label 0) + ``norm_weight`` * L1(attention).

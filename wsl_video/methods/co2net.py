@@ -210,6 +210,12 @@ class CO2NetModel(nn.Module):
         """The fused foreground attention ``a``, Tensor[B, T]."""
         return self(features, mask).attention
 
+    def predictions(self, features: Mapping[str, torch.Tensor], mask: torch.Tensor | None = None):
+        """:meth:`probabilities`, :meth:`cas` and :meth:`snippet_attention` from one forward pass."""
+        weighted, out = self._weighted(features, mask)
+        scores = torch.softmax(self.pool(weighted, mask=mask).pooled, dim=1)[:, :-1]
+        return scores, weighted[:, :-1].transpose(1, 2), out.attention
+
 
 def co2net_loss(outputs: CO2NetOutput, labels: torch.Tensor, pairs: int = PAIRS,
                 weights: Mapping[str, float] = LOSS_WEIGHTS) -> torch.Tensor:

@@ -103,6 +103,11 @@ class WTALCModel(JointStreamModel):
         """The per-snippet class logits, Tensor[B, T, K] (raw, as the authors threshold them)."""
         return self(features, mask).logits.transpose(1, 2)
 
+    def predictions(self, features: Mapping[str, torch.Tensor], mask: torch.Tensor | None = None):
+        """:meth:`probabilities`, :meth:`cas` and no attention (None) from one forward pass."""
+        out = self(features, mask)
+        return torch.sigmoid(out.video_logits), out.logits.transpose(1, 2), None
+
 
 def wtalc_detections(cas: np.ndarray, seconds_per_snippet: float, *, class_threshold: float = 0.5,
                      fractions=(0.5,), nms: str = "none", nms_iou: float = 0.5, soft_sigma: float = 0.5,
