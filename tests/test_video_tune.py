@@ -204,14 +204,15 @@ def test_resume_after_kill(tmp_path):
     command, env = _python()
     argv = command + _sim_argv(out, storage, 4) + ["--space", str(space)]
     process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    killed = None
+    killed, reader = None, None  # one storage object for every poll: a poll must stay shorter than a trial
     deadline = time.time() + 240
     while time.time() < deadline and process.poll() is None:
         time.sleep(0.05)
         if not (out / "study.db").is_file():
             continue
         try:
-            trials = optuna.load_study(study_name="maa", storage=storage).get_trials()
+            reader = reader or optuna.storages.RDBStorage(storage)
+            trials = optuna.load_study(study_name="maa", storage=reader).get_trials()
         except Exception:  # the study is being created
             continue
         finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
