@@ -161,14 +161,10 @@ def _open_wsol_images(config: TrainConfig, held_out: int | None, held_out_list: 
     split folder ``held_out_list``), read with :func:`wsl_image.data.load_wsol_metadata` split by split so that
     ``test/`` is never opened; OpenImages without boxes (its held-out masks are read by the task)."""
     from wsl_image.data import load_wsol_metadata
-    from wsl_image.data.splits import MASK_DATASETS, dataset_metadata
+    from wsl_image.data.splits import MASK_DATASETS, check_wsol_paths, dataset_metadata
 
     dataset = config.dataset
-    if not config.data_root:
-        raise ValueError(f"--data-root is required (the {dataset} image folder the metadata's image ids are "
-                         "relative to)")
-    if not config.metadata:
-        raise ValueError(f"--metadata is required for --dataset {dataset} (the wsolevaluation metadata folder)")
+    check_wsol_paths(config)
     if held_out is not None or (held_out_list is not None and not Path(held_out_list).is_dir()):
         raise ValueError(f"--dataset {dataset}: the held-out images are the train-fullsup split (the metadata's "
                          "val split, or a split folder given with --held-out-list), not training images, which "

@@ -7,14 +7,24 @@ metadata (``metadata/<dataset>/{train,val,test}``), OpenImages with the masks of
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from wsl_image.config import TrainConfig
 
-__all__ = ["build_splits", "dataset_metadata", "MASK_DATASETS"]
+__all__ = ["build_splits", "check_wsol_paths", "dataset_metadata", "MASK_DATASETS"]
 
 MASK_DATASETS = ("OpenImages",)
+
+
+def check_wsol_paths(config: Any) -> None:
+    """ValueError unless an ILSVRC / OpenImages run names its image folder and its metadata folder."""
+    dataset = config.dataset
+    if not config.data_root:
+        raise ValueError(f"--data-root is required (the {dataset} image folder the metadata's image ids are "
+                         "relative to)")
+    if not config.metadata:
+        raise ValueError(f"--metadata is required for --dataset {dataset} (the wsolevaluation metadata folder)")
 
 
 def dataset_metadata(metadata: str | Path, dataset: str) -> Path:
@@ -97,11 +107,7 @@ def _wsol_splits(config: TrainConfig) -> dict:
     from wsl_image.data.wsol_metadata import load_wsol_metadata
 
     dataset = config.dataset
-    if not config.data_root:
-        raise ValueError(f"--data-root is required (the {dataset} image folder the metadata's image ids are "
-                         "relative to)")
-    if not config.metadata:
-        raise ValueError(f"--metadata is required for --dataset {dataset} (the wsolevaluation metadata folder)")
+    check_wsol_paths(config)
     if config.val_per_class:
         raise ValueError(f"--val-per-class applies to CUB only: {dataset} has its own val split")
     root = Path(config.data_root)
