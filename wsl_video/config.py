@@ -25,6 +25,8 @@ __all__ = [
     "InferenceConfig",
     "RunConfig",
     "load_config",
+    "load_run_config",
+    "RUN_ABSENT_KEYS",
     "apply_fallbacks",
     "FALLBACKS",
     "save_config",
@@ -73,6 +75,7 @@ class ModelConfig:
     method: str = "maan"
     aggregator: str | None = None  # None: the method's default (maan: maa)
     aggregator_kwargs: Dict[str, Any] = field(default_factory=dict)
+    temporal_filter: int | None = None  # None: the method's default (1, no filter; co2net, delu: 13 on ActivityNet)
 
 
 @dataclass
@@ -83,7 +86,7 @@ class TrainConfig:
     :data:`FALLBACKS` (MAAN's values).
     """
 
-    iterations: int = 5000
+    iterations: int | None = None  # None: the method's default (5000; co2net, delu: 22000 on ActivityNet)
     batch_size: int | None = None  # None: the method's default (maan: 16)
     num_segments: int | None = None  # None: the method's default (maan: 20)
     lr: float | None = None  # None: the method's default (maan: 5e-4)
@@ -154,6 +157,8 @@ class RunConfig:
 FALLBACKS: Dict[str, Any] = {
     "data.streams": "two",
     "model.aggregator": "maa",
+    "model.temporal_filter": 1,
+    "train.iterations": 5000,
     "train.batch_size": 16,
     "train.num_segments": 20,
     "train.lr": 5e-4,
@@ -208,18 +213,24 @@ CONFIG_COMMENTS = {
     "model.aggregator": "Aggregator name: maa (MAAN), weighted_sum (STPN), dropout, norm, softmax_norm, mean, max, "
                         "topk_mean or any plugin (`wsl-video aggregators` lists them); null: the method's "
                         "default (maan: maa; wtalc, basnet, co2net, delu: topk_mean).",
-    "model.aggregator_kwargs": "Keyword options of the aggregator, e.g. {hidden: 256}.",
+    "model.aggregator_kwargs": "Keyword options of the aggregator, e.g. {hidden: 256}; empty: the method's "
+                               "(co2net, delu with topk_mean: {ratio: 5} on ActivityNet, else ratio 7).",
+    "model.temporal_filter": "Width (odd) of the moving average over time of the CAS and the attentions, zeros "
+                             "beyond the video counted (co2net, delu; the authors' ActivityNet model); 1: none. "
+                             "null: the method's default (co2net, delu: 13 on ActivityNet; else 1).",
     "train": "Optimisation: T segments with one random snippet each, video-level BCE, Adam.",
-    "train.iterations": "Training iterations (batches), a positive integer.",
+    "train.iterations": "Training iterations (batches), a positive integer; null: the method's default (5000; "
+                        "co2net, delu: 22000 on ActivityNet).",
     "train.batch_size": "Videos per batch, a positive integer; null: the method's default (maan, basnet: 16; "
                         "wtalc, co2net, delu: 10).",
     "train.num_segments": "T: segments per training video, one random snippet from each (the paper uses 20); "
                           "wtalc: the longest training sequence (longer videos are cropped); null: the "
-                          "method's default (maan: 20; wtalc, basnet: 750; co2net: 500; delu: 320).",
+                          "method's default (maan: 20; wtalc, basnet: 750; co2net: 500; delu: 320; co2net, delu on "
+                          "ActivityNet: 60).",
     "train.lr": "Adam learning rate, > 0; null: the method's default (maan: 5e-4; wtalc, basnet: 1e-4; "
-                "co2net, delu: 5e-5).",
+                "co2net, delu: 5e-5, 3e-5 on ActivityNet).",
     "train.weight_decay": "Adam weight decay, >= 0; null: the method's default (maan: 0; wtalc, basnet: 5e-4; "
-                          "co2net, delu: 1e-3).",
+                          "co2net, delu: 1e-3, 5e-4 on ActivityNet).",
     "train.sparsity_weight": "Weight of the L1 norm of the attention in the loss, >= 0; null: the method's "
                              "default (maan: 1e-4 for weighted_sum as in STPN, 0 otherwise).",
     "train.seed": "Random seed of the initialisation and of the batch sampling.",
@@ -291,6 +302,9 @@ def validate_config(config: RunConfig) -> None:
     _check(isinstance(config.model.method, str), "model.method must be a name")
     _check(isinstance(config.model.aggregator, str), "model.aggregator must be a name")
     _check(isinstance(config.model.aggregator_kwargs, dict), "model.aggregator_kwargs must be a mapping")
+    width = config.model.temporal_filter
+    _check(isinstance(width, int) and width >= 1 and width % 2 == 1,
+           f"model.temporal_filter must be an odd positive integer (1: no filter), got {width!r}")
     for key in ("iterations", "batch_size", "num_segments", "checkpoint_every", "log_every"):
         value = getattr(train, key)
         _check(isinstance(value, int) and value > 0, f"train.{key} must be a positive integer, got {value!r}")
@@ -335,3 +349,21 @@ def load_config(path: str | Path, base: RunConfig | None = None) -> RunConfig:
         ValueError: unparsable YAML or an unknown key.
     """
     return config_from_dict(load_yaml_mapping(path), base=base, source=str(path))
+
+
+#: Keys added after run folders were first written, with the value a run's ``config.yaml`` without them means
+#: (how those runs were trained), where that differs from what resolving null would give today.
+RUN_ABSENT_KEYS: Dict[str, Any] = {"model.temporal_filter": 1}
+
+
+def load_run_config(path: str | Path, base: RunConfig | None = None) -> RunConfig:
+    """Read a run folder's ``config.yaml`` (as :func:`load_config`); a key of :data:`RUN_ABSENT_KEYS` the file
+    lacks takes the value the run was trained with (e.g. no temporal filter in runs older than the key).
+    """
+    values = load_yaml_mapping(path)
+    config = config_from_dict(values, base=base, source=str(path))
+    for key, value in RUN_ABSENT_KEYS.items():
+        section, _, name = key.partition(".")
+        if name not in (values.get(section) or {}):
+            setattr(getattr(config, section), name, copy.deepcopy(value))
+    return config

@@ -21,7 +21,7 @@ import torch
 
 from wsl.utils.device import resolve_device
 from wsl.utils.runs import RunFolder
-from wsl_video.config import RunConfig, load_config
+from wsl_video.config import RunConfig, load_run_config
 from wsl_video.model import TemporalLocalizer
 
 __all__ = ["run_folder", "build_model", "check_aggregator", "load_run", "run_extractor", "check_run_classes",
@@ -74,7 +74,7 @@ def run_extractor(run_dir: str | Path) -> Dict[str, Any] | None:
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: not a trained run directory")
     try:
-        config = load_config(path).resolved()
+        config = load_run_config(path).resolved()
     except ValueError as error:
         message = str(error)
         raise ValueError(message if message.startswith(str(path)) else f"{path}: {message}") from None
@@ -90,7 +90,7 @@ def load_run(run_dir: str | Path,
     """
     folder = run_folder(run_dir)
     folder.require(CONFIG_FILE, CHECKPOINT_FILE)
-    config = load_config(folder.config_path).resolved()
+    config = load_run_config(folder.config_path).resolved()
     device = resolve_device(device)
     state = folder.load_checkpoint()
     model = build_model(config, dict(state["feature_dims"]), len(state["classes"]))

@@ -169,9 +169,10 @@ def demo_config(aggregator: str, seed: int, args: argparse.Namespace, method: st
                 setattr(config.train, key, getattr(args, key))
     config.train.seed = seed
     config.train.device = args.device
+    config = config.resolved()  # the iterations may be the method's default
     config.train.log_every = max(1, config.train.iterations // 10)
     config.train.checkpoint_every = config.train.iterations
-    return config.resolved()
+    return config
 
 
 def tune_settings(args: argparse.Namespace, rows: List[DemoRow]) -> Path:

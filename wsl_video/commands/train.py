@@ -76,13 +76,13 @@ def apply_data_arguments(config, args: argparse.Namespace) -> None:
 
 def config_from_args(args: argparse.Namespace):
     """Resolved config: defaults < run directory's config (on --resume) < --config < flags."""
-    from wsl_video.config import RunConfig, load_config
+    from wsl_video.config import RunConfig, load_config, load_run_config
     from wsl_video.run import CONFIG_FILE
 
     config = RunConfig()
     saved = Path(args.out) / CONFIG_FILE
     if args.resume and saved.is_file():
-        config = load_config(saved, base=config)
+        config = load_run_config(saved, base=config)
     if args.config:
         config = load_config(args.config, base=config)
     apply_data_arguments(config, args)

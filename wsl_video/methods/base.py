@@ -9,6 +9,13 @@ import numpy as np
 __all__ = ["VideoMethod", "Batch"]
 
 
+def _unset(config: Any, key: str) -> bool:
+    """Whether ``section.key`` of ``config`` is left to the method: null, or an empty mapping."""
+    section, _, name = key.partition(".")
+    value = getattr(getattr(config, section), name)
+    return value is None or (isinstance(value, Mapping) and not value)
+
+
 class Batch(NamedTuple):
     """One training batch.
 
@@ -34,6 +41,12 @@ class VideoMethod:
         needs_two_streams: the method needs separate RGB and flow streams (``data.streams: two``).
         defaults: settings the method trains with where the run leaves them unset (null), as
             ``{"section.key": value}``, e.g. ``{"train.sparsity_weight": 1e-3}``.
+        dataset_defaults: per ``data.dataset``, settings that replace :attr:`defaults` on that dataset (the
+            authors' recipe there), as ``{dataset: {"section.key": value}}``. A value may be a function of the
+            config, called after every plain value is filled (e.g. a kernel derived from ``num_segments``).
+            Like :attr:`defaults`, they fill only unset keys: null, or an empty mapping for a mapping-valued
+            key (``model.aggregator_kwargs``); a value the run sets (command line, config file) wins.
+        takes_temporal_filter: the model honours ``model.temporal_filter`` (others refuse a width other than 1).
 
     The model must offer the inference interface of :class:`wsl_video.model.TemporalLocalizer`:
     ``stream_names``, ``streams[name].classifier`` (its ``in_features``), ``probabilities(features, mask)``
@@ -52,9 +65,15 @@ class VideoMethod:
     takes_aggregator: ClassVar[bool] = True
     needs_two_streams: ClassVar[bool] = False
     defaults: ClassVar[Mapping[str, Any]] = {}
+    dataset_defaults: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
+    takes_temporal_filter: ClassVar[bool] = False
+
+    def defaults_for(self, dataset: str) -> Dict[str, Any]:
+        """The method's defaults on ``dataset``: :attr:`defaults` updated by ``dataset_defaults[dataset]``."""
+        return {**self.defaults, **self.dataset_defaults.get(dataset, {})}
 
     def resolve(self, config: Any) -> None:
-        """Fill the settings the run leaves unset (null) with the method's defaults, in place, after checks.
+        """Fill the settings the run leaves unset with the method's defaults on its dataset, in place, after checks.
 
         Args:
             config: a :class:`wsl_video.config.RunConfig` (being resolved).
@@ -66,12 +85,19 @@ class VideoMethod:
 
         from wsl_video.config import apply_fallbacks
 
-        for key, value in self.defaults.items():
-            section, _, name = key.partition(".")
-            target = getattr(config, section)
-            if getattr(target, name) is None:
-                setattr(target, name, copy.deepcopy(value))
+        defaults = self.defaults_for(config.data.dataset)
+        unset = [key for key in defaults if _unset(config, key)]  # decided before anything is filled
+        for derived in (False, True):  # plain values first; functions see them filled
+            for key in unset:
+                value = defaults[key]
+                if callable(value) == derived:
+                    section, _, name = key.partition(".")
+                    setattr(getattr(config, section), name, copy.deepcopy(value(config) if derived else value))
         apply_fallbacks(config)
+        width = config.model.temporal_filter
+        if not self.takes_temporal_filter and width not in (None, 1):
+            raise ValueError(f"method '{config.model.method}' has no temporal filter (model.temporal_filter: 1), "
+                             f"got {width!r}")
         if self.needs_two_streams and config.data.streams != "two":
             raise ValueError(f"method '{config.model.method}' needs separate RGB and flow streams "
                              f"(data.streams: two), got {config.data.streams!r}")

@@ -10,6 +10,12 @@ are concatenated (2048 channels for I3D), fused by a 1x1 convolution and classif
 K + 1 classes per snippet (the last the background): the CAS ``s`` (Tensor[B, K + 1, T]). The attention-weighted
 ("suppressed") CAS is ``a (s - min_c s) + min_c s`` (``min_c`` over the classes of each snippet).
 
+ActivityNet variant (the authors' ``ANT_CO2``): with ``temporal_filter = w > 1`` (``model.temporal_filter``; 13 on
+ActivityNet, from ``60 // 5`` made odd), the CAS (all K + 1 classes) and the three attentions are smoothed over time
+by a moving average of width ``w`` (:func:`temporal_average`: zeros beyond the video, every window divided by ``w``)
+right after the classifier and the attention heads, before the suppression, the pooling, the losses and inference;
+the fused features are not. ``w = 1`` (the default elsewhere) is the THUMOS14 model.
+
 Video logits: each CAS pooled over time by ``model.aggregator``: ``topk_mean`` with ``ratio = 7`` (the mean of the
 ``ceil(T / 7)`` highest logits of each class; the authors take ``T // 7``) by default; any registered aggregator
 pools the CAS instead, with the K + 1 classes as its channels.
@@ -42,17 +48,24 @@ import numpy as np
 import torch
 from torch import nn
 
+from wsl_video.data.factory import ACTIVITYNET_DATASETS
+
 from .base import Batch, VideoMethod
 from .batches import draw_paired_videos, stack_sampled_snippets
 from .registry import register_method
 
 __all__ = ["CO2Net", "CO2NetModel", "CO2NetOutput", "ConsensusModule", "co2net_loss", "co2net_detections",
-           "suppress_cas", "LOSS_WEIGHTS", "TOPK_RATIO", "PAIRS", "OIC_GAMMA"]
+           "suppress_cas", "temporal_average", "activitynet_filter_width", "LOSS_WEIGHTS", "TOPK_RATIO",
+           "ACTIVITYNET_TOPK_RATIO", "ACTIVITYNET_DEFAULTS", "PAIRS", "OIC_GAMMA"]
 
 LOSS_WEIGHTS = {"contrastive": 1.0, "mutual": 1.0, "norm": 0.8, "guide": 0.8}
 """The authors' ``alpha3`` (co-activity), ``alpha4`` (mutual learning), ``alpha1`` (norm), ``alpha2`` (guide)."""
 TOPK_RATIO = 7.0
 """The top-k pooling averages ``T / 7`` snippets per class in training (the authors' ``k = 7`` on THUMOS14)."""
+ACTIVITYNET_TOPK_RATIO = 5.0
+"""The authors' ``k = 5`` on ActivityNet1.2 (``run.sh`` of CO2-Net, ``scripts/train_activitynet.sh`` of DELU)."""
+FILTER_DIVISOR = 5
+"""The authors' ``t``: the ActivityNet filter spans about ``1 / 5`` of the training snippets."""
 PAIRS = 3
 """Pairs of videos sharing a class in every batch (the authors' ``num_similar``)."""
 OIC_GAMMA = 0.2
@@ -127,6 +140,30 @@ class CO2NetOutput(NamedTuple):
     mask: torch.Tensor | None
 
 
+def temporal_average(values: torch.Tensor, width: int, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Moving average of ``width`` (odd) snippets over the last axis, centred, with zeros beyond the video (and
+    at the padded snippets of ``mask``) counted: ``out[..., t] = sum_{|j| <= width // 2} x[..., t + j] / width``.
+
+    values: Tensor[B, C, T] or Tensor[B, T]; mask: BoolTensor[B, T] (True = valid) or None. ``width = 1`` returns
+    ``values`` itself. The authors' ActivityNet model averages this way (zero padding included in the count).
+    """
+    if width == 1:
+        return values
+    if width < 1 or width % 2 == 0:
+        raise ValueError(f"the temporal filter width must be an odd positive integer, got {width!r}")
+    flat = values.dim() == 2
+    x = values.unsqueeze(1) if flat else values
+    if mask is not None:
+        x = x * mask.unsqueeze(1).to(x.dtype)
+    out = torch.nn.functional.avg_pool1d(x, width, stride=1, padding=width // 2, count_include_pad=True)
+    return out.squeeze(1) if flat else out
+
+
+def activitynet_filter_width(num_segments: int) -> int:
+    """The authors' filter width for ``num_segments`` training snippets: ``(T // 5) // 2 * 2 + 1`` (13 for 60)."""
+    return (int(num_segments) // FILTER_DIVISOR) // 2 * 2 + 1
+
+
 def suppress_cas(cas: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
     """``a (s - min_c s) + min_c s``: cas (Tensor[B, C, T]) weighted by attention (Tensor[B, T]), the minimum over
     the classes of each snippet kept where the attention is 0."""
@@ -143,13 +180,19 @@ class CO2NetModel(nn.Module):
         aggregator: the pooling of the CAS into video logits (``topk_mean`` with ratio 7 is CO2-Net's).
         aggregator_kwargs: its keyword options.
         dropout: dropout of the fusion and the classifier (0.7).
+        temporal_filter: width of the moving average (:func:`temporal_average`) over the CAS and the attentions,
+            odd; 1 (the default, the THUMOS14 model): none; the authors' ActivityNet model uses 13.
     """
 
     def __init__(self, rgb_channels: int, flow_channels: int, num_classes: int, aggregator: str = "topk_mean",
-                 aggregator_kwargs: Mapping[str, Any] | None = None, dropout: float = 0.7) -> None:
+                 aggregator_kwargs: Mapping[str, Any] | None = None, dropout: float = 0.7,
+                 temporal_filter: int = 1) -> None:
         super().__init__()
         import wsl
 
+        if not (isinstance(temporal_filter, int) and temporal_filter >= 1 and temporal_filter % 2 == 1):
+            raise ValueError(f"temporal_filter must be an odd positive integer, got {temporal_filter!r}")
+        self.temporal_filter = temporal_filter
         self.stream_names = (RGB, FLOW)
         self.num_classes = num_classes
         self.channels = {RGB: int(rgb_channels), FLOW: int(flow_channels)}
@@ -185,6 +228,12 @@ class CO2NetModel(nn.Module):
         attention = (rgb_attention + flow_attention) / 2
         fused = self.fusion(torch.cat([rgb_enhanced, flow_enhanced], dim=1))
         cas = self.classifier(fused)
+        if self.temporal_filter > 1:
+            width = self.temporal_filter
+            cas = temporal_average(cas, width, mask)
+            attention = temporal_average(attention, width, mask)
+            rgb_attention = temporal_average(rgb_attention, width, mask)
+            flow_attention = temporal_average(flow_attention, width, mask)
         cas_supp = suppress_cas(cas, attention)
         video_logits = self.pool(cas, mask=mask).pooled
         supp_logits = self.pool(cas_supp, mask=mask).pooled
@@ -301,6 +350,7 @@ class CO2NetBase(VideoMethod):
 
     takes_aggregator = True
     needs_two_streams = True
+    takes_temporal_filter = True
 
     def check_features(self, dataset: Any, config: Any) -> None:
         if tuple(getattr(dataset, "native_streams", ())) == (RGB,):
@@ -312,7 +362,7 @@ class CO2NetBase(VideoMethod):
             raise ValueError(f"method '{config.model.method}' needs the rgb and flow streams, got streams "
                              f"{', '.join(feature_dims)}")
         return CO2NetModel(int(feature_dims[RGB]), int(feature_dims[FLOW]), num_classes, config.model.aggregator,
-                           config.model.aggregator_kwargs)
+                           config.model.aggregator_kwargs, temporal_filter=int(config.model.temporal_filter or 1))
 
     def sample_batch(self, features, labels: np.ndarray, streams, config: Any, rng: np.random.Generator,
                      device: Any) -> Batch:
@@ -352,11 +402,35 @@ CO2NET_DEFAULTS = {
 }
 
 
+def _activitynet_topk(config: Any) -> Dict[str, Any]:
+    """The top-k ratio 5 where the run pools with CO2-Net's own ``topk_mean`` (no options for another)."""
+    return {"ratio": ACTIVITYNET_TOPK_RATIO} if config.model.aggregator == "topk_mean" else {}
+
+
+def _activitynet_filter(config: Any) -> int:
+    return activitynet_filter_width(config.train.num_segments)
+
+
+ACTIVITYNET_DEFAULTS = {
+    "train.num_segments": 60,
+    "train.lr": 3e-5,
+    "train.weight_decay": 5e-4,
+    "train.iterations": 22000,
+    "model.aggregator_kwargs": _activitynet_topk,
+    "model.temporal_filter": _activitynet_filter,
+}
+"""The authors' ActivityNet1.2 recipe, over :data:`CO2NET_DEFAULTS`: ``run.sh`` of harlanhong/MM2021-CO2-Net
+(``--k 5 --lr 3e-5 --max-seqlen 60 --max-iter 22000``, ``--use-model ANT_CO2``; weight decay and batch size the
+``options.py`` defaults 5e-4 and 10) and the ``ANT_CO2`` model of its ``model.py`` (the filter). Used for
+``activitynet`` (1.3) too, where the authors publish no setting."""
+
+
 @register_method("co2net")
 class CO2Net(CO2NetBase):
     """CO2-Net (ACM MM 2021): cross-modal consensus attention, top-k MIL, mutual learning between the streams."""
 
     defaults = CO2NET_DEFAULTS
+    dataset_defaults = {name: ACTIVITYNET_DEFAULTS for name in ACTIVITYNET_DATASETS}
 
     def loss(self, outputs: CO2NetOutput, labels: torch.Tensor, config: Any) -> torch.Tensor:
         return co2net_loss(outputs, labels)
