@@ -35,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", default=None,
                         help="training method from the registry (default maan; `wsl-video methods` lists them)")
     parser.add_argument("--aggregator", default=None, help="aggregator name from the registry (default maa)")
-    parser.add_argument("--iterations", type=int, default=None, help="training iterations (default 5000)")
+    parser.add_argument("--iterations", type=int, default=None,
+                        help="training iterations (default: the method's, 5000; co2net, delu on ActivityNet: 22000)")
     parser.add_argument("--batch-size", type=int, default=None, help="videos per batch (default 16)")
     parser.add_argument("--num-segments", type=int, default=None, help="T, snippets per training video (20)")
     parser.add_argument("--lr", type=float, default=None, help="Adam learning rate (default 5e-4)")
