@@ -65,6 +65,10 @@ def read_score_map(path: Path, size: int = EVAL_SIZE) -> np.ndarray:
     return array
 
 
+BOX_BATCH = 64
+"""Score maps evaluated together (threads over the maps of a batch)."""
+
+
 def _image_ids(folder: Path) -> list[str]:
     path = folder / "image_ids.txt"
     ids, seen = [], set()
@@ -115,10 +119,17 @@ def evaluate_score_maps(scoremaps: str | Path, metadata: str | Path, dataset: st
         largest = BoxAccuracy(thresholds, iou_thresholds, multi_contour=False)
         every = BoxAccuracy(thresholds, iou_thresholds, multi_contour=True)
         count = 0
+        batch_maps: list[np.ndarray] = []
+        batch_boxes: list[np.ndarray] = []
         for image_id, boxes in _resized_boxes(folder):
-            score_map = read_score_map(scoremaps / f"{image_id}.npy")
-            update_box_accuracies([largest, every], [score_map], [boxes])  # one contour search for both
+            batch_maps.append(read_score_map(scoremaps / f"{image_id}.npy"))
+            batch_boxes.append(boxes)
             count += 1
+            if len(batch_maps) == BOX_BATCH:  # a batch is swept on all cores; both metrics from one sweep
+                update_box_accuracies([largest, every], batch_maps, batch_boxes)
+                batch_maps, batch_boxes = [], []
+        if batch_maps:
+            update_box_accuracies([largest, every], batch_maps, batch_boxes)
         first, second = largest.compute(), every.compute()
         return {
             "max_box_acc": first[0.5],

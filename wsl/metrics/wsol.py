@@ -16,11 +16,15 @@ as every function of :mod:`wsl.metrics` returns; only printing scales them to pe
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Sequence
 
 import numpy as np
 
 from wsl.localization.boxes import level_boxes, quantize_map, threshold_cutoffs, union_boxes
+from wsl.localization.contour_sweep import sweep_level_ious
+from wsl.utils.jit import numba_available
 
 __all__ = [
     "box_iou", "max_box_acc", "BoxAccuracy", "localization_accuracy", "best_ious_per_threshold",
@@ -86,12 +90,22 @@ def _best_ious(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Best IoU per threshold of the largest contour's box and of any contour's box (ndarray[T] each).
 
-    With ``floor``, thresholds where no box inside the box of all foreground pixels can reach an IoU of
+    With numba (:func:`wsl.utils.jit.numba_available`), :func:`wsl.localization.contour_sweep.sweep_level_ious`
+    gives every value from one sweep over the pixels and ``floor`` is not used. Otherwise, with ``floor``,
+    thresholds where no box inside the box of all foreground pixels can reach an IoU of
     ``floor`` with a ground-truth box skip the contour search and report 0 (an upper bound that is exact
     in floating point: the IoU of a box ``b`` is at most ``|b & g| / |g| <= |union & g| / |g|``).
     """
     quantized = quantize_map(cam, name)
     cutoffs, inverse = np.unique(threshold_cutoffs(quantized, cam_thresholds), return_inverse=True)
+    inverse = inverse.reshape(-1)
+    if numba_available():  # one sweep over the pixels; OpenCV only where a component lies in another's hole
+        largest, every, fallback = sweep_level_ious(quantized, cutoffs, gt)
+        if fallback.any():
+            found = level_boxes(quantized, cutoffs[fallback])
+            every[fallback] = np.maximum.reduceat(_iou_rows(found.boxes, gt), found.starts)
+            largest[fallback] = _iou_rows(found.largest, gt)
+        return largest[inverse], every[inverse]
     needed = None
     if floor is not None:
         union = union_boxes(quantized, cutoffs).astype(np.float64)
@@ -108,7 +122,7 @@ def _best_ious(
     if needed is not None:
         every[~needed] = 0.0
         largest[~needed] = 0.0
-    return largest[inverse.reshape(-1)], every[inverse.reshape(-1)]
+    return largest[inverse], every[inverse]
 
 
 def best_ious_per_threshold(
@@ -240,12 +254,31 @@ class BoxAccuracy:
         return result
 
 
+def _evaluation_threads() -> int:
+    """Threads for the maps of one batch: the usable cores with the compiled sweep (``WSL_EVAL_THREADS`` caps
+    them), else 1 (OpenCV's contour search gains little from Python threads)."""
+    if not numba_available():
+        return 1
+    setting = os.environ.get("WSL_EVAL_THREADS", "").strip()
+    if setting:
+        try:
+            value = int(setting)
+        except ValueError:
+            raise ValueError(f"WSL_EVAL_THREADS must be a positive integer, got {setting!r}") from None
+        if value < 1:
+            raise ValueError(f"WSL_EVAL_THREADS must be a positive integer, got {setting!r}")
+        return value
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def update_box_accuracies(metrics: Sequence[BoxAccuracy], cams: Any, gt_boxes: Sequence[np.ndarray]) -> None:
     """Add a batch to several :class:`BoxAccuracy` metrics that share their CAM thresholds.
 
-    The contours of each map are searched once per threshold for all of them (MaxBoxAcc and MaxBoxAccV2
-    together cost one search), and thresholds at which no box could reach the smallest IoU threshold of
-    the metrics are not searched at all; the counts are exactly those of separate updates.
+    The boxes of each map at every threshold come from one sweep over its pixels
+    (:func:`wsl.localization.contour_sweep.sweep_level_ious`, with numba) or one contour search per threshold
+    (OpenCV), for all the metrics at once (MaxBoxAcc and MaxBoxAccV2 together cost one); the counts are exactly
+    those of separate updates. With numba the maps of a batch are evaluated on several threads (all usable
+    cores; the environment variable ``WSL_EVAL_THREADS`` sets the number): pass maps in batches.
 
     Args:
         metrics: the metrics to update (each keeps its own ``multi_contour`` and IoU thresholds).
@@ -265,9 +298,18 @@ def update_box_accuracies(metrics: Sequence[BoxAccuracy], cams: Any, gt_boxes: S
     limits = [np.asarray(metric.iou_thresholds)[:, None] for metric in metrics]
     added = [np.zeros_like(metric.num_correct) for metric in metrics]
     start = metrics[0].num_images
-    for index, (cam, boxes) in enumerate(zip(cam_list, box_list)):
+
+    def best(index: int) -> tuple[np.ndarray, np.ndarray]:
         name = f"cam {start + index}"
-        largest, every = _best_ious(cam, _checked_gt(boxes, name), thresholds, name, floor=floor)
+        return _best_ious(cam_list[index], _checked_gt(box_list[index], name), thresholds, name, floor=floor)
+
+    workers = min(len(cam_list), _evaluation_threads())
+    if workers > 1:  # the compiled sweep releases the GIL: maps of a batch run side by side
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = list(pool.map(best, range(len(cam_list))))
+    else:
+        results = [best(index) for index in range(len(cam_list))]
+    for largest, every in results:
         for metric, limit, counts in zip(metrics, limits, added):
             counts += (every if metric.multi_contour else largest)[None, :] >= limit
     for metric, counts in zip(metrics, added):  # only once every map of the batch was valid
