@@ -19,8 +19,8 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 __all__ = [
-    "boxes_from_map", "boxes_from_map_thresholds", "level_boxes", "LevelBoxes", "quantize_map", "threshold_cutoffs",
-    "union_boxes",
+    "boxes_from_map", "boxes_from_map_thresholds", "largest_contour_box", "level_boxes", "LevelBoxes", "quantize_map",
+    "threshold_cutoffs", "union_boxes",
 ]
 
 def quantize_map(heatmap: np.ndarray, name: str = "heatmap") -> np.ndarray:
@@ -154,6 +154,22 @@ def level_boxes(quantized: np.ndarray, cutoffs: np.ndarray, needed: np.ndarray |
         candidates = np.where(areas == np.repeat(biggest, counts[found]), np.arange(len(areas)), len(areas))
         largest[found] = contour_boxes[np.minimum.reduceat(candidates, segment)]
     return LevelBoxes(boxes, starts, largest)
+
+
+def largest_contour_box(quantized: np.ndarray, cutoff: int) -> np.ndarray:
+    """The box of the contour of largest ``cv2.contourArea`` (the first one on ties) of ``quantized > cutoff``.
+
+    Returns:
+        ndarray[4] int64; ``[0, 0, 0, 0]`` without contour.
+    """
+    cv2 = _cv2()
+    height, width = quantized.shape
+    mask = cv2.threshold(np.ascontiguousarray(quantized), int(cutoff), 255, cv2.THRESH_BINARY)[1]
+    contours = cv2.findContours(mask, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[-2]
+    if not contours:
+        return np.zeros(4, dtype=np.int64)
+    x, y, w, h = cv2.boundingRect(max(contours, key=cv2.contourArea))
+    return np.array([x, y, min(x + w, width - 1), min(y + h, height - 1)], dtype=np.int64)
 
 
 def _pixel_extents(quantized: np.ndarray, cutoffs: np.ndarray) -> np.ndarray:

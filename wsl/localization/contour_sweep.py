@@ -19,9 +19,12 @@ pixels sorted by value (a counting sort of the ``uint8`` levels):
   the components by decreasing first pixel, each followed by its holes: ties of the largest contour are broken
   in that order (the largest contour is never a hole: a hole's area is at most its component's).
 
-A component inside another component's hole (nesting) is not handled: such cut-offs are reported in
-``fallback`` and are searched with OpenCV by the caller. The tests compare everything with OpenCV's contours on
-adversarial maps (holes, nesting, thin lines, corner contacts, area ties).
+A component inside another component's hole (nesting) is never the largest contour, and its area adds to the
+area of the outer contours around it, which the sweep does not pair up: where the nested areas could change
+which outer contour is the largest, the cut-off is reported in ``fallback`` and the caller asks OpenCV for the
+largest contour there (the boxes of all contours, holes and nested ones included, are exact everywhere).
+The tests compare everything with OpenCV's contours on adversarial maps (holes, nesting, thin lines, corner
+contacts, area ties).
 """
 
 from __future__ import annotations
@@ -113,20 +116,19 @@ def _join_levels(qp, join, queue, queued, H, W):
         for b in range(y * P + 1, y * P + W + 1):
             join[b] = 255
     for y in range(1, H + 1):  # raster scan: north and west neighbours
+        previous = -1
         for b in range(y * P + 1, y * P + W + 1):
-            low = min(join[b - P], join[b - 1])
-            value = max(qp[b], low)
-            if value < join[b]:
-                join[b] = value
+            value = min(max(qp[b], min(join[b - P], previous)), join[b])
+            join[b] = value
+            previous = value
     head = 0
     tail = 0
     for y in range(H, 0, -1):  # anti-raster scan: south and east; pixels that can still lower others are queued
+        previous = -1
         for b in range(y * P + W, y * P, -1):
-            low = min(join[b + P], join[b + 1])
-            value = max(qp[b], low)
-            if value < join[b]:
-                join[b] = value
-            own = join[b]
+            own = min(max(qp[b], min(join[b + P], previous)), join[b])
+            join[b] = own
+            previous = own
             for step in (P, 1):
                 other = b + step
                 if join[other] > own and join[other] > qp[other]:
@@ -207,28 +209,31 @@ def _sweep(q, cutoffs, gt, area_table, runs, hole_table, ws):
     every = np.zeros(K, np.float64)
     fallback = np.zeros(K, np.bool_)
 
-    # ---- holes at every cut-off (rising): background pixels whose join level is above the cut-off
+    # ---- holes at every cut-off (rising): background pixels whose join level is above the cut-off. Only those
+    # pixels are swept (in rising order); a window's other background pixels are diagonal to them and do not
+    # change its count of hole pixels, min(count, 2)
     _join_levels(qp, join, other, flag, H, W)
-    present = extra  # background pixels so far (padding included)
+    candidates = other
+    ncandidates = 0
+    for i in range(N - 1, -1, -1):
+        b = order[i]
+        if join[b] > qp[b]:
+            candidates[ncandidates] = i
+            ncandidates += 1
     for b in range(NP):
         flag[b] = 0
-        present[b] = 1
-    for y in range(H):
-        for x in range(W):
-            present[(y + 1) * P + x + 1] = 0
     records = np.empty((256, 6), np.int64)  # hole contour box x0, y0, x1, y1; twice its area; its start pixel
     record_start = np.zeros(K + 1, np.int64)
     count = 0
     nroots = 0
-    added = N
+    next_candidate = 0
     for k in range(K):
         c = min(max(cutoffs[k], -1), 255)
-        stop = above[c] if c >= 0 else N
-        while added > stop:
-            added -= 1
-            b = order[added]
-            present[b] = 1
-            if join[b] <= c:
+        while next_candidate < ncandidates and qp[order[candidates[next_candidate]]] <= c:
+            index = candidates[next_candidate]
+            next_candidate += 1
+            b = order[index]
+            if join[b] <= c:  # reached the border at this cut-off already
                 continue
             flag[b] = 1
             root = -1
@@ -240,8 +245,8 @@ def _sweep(q, cutoffs, gt, area_table, runs, hole_table, ws):
                     root = r
                     parent[b] = r
                     size[r] += 1
-                    x = xs[added]
-                    y = ys[added]
+                    x = xs[index]
+                    y = ys[index]
                     if x < bx0[r]:
                         bx0[r] = x
                     if x > bx1[r]:
@@ -269,10 +274,10 @@ def _sweep(q, cutoffs, gt, area_table, runs, hole_table, ws):
             if root == -1:
                 parent[b] = b
                 size[b] = 1
-                bx0[b] = xs[added]
-                bx1[b] = xs[added]
-                by0[b] = ys[added]
-                by1[b] = ys[added]
+                bx0[b] = xs[index]
+                bx1[b] = xs[index]
+                by0[b] = ys[index]
+                by1[b] = ys[index]
                 first[b] = b
                 area[b] = 0
                 pos[b] = nroots
@@ -281,7 +286,7 @@ def _sweep(q, cutoffs, gt, area_table, runs, hole_table, ws):
                 root = b
             mask = 0
             for j in range(8):
-                mask |= present[b + offsets[j]] << j
+                mask |= flag[b + offsets[j]] << j
             area[root] += hole_table[mask]
         n = 0
         while n < nroots:  # a hole reaches the border all at once: it is gone
@@ -371,14 +376,6 @@ def _sweep(q, cutoffs, gt, area_table, runs, hole_table, ws):
             largest[k] = value
             every[k] = value
             continue
-        nested = False
-        for n in range(nroots):  # left of a component's first pixel: the outside, unless it lies in a hole
-            if join[first[roots[n]] - 1] > c:
-                nested = True
-                break
-        if nested:
-            fallback[k] = True
-            continue
         best_every = 0.0
         for h in range(record_start[k], record_start[k + 1]):
             extra[_find(parent, records[h, 5])] += records[h, 4]
@@ -388,18 +385,31 @@ def _sweep(q, cutoffs, gt, area_table, runs, hole_table, ws):
         best_area = -1
         best_first = -1
         best_largest = 0.0
+        runner_up = -1
+        nested = 0
         for n in range(nroots):
             r = roots[n]
             value = _best_iou(float(bx0[r]), float(by0[r]), float(min(bx1[r] + 1, W - 1)),
                               float(min(by1[r] + 1, H - 1)), gt)
             best_every = max(best_every, value)
             outer = area[r] + extra[r]
+            if join[first[r] - 1] > c:
+                # left of its first pixel lies a hole: a component inside another's hole is never the
+                # largest contour, but its area belongs to the area of the contours around it
+                nested += outer
+                continue
             if outer > best_area or (outer == best_area and first[r] > best_first):
+                runner_up = max(runner_up, best_area)
                 best_area = outer
                 best_first = first[r]
                 best_largest = value
+            else:
+                runner_up = max(runner_up, outer)
         for h in range(record_start[k], record_start[k + 1]):
             extra[_find(parent, records[h, 5])] = 0
+        # with nested components the outer areas are only known to within their total
+        if nested > 0 and runner_up >= 0 and best_area <= runner_up + nested:
+            fallback[k] = True
         largest[k] = best_largest
         every[k] = best_every
     return largest, every, fallback
@@ -423,8 +433,9 @@ def sweep_level_ious(
         gt (ndarray[M, 4] float64): ground-truth boxes ``(x0, y0, x1, y1)``, ``M >= 1``.
 
     Returns:
-        ``(largest, every, fallback)``: ndarray[K] float64 twice, and ndarray[K] bool marking the cut-offs with a
-        component inside another's hole, whose values are not computed (search them with OpenCV).
+        ``(largest, every, fallback)``: ndarray[K] float64 twice, and ndarray[K] bool marking the cut-offs where
+        components inside others' holes leave the largest contour undecided: ``largest`` is not computed there
+        (search those cut-offs with OpenCV); ``every`` is exact at every cut-off.
     """
     quantized = np.ascontiguousarray(quantized, dtype=np.uint8)
     height, width = quantized.shape

@@ -22,7 +22,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from wsl.localization.boxes import level_boxes, quantize_map, threshold_cutoffs, union_boxes
+from wsl.localization.boxes import (
+    largest_contour_box,
+    level_boxes,
+    quantize_map,
+    threshold_cutoffs,
+    union_boxes,
+)
 from wsl.localization.contour_sweep import sweep_level_ious
 from wsl.utils.jit import numba_available
 
@@ -99,12 +105,10 @@ def _best_ious(
     quantized = quantize_map(cam, name)
     cutoffs, inverse = np.unique(threshold_cutoffs(quantized, cam_thresholds), return_inverse=True)
     inverse = inverse.reshape(-1)
-    if numba_available():  # one sweep over the pixels; OpenCV only where a component lies in another's hole
+    if numba_available():  # one sweep over the pixels; OpenCV only where nested components hide the largest
         largest, every, fallback = sweep_level_ious(quantized, cutoffs, gt)
-        if fallback.any():
-            found = level_boxes(quantized, cutoffs[fallback])
-            every[fallback] = np.maximum.reduceat(_iou_rows(found.boxes, gt), found.starts)
-            largest[fallback] = _iou_rows(found.largest, gt)
+        for index in np.flatnonzero(fallback).tolist():
+            largest[index] = _iou_rows(largest_contour_box(quantized, int(cutoffs[index]))[None], gt)[0]
         return largest[inverse], every[inverse]
     needed = None
     if floor is not None:
