@@ -33,9 +33,10 @@ import threading
 
 import numpy as np
 
+from wsl.localization.boxes import quantize_map
 from wsl.utils.jit import njit
 
-__all__ = ["sweep_level_ious"]
+__all__ = ["sweep_level_ious", "quantize_checked"]
 
 
 def _tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -413,6 +414,31 @@ def _sweep(q, cutoffs, gt, area_table, runs, hole_table, ws):
         largest[k] = best_largest
         every[k] = best_every
     return largest, every, fallback
+
+
+@njit
+def _quantize(heatmap, scale, quantized):
+    """``(heatmap * 255)`` truncated to uint8 in the map's own float type into ``quantized``; False when a value
+    is not finite or outside [0, 1] (the caller then reports it)."""
+    flat = heatmap.ravel()
+    out = quantized.ravel()
+    good = True
+    for i in range(flat.size):
+        value = flat[i]
+        good &= (value >= 0) & (value <= 1)  # False for NaN too
+        out[i] = np.uint8(min(max(value, 0), 1) * scale)
+    return good
+
+
+def quantize_checked(heatmap: np.ndarray, name: str = "heatmap") -> np.ndarray:
+    """:func:`wsl.localization.boxes.quantize_map` in one compiled pass for float32 and float64 maps (the same
+    values and the same errors)."""
+    heatmap = np.asarray(heatmap)
+    if heatmap.ndim == 2 and heatmap.size and heatmap.dtype in (np.float32, np.float64):
+        quantized = np.empty(heatmap.shape, dtype=np.uint8)
+        if _quantize(np.ascontiguousarray(heatmap), heatmap.dtype.type(255), quantized):
+            return quantized
+    return quantize_map(heatmap, name)  # other types, and the message of a bad map
 
 
 _workspace = threading.local()

@@ -29,7 +29,6 @@ from wsl.localization.boxes import (
     threshold_cutoffs,
     union_boxes,
 )
-from wsl.localization.contour_sweep import sweep_level_ious
 from wsl.utils.jit import numba_available
 
 __all__ = [
@@ -102,14 +101,19 @@ def _best_ious(
     ``floor`` with a ground-truth box skip the contour search and report 0 (an upper bound that is exact
     in floating point: the IoU of a box ``b`` is at most ``|b & g| / |g| <= |union & g| / |g|``).
     """
-    quantized = quantize_map(cam, name)
-    cutoffs, inverse = np.unique(threshold_cutoffs(quantized, cam_thresholds), return_inverse=True)
-    inverse = inverse.reshape(-1)
     if numba_available():  # one sweep over the pixels; OpenCV only where nested components hide the largest
+        from wsl.localization.contour_sweep import quantize_checked, sweep_level_ious
+
+        quantized = quantize_checked(cam, name)
+        cutoffs, inverse = np.unique(threshold_cutoffs(quantized, cam_thresholds), return_inverse=True)
+        inverse = inverse.reshape(-1)
         largest, every, fallback = sweep_level_ious(quantized, cutoffs, gt)
         for index in np.flatnonzero(fallback).tolist():
             largest[index] = _iou_rows(largest_contour_box(quantized, int(cutoffs[index]))[None], gt)[0]
         return largest[inverse], every[inverse]
+    quantized = quantize_map(cam, name)
+    cutoffs, inverse = np.unique(threshold_cutoffs(quantized, cam_thresholds), return_inverse=True)
+    inverse = inverse.reshape(-1)
     needed = None
     if floor is not None:
         union = union_boxes(quantized, cutoffs).astype(np.float64)
