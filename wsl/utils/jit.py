@@ -11,13 +11,13 @@ user cache when that folder is read-only), so only the first run of a new instal
 from __future__ import annotations
 
 import os
-from functools import lru_cache
+from functools import cache
 from typing import Any, Callable
 
 __all__ = ["numba_available", "njit"]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _numba() -> Any:
     if os.environ.get("WSL_NO_NUMBA", "").strip() not in ("", "0"):
         return None
