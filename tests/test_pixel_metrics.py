@@ -356,8 +356,8 @@ def test_numba_errors_equal_numpy_path(monkeypatch, dtype, parallel):
 def test_kernel_parameters_only_where_exact():
     """The arithmetic binning is used for arange thresholds it bins exactly; other edges leave it off."""
     for interval in (0.01, 0.001, 0.003, 0.05, 0.3, 1 / 3, 0.0001):
-        inverse, delta, last, stride = PixelPrecisionRecall(interval)._kernel
-        assert delta == interval and last == len(np.arange(0, 1, interval)) and stride == last + 1
+        inverse, delta, last, shift = PixelPrecisionRecall(interval)._kernel
+        assert delta == interval and last == len(np.arange(0, 1, interval)) and (1 << shift) > last
     edges = np.append(np.arange(0, 1, 0.01), [1.0, 2.0, 3.0])
     shifted = edges.copy()
     shifted[37] = np.nextafter(shifted[37], 1)  # not i * delta any more

@@ -105,10 +105,11 @@ _BAD_MASK = "masks may only hold 0 (background), 1 (foreground) and 255 (ignored
 # (``np.arange(0, 1, delta)``, checked in ``_kernel_parameters``), ``int(score / delta)`` (computed as
 # ``score * (1 / delta)``, as the numpy path does) is within one of the bin, and one comparison with
 # each neighbouring threshold corrects it; a score of exactly 1 goes to the bin of the edge 1. Each
-# pixel gets a key ``bin + code * stride`` (code 0 background, 1 foreground, 2 ignored, 3 any other
-# label), keys of a block of pixels are counted into 8 interleaved histograms (so that consecutive
-# equal keys do not wait on each other's increments). Scores outside [0, 1] (NaN included) are clamped
-# into it and counted as bad: the caller then raises the numpy path's error.
+# pixel gets a key ``bin + (code << shift)`` (code 0 ignored, 1 background, 2 foreground, 3 any other
+# label; ``1 << shift`` > the bins); the keys of a block of pixels are counted into 8 interleaved
+# histograms (so that consecutive equal keys do not wait on each other's increments). Scores outside
+# [0, 1] (NaN included) are clamped into it and counted as bad: the caller then raises the numpy path's
+# error, as it does for any key of code 3.
 
 _BLOCK = 2048  # pixels whose keys are computed, then counted, at a time
 _LANES = 8  # interleaved histograms
@@ -116,31 +117,32 @@ _FLUSH = 1 << 28  # pixels after which the uint32 histograms are added into the 
 
 
 @njit(boundscheck=False, error_model="numpy")
-def _block_keys(scores, labels, inverse, delta, last, stride, keys):  # pragma: no cover - compiled
+def _block_keys(scores, labels, inverse, delta, last, shift, keys):  # pragma: no cover - compiled
     """Keys of a block of pixels into ``keys``; returns how many scores lie outside [0, 1] or are NaN."""
     bad = 0
     last_bin = np.int32(last)
-    code_fg, code_ignore, code_bad = np.int32(stride), np.int32(2 * stride), np.int32(3 * stride)
     for i in range(scores.size):
         value = np.float64(scores[i])
         score = value if value >= 0.0 else 0.0  # NaN too
         score = score if score <= 1.0 else 1.0
         bad += np.int32(value != score)
-        guess = np.floor(score * inverse)
-        index = np.int32(guess)
+        index = np.int32(score * inverse)  # floor (score >= 0)
+        guess = np.float64(index)
         index += np.int32(1) if score >= (guess + 1.0) * delta else np.int32(0)
         index -= np.int32(1) if score < guess * delta else np.int32(0)
         index = last_bin if score >= 1.0 else index
-        label = labels[i]
-        code = np.int32(0) if label == 0 else (code_fg if label == 1 else (code_ignore if label == 255 else code_bad))
-        keys[i] = index + code
+        code = (np.int32(labels[i]) + np.int32(1)) & np.int32(255)  # 255 -> 0, 0 -> 1, 1 -> 2, others >= 3
+        code = code if code < 3 else np.int32(3)
+        keys[i] = index + (code << shift)
     return bad
 
 
 @njit(boundscheck=False, error_model="numpy")
-def _pixel_counts(scores, labels, inverse, delta, last, stride, out):  # pragma: no cover - compiled
-    """Adds the key counts of flat ``scores`` / ``labels`` into ``out`` (int64[4 stride]); returns the bad scores."""
+def _pixel_counts(scores, labels, inverse, delta, last, shift, out):  # pragma: no cover - compiled
+    """Adds the key counts of flat ``scores`` / uint8 ``labels`` into ``out`` (int64[4 << shift]); returns the
+    number of bad scores."""
     size = scores.size
+    stride = 1 << shift
     lanes = np.zeros((_LANES, 4 * stride), np.uint32)
     keys = np.zeros(_BLOCK, np.int32)
     bad = 0
@@ -148,7 +150,7 @@ def _pixel_counts(scores, labels, inverse, delta, last, stride, out):  # pragma:
     for start in range(0, size, _BLOCK):
         stop = min(size, start + _BLOCK)
         count = stop - start
-        bad += _block_keys(scores[start:stop], labels[start:stop], inverse, delta, last, stride, keys)
+        bad += _block_keys(scores[start:stop], labels[start:stop], inverse, delta, last, shift, keys)
         i = 0
         while i + 8 <= count:
             lanes[0, keys[i]] += 1
@@ -174,7 +176,7 @@ def _pixel_counts(scores, labels, inverse, delta, last, stride, out):  # pragma:
 
 
 @njit(boundscheck=False, parallel=True)
-def _pixel_counts_parallel(scores, labels, inverse, delta, last, stride, outs):  # pragma: no cover - compiled
+def _pixel_counts_parallel(scores, labels, inverse, delta, last, shift, outs):  # pragma: no cover - compiled
     """:func:`_pixel_counts` over ``len(outs)`` contiguous parts of the pixels, one per thread."""
     parts = outs.shape[0]
     size = scores.size
@@ -183,12 +185,14 @@ def _pixel_counts_parallel(scores, labels, inverse, delta, last, stride, outs): 
     for part in prange(parts):
         start = min(size, part * step)
         stop = min(size, start + step)
-        bad[part] = _pixel_counts(scores[start:stop], labels[start:stop], inverse, delta, last, stride, outs[part])
+        bad[part] = _pixel_counts(scores[start:stop], labels[start:stop], inverse, delta, last, shift, outs[part])
     return bad.sum()
 
 
 def _kernel_parameters(edges: np.ndarray, interval: float) -> tuple[float, float, int, int] | None:
-    """(inverse, delta, last, stride) of the compiled kernel for these edges, or None where it would not be exact.
+    """(inverse, delta, last, shift) of the compiled kernel for these edges, or None where it would not be exact.
+
+    ``last`` is the bin of a score of 1 (the number of thresholds), ``1 << shift`` the key stride (> last).
 
     Exact when the thresholds are ``i * delta`` in float64, ``nthr * delta >= 1`` (so no score below 1
     passes the last threshold's bin) and ``int(score * inverse)`` is within one of every score's bin
@@ -200,15 +204,15 @@ def _kernel_parameters(edges: np.ndarray, interval: float) -> tuple[float, float
     count = len(thresholds)
     if count == 0 or not np.array_equal(thresholds, np.arange(count) * delta) or not count * delta >= 1.0:
         return None
-    if not (np.all(np.diff(edges) > 0) and edges[count] == 1.0) or count * inverse >= 2**30:
-        return None
+    if not (np.all(np.diff(edges) > 0) and edges[count] == 1.0) or count > 1 << 20 or inverse >= 2**30:
+        return None  # (int32 keys and guesses; at most a million thresholds)
     smallest = thresholds
     largest = np.nextafter(edges[1 : count + 1], -np.inf)
     for values in (smallest, largest):
         guess = np.floor(values * inverse)
         if not (np.abs(guess - np.arange(count)) <= 1).all():
             return None
-    return inverse, delta, count, count + 1
+    return inverse, delta, count, int(count).bit_length()
 
 
 def _opencv():
@@ -323,11 +327,15 @@ class PixelPrecisionRecall:
             return False
         if labels.dtype == np.bool_:
             labels = labels.view(np.uint8)
-        elif labels.dtype.kind not in "iu":
+        elif labels.dtype.kind in "iu" and labels.dtype != np.uint8:  # the kernel reads uint8: 2 marks bad labels
+            valid = (labels == 0) | (labels == FOREGROUND) | (labels == IGNORE)
+            labels = np.where(valid, labels, 2).astype(np.uint8)
+        elif labels.dtype != np.uint8:
             return False
         flat_scores = np.ascontiguousarray(scores).reshape(-1)
         flat_labels = np.ascontiguousarray(labels).reshape(-1)
-        inverse, delta, last, stride = self._kernel
+        inverse, delta, last, shift = self._kernel
+        stride = 1 << shift
         parts = 1
         if flat_scores.size >= PARALLEL_PIXELS:
             import numba
@@ -335,16 +343,16 @@ class PixelPrecisionRecall:
             parts = int(numba.get_num_threads())
         if parts > 1:
             outs = np.zeros((parts, 4 * stride), np.int64)
-            bad = _pixel_counts_parallel(flat_scores, flat_labels, inverse, delta, last, stride, outs)
+            bad = _pixel_counts_parallel(flat_scores, flat_labels, inverse, delta, last, shift, outs)
             out = outs.sum(axis=0)
         else:
             out = np.zeros(4 * stride, np.int64)
-            bad = _pixel_counts(flat_scores, flat_labels, inverse, delta, last, stride, out)
+            bad = _pixel_counts(flat_scores, flat_labels, inverse, delta, last, shift, out)
         if bad or out[3 * stride :].any():
             _as_maps(score_maps, masks)  # raises the error about the scores, if any
             raise ValueError(_BAD_MASK)
-        self.foreground[:stride] += out[stride : 2 * stride]  # (bins above the edge 1 stay empty)
-        self.background[:stride] += out[:stride]
+        self.foreground[: last + 1] += out[2 * stride : 2 * stride + last + 1]  # (bins from the edge 2 stay empty)
+        self.background[: last + 1] += out[stride : stride + last + 1]
         return True
 
     def update(self, score_maps: Any, masks: Any) -> PixelPrecisionRecall:
