@@ -21,6 +21,7 @@ Otherwise OpenCV bins the scores, else numpy does; all paths give the same count
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Sequence
 
 import numpy as np
@@ -114,6 +115,7 @@ _BAD_MASK = "masks may only hold 0 (background), 1 (foreground) and 255 (ignored
 _BLOCK = 2048  # pixels whose keys are computed, then counted, at a time
 _LANES = 8  # interleaved histograms
 _FLUSH = 1 << 28  # pixels after which the uint32 histograms are added into the int64 counts
+_PARALLEL_LOCK = threading.Lock()  # one parallel launch at a time (numba's workqueue layer is not thread-safe)
 
 
 @njit(boundscheck=False, error_model="numpy")
@@ -343,7 +345,8 @@ class PixelPrecisionRecall:
             parts = int(numba.get_num_threads())
         if parts > 1:
             outs = np.zeros((parts, 4 * stride), np.int64)
-            bad = _pixel_counts_parallel(flat_scores, flat_labels, inverse, delta, last, shift, outs)
+            with _PARALLEL_LOCK:
+                bad = _pixel_counts_parallel(flat_scores, flat_labels, inverse, delta, last, shift, outs)
             out = outs.sum(axis=0)
         else:
             out = np.zeros(4 * stride, np.int64)
