@@ -358,7 +358,25 @@ def test_kernel_parameters_only_where_exact():
     for interval in (0.01, 0.001, 0.003, 0.05, 0.3, 1 / 3, 0.0001):
         inverse, delta, last, shift = PixelPrecisionRecall(interval)._kernel
         assert delta == interval and last == len(np.arange(0, 1, interval)) and (1 << shift) > last
+        assert inverse <= 1 / interval and inverse == pytest.approx(1 / interval, rel=1e-13)
     edges = np.append(np.arange(0, 1, 0.01), [1.0, 2.0, 3.0])
     shifted = edges.copy()
     shifted[37] = np.nextafter(shifted[37], 1)  # not i * delta any more
     assert pixel._kernel_parameters(shifted, 0.01) is None
+
+
+@pytest.mark.skipif(not HAS_NUMBA, reason="numba is not installed (the [image] extra)")
+def test_numba_many_intervals_on_edges(monkeypatch):
+    """Intervals of every kind (the kernel's lowered ``1 / interval``): edge scores binned as np.histogram."""
+    rng = np.random.default_rng(11)
+    intervals = [0.0137, 0.042, 0.25, 0.5, 0.9, 0.999, 0.0625, 0.015, 0.011, 0.0099, 0.123456, 0.0002]
+    intervals += list(rng.uniform(0.0005, 0.2, size=12))
+    for interval in intervals:
+        assert PixelPrecisionRecall(interval)._kernel is not None, interval
+        for dtype in (np.float64, np.float32):
+            scores = _edge_scores(interval, dtype, rng, count=500)
+            masks = rng.choice(np.array([0, 1, 255], np.uint8), size=scores.shape)
+            expected = _oracle_counts(scores, masks, interval)
+            compiled = _counts(monkeypatch, "numba", scores[None], masks[None], interval)
+            np.testing.assert_array_equal(compiled[0], expected[0], err_msg=f"{interval} {dtype}")
+            np.testing.assert_array_equal(compiled[1], expected[1], err_msg=f"{interval} {dtype}")

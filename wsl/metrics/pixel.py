@@ -103,9 +103,9 @@ _BAD_MASK = "masks may only hold 0 (background), 1 (foreground) and 255 (ignored
 
 # --------------------------------------------------------------------------- compiled kernel (numba)
 # The kernel reads each score once and bins it arithmetically: the thresholds are exactly ``i * delta``
-# (``np.arange(0, 1, delta)``, checked in ``_kernel_parameters``), ``int(score / delta)`` (computed as
-# ``score * (1 / delta)``, as the numpy path does) is within one of the bin, and one comparison with
-# each neighbouring threshold corrects it; a score of exactly 1 goes to the bin of the edge 1. Each
+# (``np.arange(0, 1, delta)``, checked in ``_kernel_parameters``), ``int(score * inverse)``, with
+# ``inverse`` ``1 / delta`` lowered by an ulp or a few, is the bin or the one below, and one comparison
+# with the next threshold corrects it; a score of exactly 1 goes to the bin of the edge 1. Each
 # pixel gets a key ``bin + (code << shift)`` (code 0 ignored, 1 background, 2 foreground, 3 any other
 # label; ``1 << shift`` > the bins); the keys of a block of pixels are counted into 8 interleaved
 # histograms (so that consecutive equal keys do not wait on each other's increments). Scores outside
@@ -128,10 +128,8 @@ def _block_keys(scores, labels, inverse, delta, last, shift, keys):  # pragma: n
         score = value if value >= 0.0 else 0.0  # NaN too
         score = score if score <= 1.0 else 1.0
         bad += np.int32(value != score)
-        index = np.int32(score * inverse)  # floor (score >= 0)
-        guess = np.float64(index)
-        index += np.int32(1) if score >= (guess + 1.0) * delta else np.int32(0)
-        index -= np.int32(1) if score < guess * delta else np.int32(0)
+        index = np.int32(score * inverse)  # floor (score >= 0): the bin or the one below
+        index += np.int32(1) if score >= np.float64(index + 1) * delta else np.int32(0)
         index = last_bin if score >= 1.0 else index
         code = (np.int32(labels[i]) + np.int32(1)) & np.int32(255)  # 255 -> 0, 0 -> 1, 1 -> 2, others >= 3
         code = code if code < 3 else np.int32(3)
@@ -195,26 +193,28 @@ def _kernel_parameters(edges: np.ndarray, interval: float) -> tuple[float, float
     """(inverse, delta, last, shift) of the compiled kernel for these edges, or None where it would not be exact.
 
     ``last`` is the bin of a score of 1 (the number of thresholds), ``1 << shift`` the key stride (> last).
-
-    Exact when the thresholds are ``i * delta`` in float64, ``nthr * delta >= 1`` (so no score below 1
-    passes the last threshold's bin) and ``int(score * inverse)`` is within one of every score's bin
-    (checked on the smallest and the largest score of each bin: the guess is monotonic in the score).
+    Exact when the thresholds are ``i * delta`` in float64, ``last * delta >= 1`` (so no score below 1
+    passes the last threshold) and ``int(score * inverse)`` is every score's bin or the one below: checked
+    on the smallest and the largest score of each bin (the guess is monotonic in the score), for
+    ``inverse`` from ``1 / delta`` down by at most 64 ulps.
     """
     delta = float(interval)
-    inverse = 1.0 / delta
     thresholds = edges[:-3]
     count = len(thresholds)
     if count == 0 or not np.array_equal(thresholds, np.arange(count) * delta) or not count * delta >= 1.0:
         return None
-    if not (np.all(np.diff(edges) > 0) and edges[count] == 1.0) or count > 1 << 20 or inverse >= 2**30:
+    if not (np.all(np.diff(edges) > 0) and edges[count] == 1.0) or count > 1 << 20 or 1.0 / delta >= 2**30:
         return None  # (int32 keys and guesses; at most a million thresholds)
     smallest = thresholds
     largest = np.nextafter(edges[1 : count + 1], -np.inf)
-    for values in (smallest, largest):
-        guess = np.floor(values * inverse)
-        if not (np.abs(guess - np.arange(count)) <= 1).all():
-            return None
-    return inverse, delta, count, int(count).bit_length()
+    bins = np.arange(count)
+    inverse = 1.0 / delta
+    for _ in range(64):
+        low, high = np.floor(smallest * inverse) - bins, np.floor(largest * inverse) - bins
+        if low.min() >= -1 and high.max() <= 0:  # (and so low <= high <= 0, -1 <= low <= high)
+            return inverse, delta, count, int(count).bit_length()
+        inverse = float(np.nextafter(inverse, 0.0))
+    return None
 
 
 def _opencv():
