@@ -189,6 +189,38 @@ def _pixel_counts_parallel(scores, labels, inverse, delta, last, shift, outs):  
     return bad.sum()
 
 
+@njit(boundscheck=False)
+def _add_counts(out, last, shift, foreground, background):  # pragma: no cover - compiled
+    """Adds the background and foreground keys of ``out`` into the histograms; False (nothing added) where
+    a key has code 3 (a label other than 0, 1, 255)."""
+    stride = 1 << shift
+    for key in range(3 * stride, 4 * stride):
+        if out[key]:
+            return False
+    for index in range(last + 1):  # (the bins from the edge 2 stay empty)
+        background[index] += out[stride + index]
+        foreground[index] += out[2 * stride + index]
+    return True
+
+
+@njit(boundscheck=False)
+def _update_serial(scores, labels, inverse, delta, last, shift, foreground, background):  # pragma: no cover
+    """One thread: counts the pixels and adds them into the histograms; 0, or 1 (bad score), or 2 (bad label)."""
+    out = np.zeros(4 << shift, np.int64)
+    if _pixel_counts(scores, labels, inverse, delta, last, shift, out):
+        return 1
+    return 0 if _add_counts(out, last, shift, foreground, background) else 2
+
+
+@njit(boundscheck=False)
+def _update_parallel(scores, labels, inverse, delta, last, shift, parts, foreground, background):  # pragma: no cover
+    """:func:`_update_serial` with the pixels split between ``parts`` threads."""
+    outs = np.zeros((parts, 4 << shift), np.int64)
+    if _pixel_counts_parallel(scores, labels, inverse, delta, last, shift, outs):
+        return 1
+    return 0 if _add_counts(outs.sum(axis=0), last, shift, foreground, background) else 2
+
+
 def _kernel_parameters(edges: np.ndarray, interval: float) -> tuple[float, float, int, int] | None:
     """(inverse, delta, last, shift) of the compiled kernel for these edges, or None where it would not be exact.
 
@@ -319,43 +351,39 @@ class PixelPrecisionRecall:
         Bad scores or labels raise the numpy path's errors (that path's checks are rerun to word them).
         """
         scores, labels = score_maps, masks
-        if hasattr(scores, "detach"):
+        if type(scores) is not np.ndarray and hasattr(scores, "detach"):
             scores = scores.detach().cpu().numpy()
-        if hasattr(labels, "detach"):
+        if type(labels) is not np.ndarray and hasattr(labels, "detach"):
             labels = labels.detach().cpu().numpy()
         if not (isinstance(scores, np.ndarray) and isinstance(labels, np.ndarray)):
             return False
-        if scores.dtype not in (np.float32, np.float64) or scores.shape != labels.shape or scores.ndim not in (2, 3):
+        if scores.dtype.char not in "fd" or scores.shape != labels.shape or scores.ndim not in (2, 3):
             return False
-        if labels.dtype == np.bool_:
+        if labels.dtype.char == "B":  # uint8: as it is
+            pass
+        elif labels.dtype == np.bool_:
             labels = labels.view(np.uint8)
         elif labels.dtype.kind in "iu" and labels.dtype != np.uint8:  # the kernel reads uint8: 2 marks bad labels
             valid = (labels == 0) | (labels == FOREGROUND) | (labels == IGNORE)
             labels = np.where(valid, labels, 2).astype(np.uint8)
-        elif labels.dtype != np.uint8:
+        else:
             return False
         flat_scores = np.ascontiguousarray(scores).reshape(-1)
         flat_labels = np.ascontiguousarray(labels).reshape(-1)
-        inverse, delta, last, shift = self._kernel
-        stride = 1 << shift
         parts = 1
         if flat_scores.size >= PARALLEL_PIXELS:
             import numba
 
             parts = int(numba.get_num_threads())
         if parts > 1:
-            outs = np.zeros((parts, 4 * stride), np.int64)
             with _PARALLEL_LOCK:
-                bad = _pixel_counts_parallel(flat_scores, flat_labels, inverse, delta, last, shift, outs)
-            out = outs.sum(axis=0)
+                error = _update_parallel(flat_scores, flat_labels, *self._kernel, parts, self.foreground,
+                                         self.background)
         else:
-            out = np.zeros(4 * stride, np.int64)
-            bad = _pixel_counts(flat_scores, flat_labels, inverse, delta, last, shift, out)
-        if bad or out[3 * stride :].any():
+            error = _update_serial(flat_scores, flat_labels, *self._kernel, self.foreground, self.background)
+        if error:  # nothing was added
             _as_maps(score_maps, masks)  # raises the error about the scores, if any
             raise ValueError(_BAD_MASK)
-        self.foreground[: last + 1] += out[2 * stride : 2 * stride + last + 1]  # (bins from the edge 2 stay empty)
-        self.background[: last + 1] += out[stride : stride + last + 1]
         return True
 
     def update(self, score_maps: Any, masks: Any) -> PixelPrecisionRecall:
