@@ -387,7 +387,12 @@ class PixelPrecisionRecall:
         return True
 
     def update(self, score_maps: Any, masks: Any) -> PixelPrecisionRecall:
-        """Add score maps (ndarray or Tensor [N, H, W] or [H, W], in [0, 1]) and their masks (same shape)."""
+        """Add score maps (ndarray or Tensor [N, H, W] or [H, W], in [0, 1]) and their masks (same shape).
+
+        With numba, a whole batch is one compiled call (split between numba's threads from
+        :data:`PARALLEL_PIXELS` pixels): passing [N, H, W] batches is faster than one map per call.
+        A bad score or label raises ``ValueError`` and adds nothing.
+        """
         if self._kernel is not None and numba_available() and self._update_numba(score_maps, masks):
             return self
         scores, labels = _as_maps(score_maps, masks)
