@@ -16,15 +16,22 @@ Times, in the same run and on the same maps:
   IoU 30/50/70; against ``wsl.metrics.update_box_accuracies`` feeding both metrics from one contour
   search per map and threshold, as ``wsl-image evaluate-maps`` calls it (one map at a time);
 * masks: the reference ``MaskEvaluator`` histograms (``np.histogram`` per map on the foreground and
-  background scores) against ``wsl.metrics.PixelPrecisionRecall.update`` per map.
+  background scores) against ``wsl.metrics.PixelPrecisionRecall.update``, three ways: one map per call
+  (as the reference is called); batches of ``--mask-batch`` maps (256) per call on one numba thread, as
+  ``wsl-image evaluate-maps`` feeds them; the same batches on all of numba's threads (its default: one
+  per core; ``NUMBA_NUM_THREADS`` caps it), a row printed only when there are several. The maps are
+  generated, then stacked into the batches before any timing, and every side reads those same arrays
+  (the per-map calls get views into the batches). Without numba (or with ``WSL_NO_NUMBA=1``) the
+  library runs its NumPy/OpenCV path and the thread count plays no part.
 
 Both sides must give the same numbers (the per-threshold correct counts, MaxBoxAcc, MaxBoxAccV2 per
-IoU, PxAP and PIoU) or the script fails. Prints a markdown table.
+IoU, the PxAP histograms, PxAP and PIoU) or the script fails. Prints a markdown table: one box row and
+one mask row per way of calling.
 
 Usage::
 
     OMP_NUM_THREADS=1 python benchmarks/wsol_evaluator.py [--box-maps 10000] [--mask-maps 5000]
-        [--quick] [--seed 0] [--output timings.json]
+        [--mask-batch 256] [--quick] [--seed 0] [--output timings.json]
 """
 
 from __future__ import annotations
@@ -283,7 +290,32 @@ def _check_boxes(reference, largest, every, results) -> None:
             raise AssertionError(f"{name}: {ours} != reference {values}")
 
 
-def _time_masks(maps, masks, thresholds) -> dict:
+def _mask_batches(maps, masks, batch: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The maps and masks stacked into batches of ``batch`` (the last one shorter), as ``evaluate-maps`` reads them."""
+    return [(np.stack(maps[start : start + batch]), np.stack(masks[start : start + batch]))
+            for start in range(0, len(maps), batch)]
+
+
+def _numba_threads(count: int | None) -> int | None:
+    """Sets numba's thread count (None: leave it) and returns the previous one; None without numba."""
+    from wsl.utils.jit import numba_available
+
+    if not numba_available():
+        return None
+    import numba
+
+    previous = numba.get_num_threads()
+    if count is not None:
+        numba.set_num_threads(min(count, numba.config.NUMBA_NUM_THREADS))
+    return previous
+
+
+def _time_masks(batches, thresholds) -> dict:
+    """Reference per map; ``wsl`` per map, then per batch on one numba thread and on all of them.
+
+    Every side reads the same arrays: the per-map calls get views into the batches."""
+    maps = [scoremap for batch, _ in batches for scoremap in batch]
+    masks = [mask for _, batch in batches for mask in batch]
     start = time.perf_counter()
     reference = ReferenceMaskEvaluator(thresholds)
     for scoremap, mask in zip(maps, masks):
@@ -292,26 +324,52 @@ def _time_masks(maps, masks, thresholds) -> dict:
     reference_s = time.perf_counter() - start
 
     interval = float(thresholds[1] - thresholds[0])
-    start = time.perf_counter()
-    metric = PixelPrecisionRecall(interval)
-    for scoremap, mask in zip(maps, masks):
-        metric.update(scoremap, mask)
-    result = metric.compute()
-    ours_s = time.perf_counter() - start
+    warm = PixelPrecisionRecall(interval)  # compiles (or loads) the numba kernels outside the timings
+    warm.update(maps[0], masks[0])
+    warm.update(*batches[0])
 
-    if not np.array_equal(reference.foreground, metric.foreground) or \
-            not np.array_equal(reference.background, metric.background):
-        raise AssertionError("PxAP histograms differ from the reference")
-    for name, ours, theirs in (("PxAP", 100 * result["pxap"], ref_pxap), ("PIoU", 100 * result["piou"], ref_piou)):
-        if abs(ours - theirs) > 1e-9:
-            raise AssertionError(f"{name}: {ours} != reference {theirs}")
-    return {"reference_s": reference_s, "ours_s": ours_s, "pxap": 100 * result["pxap"], "piou": 100 * result["piou"]}
+    def run(feed) -> tuple[float, dict, PixelPrecisionRecall]:
+        start = time.perf_counter()
+        metric = PixelPrecisionRecall(interval)
+        for scoremap, mask in feed:
+            metric.update(scoremap, mask)
+        result = metric.compute()
+        return time.perf_counter() - start, result, metric
+
+    previous = _numba_threads(None)
+    timings = {}
+    try:
+        _numba_threads(1)
+        timings["per_map"] = run(zip(maps, masks))
+        timings["batch_1_thread"] = run(batches)
+        if previous is not None and previous > 1:
+            _numba_threads(previous)
+            timings[f"batch_{previous}_threads"] = run(batches)
+    finally:
+        if previous is not None:
+            _numba_threads(previous)
+
+    out = {"reference_s": reference_s, "threads": previous}
+    for name, (seconds, result, metric) in timings.items():
+        if not np.array_equal(reference.foreground, metric.foreground) or \
+                not np.array_equal(reference.background, metric.background):
+            raise AssertionError(f"PxAP histograms ({name}) differ from the reference")
+        for metric_name, ours, theirs in (("PxAP", 100 * result["pxap"], ref_pxap),
+                                          ("PIoU", 100 * result["piou"], ref_piou)):
+            if abs(ours - theirs) > 1e-9:
+                raise AssertionError(f"{metric_name} ({name}): {ours} != reference {theirs}")
+        out[f"{name}_s"] = seconds
+        out["pxap"], out["piou"] = 100 * result["pxap"], 100 * result["piou"]
+    out["ours_s"] = out["per_map_s"]
+    return out
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--box-maps", type=int, default=10000, help="maps of the box evaluation (ILSVRC: 10,000)")
     parser.add_argument("--mask-maps", type=int, default=5000, help="maps of the mask evaluation (OpenImages: 5,000)")
+    parser.add_argument("--mask-batch", type=int, default=256,
+                        help="maps per update in the batched mask timings (evaluate-maps' batch)")
     parser.add_argument("--curve-interval", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="60 box maps and 40 mask maps (a smoke run)")
@@ -324,26 +382,39 @@ def main(argv=None) -> int:
     box_maps, gt_boxes = synthetic_box_maps(args.box_maps, args.seed)
     boxes = _time_boxes(box_maps, gt_boxes, thresholds)
     del box_maps
+    if args.mask_batch < 1:
+        parser.error("--mask-batch must be at least 1")
     mask_maps, masks = synthetic_mask_maps(args.mask_maps, args.seed)
-    pixels = _time_masks(mask_maps, masks, thresholds)
+    batches = _mask_batches(mask_maps, masks, args.mask_batch)
+    del mask_maps, masks
+    pixels = _time_masks(batches, thresholds)
 
-    rows = [
-        (f"boxes: MaxBoxAcc + MaxBoxAccV2, IoU 30/50/70 ({args.box_maps:,} maps, {len(thresholds)} thresholds)",
-         boxes, f"MaxBoxAcc {boxes['max_box_acc']:.2f}, MaxBoxAccV2 {boxes['max_box_acc_v2']:.2f}"),
-        (f"masks: PxAP + PIoU ({args.mask_maps:,} maps, {len(thresholds)} thresholds)",
-         pixels, f"PxAP {pixels['pxap']:.2f}, PIoU {pixels['piou']:.2f}"),
-    ]
-    lines = ["| evaluation | wsolevaluation (re-implemented) | wsl | speed-up | wsl, one thread | speed-up "
-             "| both give |",
-             "|---|---|---|---|---|---|---|"]
+    box_name = f"boxes: MaxBoxAcc + MaxBoxAccV2, IoU 30/50/70 ({args.box_maps:,} maps, {len(thresholds)} thresholds)"
+    box_values = f"MaxBoxAcc {boxes['max_box_acc']:.2f}, MaxBoxAccV2 {boxes['max_box_acc_v2']:.2f}"
+    rows = [(box_name + f", batches of {BOX_BATCH}, 1 thread",
+             {"reference_s": boxes["reference_s"], "ours_s": boxes["ours_one_thread_s"]}, box_values)]
+    if boxes["threads"] > 1:
+        rows.append((box_name + f", batches of {BOX_BATCH}, {boxes['threads']} threads",
+                     {"reference_s": boxes["reference_s"], "ours_s": boxes["ours_s"]}, box_values))
+    boxes["speedup"] = boxes["reference_s"] / boxes["ours_s"]
+    boxes["speedup_one_thread"] = boxes["reference_s"] / boxes["ours_one_thread_s"]
+    mask_name = f"masks: PxAP + PIoU ({args.mask_maps:,} maps, {len(thresholds)} thresholds)"
+    mask_values = f"PxAP {pixels['pxap']:.2f}, PIoU {pixels['piou']:.2f}"
+    threads = pixels["threads"]
+    variants = [("per_map", ", one map per update"),
+                ("batch_1_thread", f", batches of {args.mask_batch}, 1 thread")]
+    if threads is not None and threads > 1:
+        variants.append((f"batch_{threads}_threads", f", batches of {args.mask_batch}, {threads} threads"))
+    for key, suffix in variants:
+        rows.append((mask_name + suffix, {"reference_s": pixels["reference_s"], "ours_s": pixels[f"{key}_s"]},
+                     mask_values))
+    lines = ["| evaluation | wsolevaluation (re-implemented) | wsl | speed-up | both give |",
+             "|---|---|---|---|---|"]
     for name, timing, values in rows:
         ratio = timing["reference_s"] / timing["ours_s"]
-        timing["speedup"] = ratio
-        single = timing.get("ours_one_thread_s", timing["ours_s"])
-        timing["speedup_one_thread"] = timing["reference_s"] / single
-        lines.append(f"| {name} | {timing['reference_s']:.2f} s | {timing['ours_s']:.2f} s "
-                     f"({timing.get('threads', 1)} threads) | {ratio:.1f}x | {single:.2f} s | "
-                     f"{timing['speedup_one_thread']:.1f}x | {values} |")
+        lines.append(f"| {name} | {timing['reference_s']:.2f} s | {timing['ours_s']:.2f} s | {ratio:.1f}x | {values} |")
+    for key, _ in variants:
+        pixels[f"{key}_speedup"] = pixels["reference_s"] / pixels[f"{key}_s"]
     table = "\n".join(lines)
     print(table)
     if args.output:

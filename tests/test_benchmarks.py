@@ -254,5 +254,7 @@ def test_wsol_evaluator_benchmark_quick(capsys):
     """The quick run checks that the library and the re-implemented wsolevaluation evaluator agree."""
     assert _load("wsol_evaluator").main(["--quick"]) == 0
     printed = capsys.readouterr().out
-    assert "| boxes: MaxBoxAcc + MaxBoxAccV2, IoU 30/50/70 (60 maps, 100 thresholds) |" in printed
-    assert "| masks: PxAP + PIoU (40 maps, 100 thresholds) |" in printed
+    boxes = "| boxes: MaxBoxAcc + MaxBoxAccV2, IoU 30/50/70 (60 maps, 100 thresholds), batches of 64, 1 thread |"
+    assert boxes in printed
+    assert "| masks: PxAP + PIoU (40 maps, 100 thresholds), one map per update |" in printed
+    assert "| masks: PxAP + PIoU (40 maps, 100 thresholds), batches of 256, 1 thread |" in printed

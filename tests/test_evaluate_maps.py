@@ -177,3 +177,17 @@ def test_exception_unknown_image_and_bad_maps(tmp_path, capsys):
     np.save(tmp_path / "maps" / "test/c0/img0.jpg.npy", np.full((224, 224), 1.5))
     assert main(common) == 2
     assert "must be finite and lie in [0, 1]" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("batch", [1, 3, 4, 256])
+def test_openimages_batches_match_oracle(tmp_path, monkeypatch, batch):
+    """Maps read into batches of MASK_BATCH (full ones and a last partial one) give the oracle's numbers."""
+    import wsl_image.evaluate_maps as evaluate_maps
+
+    monkeypatch.setattr(evaluate_maps, "MASK_BATCH", batch)
+    maps, masks = _write_openimages(tmp_path)
+    metrics = evaluate_score_maps(tmp_path / "maps", tmp_path / "metadata", "OpenImages", "test",
+                                  mask_root=tmp_path / "dataset")
+    area, best = _pixel_oracle(maps, masks)
+    assert metrics["num_images"] == 4
+    assert abs(metrics["pxap"] - area) < 1e-9 and abs(metrics["piou"] - best) < 1e-12

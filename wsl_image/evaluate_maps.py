@@ -25,6 +25,7 @@ from wsl_image.data.metadata import read_lines
 __all__ = ["evaluate_score_maps", "split_folder", "mask_folder", "read_score_map", "DATASETS", "BOX_DATASETS"]
 
 BOX_DATASETS = ("CUB", "ILSVRC")
+MASK_BATCH = 256  # score maps per PixelPrecisionRecall.update (as benchmarks/wsol_evaluator.py times it)
 DATASETS = (*BOX_DATASETS, "OpenImages")
 
 
@@ -144,8 +145,19 @@ def evaluate_score_maps(scoremaps: str | Path, metadata: str | Path, dataset: st
     image_ids = _image_ids(folder)
     entries = read_mask_localization(folder / "localization.txt", image_ids)
     metric = PixelPrecisionRecall(curve_interval)
+    # maps and masks are read into batches: one update per MASK_BATCH maps (the compiled kernel splits a
+    # batch between numba's threads, see wsl.metrics.pixel)
+    maps = np.empty((min(MASK_BATCH, len(image_ids)), EVAL_SIZE, EVAL_SIZE), dtype=np.float64)
+    masks = np.empty(maps.shape, dtype=np.uint8)
+    filled = 0
     for image_id in image_ids:
-        mask = load_eval_mask(root, entries[image_id], image_id, folder / "localization.txt")
-        metric.update(read_score_map(scoremaps / f"{image_id}.npy"), mask)
+        masks[filled] = load_eval_mask(root, entries[image_id], image_id, folder / "localization.txt")
+        maps[filled] = read_score_map(scoremaps / f"{image_id}.npy")
+        filled += 1
+        if filled == len(maps):
+            metric.update(maps, masks)
+            filled = 0
+    if filled:
+        metric.update(maps[:filled], masks[:filled])
     return {**metric.compute(), "num_images": len(image_ids)}
 
