@@ -36,7 +36,7 @@ import numpy as np
 from wsl.localization.boxes import quantize_map
 from wsl.utils.jit import njit
 
-__all__ = ["sweep_level_ious", "quantize_checked"]
+__all__ = ["sweep_level_ious", "evaluate_map", "quantize_checked"]
 
 
 def _tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -430,6 +430,73 @@ def _quantize(heatmap, scale, quantized):
     return good
 
 
+@njit
+def _evaluate_map(heatmap, scale, thresholds, gt, area_table, runs, hole_table, ws):
+    """Quantise and check ``heatmap`` and sweep it at ``thresholds`` (sorted): ``(largest, every, fallback, ok)``
+    per threshold, ``ok`` False for a bad map (nothing computed)."""
+    H, W = heatmap.shape
+    T = thresholds.shape[0]
+    quantized = np.empty((H, W), np.uint8)
+    largest = np.zeros(T, np.float64)
+    every = np.zeros(T, np.float64)
+    fallback = np.zeros(T, np.bool_)
+    if not _quantize(heatmap, scale, quantized):
+        return largest, every, fallback, False
+    top = float(quantized.max())
+    cutoffs = np.empty(T, np.int64)
+    inverse = np.empty(T, np.int64)
+    count = 0
+    for t in range(T):  # int(threshold * max): non-decreasing along sorted thresholds
+        value = np.int64(thresholds[t] * top)
+        if count == 0 or value != cutoffs[count - 1]:
+            cutoffs[count] = value
+            count += 1
+        inverse[t] = count - 1
+    found_largest, found_every, found_fallback = _sweep(quantized, cutoffs[:count], gt, area_table, runs,
+                                                        hole_table, ws)
+    for t in range(T):
+        largest[t] = found_largest[inverse[t]]
+        every[t] = found_every[inverse[t]]
+        fallback[t] = found_fallback[inverse[t]]
+    return largest, every, fallback, True
+
+
+def evaluate_map(heatmap: np.ndarray, thresholds: np.ndarray, gt: np.ndarray,
+                 name: str = "heatmap") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`sweep_level_ious` of a float map at relative ``thresholds``, checks and quantisation included, in
+    one compiled call (it releases the GIL: maps can be evaluated on several threads).
+
+    Args:
+        heatmap (ndarray[H, W]): map in ``[0, 1]`` (float32 and float64 maps stay in their type; others are
+            converted as :func:`wsl.localization.boxes.quantize_map` does).
+        thresholds (ndarray[T] float64): relative thresholds, any order.
+        gt (ndarray[M, 4] float64): ground-truth boxes.
+        name: how the map is called in error messages.
+
+    Returns:
+        ``(largest, every, fallback)`` per threshold, as :func:`sweep_level_ious`.
+    """
+    heatmap = np.asarray(heatmap)
+    if heatmap.ndim != 2 or heatmap.size == 0 or heatmap.dtype not in (np.float32, np.float64):
+        quantize_map(heatmap, name)  # the error of a bad shape
+        heatmap = heatmap.astype(np.float64)
+    thresholds = np.asarray(thresholds, dtype=np.float64).reshape(-1)
+    order = np.argsort(thresholds, kind="stable")
+    sorted_thresholds = np.ascontiguousarray(thresholds[order])
+    largest, every, fallback, ok = _evaluate_map(
+        np.ascontiguousarray(heatmap), heatmap.dtype.type(255), sorted_thresholds,
+        np.ascontiguousarray(gt, dtype=np.float64).reshape(-1, 4), _AREA, _RUNS, _HOLES,
+        _thread_workspace((heatmap.shape[0] + 2) * (heatmap.shape[1] + 2)))
+    if not ok:
+        quantize_map(heatmap, name)  # raises the message of the bad value
+    result = []
+    for values in (largest, every, fallback):
+        restored = np.empty_like(values)
+        restored[order] = values
+        result.append(restored)
+    return result[0], result[1], result[2]
+
+
 def quantize_checked(heatmap: np.ndarray, name: str = "heatmap") -> np.ndarray:
     """:func:`wsl.localization.boxes.quantize_map` in one compiled pass for float32 and float64 maps (the same
     values and the same errors)."""
@@ -442,6 +509,15 @@ def quantize_checked(heatmap: np.ndarray, name: str = "heatmap") -> np.ndarray:
 
 
 _workspace = threading.local()
+
+
+def _thread_workspace(padded: int) -> np.ndarray:
+    """This thread's int32 work rows for maps of ``padded`` pixels with their border."""
+    workspace = getattr(_workspace, "array", None)
+    if workspace is None or workspace.shape[1] < padded:
+        workspace = np.empty((_ROWS, padded), dtype=np.int32)
+        _workspace.array = workspace
+    return workspace
 
 
 def sweep_level_ious(
@@ -465,11 +541,7 @@ def sweep_level_ious(
     """
     quantized = np.ascontiguousarray(quantized, dtype=np.uint8)
     height, width = quantized.shape
-    padded = (height + 2) * (width + 2)
-    workspace = getattr(_workspace, "array", None)
-    if workspace is None or workspace.shape[1] < padded:
-        workspace = np.empty((_ROWS, padded), dtype=np.int32)
-        _workspace.array = workspace
+    workspace = _thread_workspace((height + 2) * (width + 2))
     cutoffs = np.ascontiguousarray(cutoffs, dtype=np.int64).reshape(-1)
     gt = np.ascontiguousarray(gt, dtype=np.float64).reshape(-1, 4)
     return _sweep(quantized, cutoffs, gt, _AREA, _RUNS, _HOLES, workspace)

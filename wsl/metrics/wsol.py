@@ -102,15 +102,15 @@ def _best_ious(
     in floating point: the IoU of a box ``b`` is at most ``|b & g| / |g| <= |union & g| / |g|``).
     """
     if numba_available():  # one sweep over the pixels; OpenCV only where nested components hide the largest
-        from wsl.localization.contour_sweep import quantize_checked, sweep_level_ious
+        from wsl.localization.contour_sweep import evaluate_map
 
-        quantized = quantize_checked(cam, name)
-        cutoffs, inverse = np.unique(threshold_cutoffs(quantized, cam_thresholds), return_inverse=True)
-        inverse = inverse.reshape(-1)
-        largest, every, fallback = sweep_level_ious(quantized, cutoffs, gt)
-        for index in np.flatnonzero(fallback).tolist():
-            largest[index] = _iou_rows(largest_contour_box(quantized, int(cutoffs[index]))[None], gt)[0]
-        return largest[inverse], every[inverse]
+        largest, every, fallback = evaluate_map(cam, cam_thresholds, gt, name)
+        if fallback.any():
+            quantized = quantize_map(cam, name)
+            cutoffs = threshold_cutoffs(quantized, cam_thresholds)
+            for index in np.flatnonzero(fallback).tolist():
+                largest[index] = _iou_rows(largest_contour_box(quantized, int(cutoffs[index]))[None], gt)[0]
+        return largest, every
     quantized = quantize_map(cam, name)
     cutoffs, inverse = np.unique(threshold_cutoffs(quantized, cam_thresholds), return_inverse=True)
     inverse = inverse.reshape(-1)
