@@ -110,10 +110,13 @@ def _join_levels(qp, join, queue, queued, H, W):
     """``join[b]``: the smallest largest value on a 4-connected path from pixel ``b`` to the border (padding: -1)."""
     P = W + 2
     NP = (H + 2) * P
-    for b in range(NP):
+    queued[:] = 0
+    for b in range(P):  # the padding ring
         join[b] = -1
-        queued[b] = 0
+        join[NP - P + b] = -1
     for y in range(1, H + 1):
+        join[y * P] = -1
+        join[y * P + W + 1] = -1
         for b in range(y * P + 1, y * P + W + 1):
             join[b] = 255
     for y in range(1, H + 1):  # raster scan: north and west neighbours
@@ -156,7 +159,7 @@ def _join_levels(qp, join, queue, queued, H, W):
 
 
 @njit
-def _sweep(q, cutoffs, gt, area_table, runs, hole_table, ws):
+def _sweep(q, cutoffs, gt, area_table, runs, hole_table, ws, marks):
     H, W = q.shape
     P = W + 2
     NP = (H + 2) * P
@@ -166,7 +169,7 @@ def _sweep(q, cutoffs, gt, area_table, runs, hole_table, ws):
     xs = ws[1]
     ys = ws[2]
     join = ws[3]
-    flag = ws[4]
+    flag = marks[0]
     qp = ws[5]
     parent = ws[6]
     size = ws[7]
@@ -200,9 +203,12 @@ def _sweep(q, cutoffs, gt, area_table, runs, hole_table, ws):
             xs[f] = x
             ys[f] = y
             fill[v] = f + 1
-    for b in range(NP):
+    for b in range(P):  # values with a padding ring of -1
         qp[b] = -1
+        qp[NP - P + b] = -1
     for y in range(H):
+        qp[(y + 1) * P] = -1
+        qp[(y + 1) * P + W + 1] = -1
         for x in range(W):
             qp[(y + 1) * P + x + 1] = q[y, x]
     offsets = np.array([-P, -P + 1, 1, P + 1, P, P - 1, -1, -P - 1], np.int64)
@@ -213,7 +219,7 @@ def _sweep(q, cutoffs, gt, area_table, runs, hole_table, ws):
     # ---- holes at every cut-off (rising): background pixels whose join level is above the cut-off. Only those
     # pixels are swept (in rising order); a window's other background pixels are diagonal to them and do not
     # change its count of hole pixels, min(count, 2)
-    _join_levels(qp, join, other, flag, H, W)
+    _join_levels(qp, join, other, marks[1], H, W)
     candidates = other
     ncandidates = 0
     for i in range(N - 1, -1, -1):
@@ -221,8 +227,7 @@ def _sweep(q, cutoffs, gt, area_table, runs, hole_table, ws):
         if join[b] > qp[b]:
             candidates[ncandidates] = i
             ncandidates += 1
-    for b in range(NP):
-        flag[b] = 0
+    flag[:] = 0
     records = np.empty((256, 6), np.int64)  # hole contour box x0, y0, x1, y1; twice its area; its start pixel
     record_start = np.zeros(K + 1, np.int64)
     count = 0
@@ -312,8 +317,7 @@ def _sweep(q, cutoffs, gt, area_table, runs, hole_table, ws):
     record_start[K] = count
 
     # ---- components at every cut-off (falling): 8-connected foreground
-    for b in range(NP):
-        flag[b] = 0
+    flag[:] = 0
     nroots = 0
     added = 0
     for k in range(K - 1, -1, -1):
@@ -431,7 +435,7 @@ def _quantize(heatmap, scale, quantized):
 
 
 @njit
-def _evaluate_map(heatmap, scale, thresholds, gt, area_table, runs, hole_table, ws):
+def _evaluate_map(heatmap, scale, thresholds, gt, area_table, runs, hole_table, ws, marks):
     """Quantise and check ``heatmap`` and sweep it at ``thresholds`` (sorted): ``(largest, every, fallback, ok)``
     per threshold, ``ok`` False for a bad map (nothing computed)."""
     H, W = heatmap.shape
@@ -453,7 +457,7 @@ def _evaluate_map(heatmap, scale, thresholds, gt, area_table, runs, hole_table, 
             count += 1
         inverse[t] = count - 1
     found_largest, found_every, found_fallback = _sweep(quantized, cutoffs[:count], gt, area_table, runs,
-                                                        hole_table, ws)
+                                                        hole_table, ws, marks)
     for t in range(T):
         largest[t] = found_largest[inverse[t]]
         every[t] = found_every[inverse[t]]
@@ -486,7 +490,7 @@ def evaluate_map(heatmap: np.ndarray, thresholds: np.ndarray, gt: np.ndarray,
     largest, every, fallback, ok = _evaluate_map(
         np.ascontiguousarray(heatmap), heatmap.dtype.type(255), sorted_thresholds,
         np.ascontiguousarray(gt, dtype=np.float64).reshape(-1, 4), _AREA, _RUNS, _HOLES,
-        _thread_workspace((heatmap.shape[0] + 2) * (heatmap.shape[1] + 2)))
+        *_thread_workspace((heatmap.shape[0] + 2) * (heatmap.shape[1] + 2)))
     if not ok:
         quantize_map(heatmap, name)  # raises the message of the bad value
     result = []
@@ -511,13 +515,14 @@ def quantize_checked(heatmap: np.ndarray, name: str = "heatmap") -> np.ndarray:
 _workspace = threading.local()
 
 
-def _thread_workspace(padded: int) -> np.ndarray:
-    """This thread's int32 work rows for maps of ``padded`` pixels with their border."""
+def _thread_workspace(padded: int) -> tuple[np.ndarray, np.ndarray]:
+    """This thread's int32 work rows and uint8 mark rows for maps of ``padded`` pixels with their border."""
     workspace = getattr(_workspace, "array", None)
     if workspace is None or workspace.shape[1] < padded:
         workspace = np.empty((_ROWS, padded), dtype=np.int32)
         _workspace.array = workspace
-    return workspace
+        _workspace.marks = np.empty((2, padded), dtype=np.uint8)
+    return workspace, _workspace.marks
 
 
 def sweep_level_ious(
@@ -541,7 +546,7 @@ def sweep_level_ious(
     """
     quantized = np.ascontiguousarray(quantized, dtype=np.uint8)
     height, width = quantized.shape
-    workspace = _thread_workspace((height + 2) * (width + 2))
+    workspace, marks = _thread_workspace((height + 2) * (width + 2))
     cutoffs = np.ascontiguousarray(cutoffs, dtype=np.int64).reshape(-1)
     gt = np.ascontiguousarray(gt, dtype=np.float64).reshape(-1, 4)
-    return _sweep(quantized, cutoffs, gt, _AREA, _RUNS, _HOLES, workspace)
+    return _sweep(quantized, cutoffs, gt, _AREA, _RUNS, _HOLES, workspace, marks)
