@@ -84,9 +84,17 @@ def test_box_metrics_name_the_extra(monkeypatch):
 
     from wsl.metrics import max_box_acc
 
+    from wsl.utils import jit
+
     monkeypatch.setitem(sys.modules, "cv2", None)
-    with pytest.raises(MissingExtra, match=r"needs the \[image\] extra \(missing module 'cv2'\)"):
-        max_box_acc([np.ones((8, 8))], [np.array([[0, 0, 7, 7]])])
+    monkeypatch.setenv("WSL_NO_NUMBA", "1")  # the OpenCV path (the compiled sweep needs no contour search)
+    jit._numba.cache_clear()
+    try:
+        with pytest.raises(MissingExtra, match=r"needs the \[image\] extra \(missing module 'cv2'\)"):
+            max_box_acc([np.ones((8, 8))], [np.array([[0, 0, 7, 7]])])
+    finally:
+        monkeypatch.delenv("WSL_NO_NUMBA")
+        jit._numba.cache_clear()
 
 
 @pytest.mark.parametrize("cli, argv, module, message", [
