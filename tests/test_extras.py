@@ -83,7 +83,6 @@ def test_box_metrics_name_the_extra(monkeypatch):
     import numpy as np
 
     from wsl.metrics import max_box_acc
-
     from wsl.utils import jit
 
     monkeypatch.setitem(sys.modules, "cv2", None)

@@ -17,8 +17,7 @@ def _use_path(monkeypatch, path):
     """``numba``: the compiled kernel must run (the OpenCV and numpy binnings fail if called); ``numpy``:
     WSL_NO_NUMBA=1, the OpenCV / numpy path."""
     if path == "numba":
-        if not HAS_NUMBA:
-            pytest.skip("numba is not installed (the [image] extra)")
+        pytest.importorskip("numba", reason="numba is not installed (the [image] extra)")
         monkeypatch.delenv("WSL_NO_NUMBA", raising=False)
 
         def not_here(*args, **kwargs):
