@@ -36,7 +36,7 @@ import numpy as np
 from wsl.localization.boxes import quantize_map
 from wsl.utils.jit import njit
 
-__all__ = ["sweep_level_ious", "evaluate_map", "quantize_checked"]
+__all__ = ["sweep_level_ious", "evaluate_map"]
 
 
 def _tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -87,6 +87,22 @@ def _remove(roots, pos, count, root):
     roots[pos[root]] = last
     pos[last] = pos[root]
     return count - 1
+
+
+@njit(inline="always")
+def _union(root, other, parent, size, bx0, by0, bx1, by1, area, first, roots, pos, nroots):
+    """Join the regions of roots ``root`` and ``other`` (the smaller under the larger): ``(new root, nroots)``."""
+    if size[other] > size[root]:
+        root, other = other, root
+    parent[other] = root
+    size[root] += size[other]
+    bx0[root] = min(bx0[root], bx0[other])
+    by0[root] = min(by0[root], by0[other])
+    bx1[root] = max(bx1[root], bx1[other])
+    by1[root] = max(by1[root], by1[other])
+    area[root] += area[other]
+    first[root] = min(first[root], first[other])
+    return root, _remove(roots, pos, nroots, other)
 
 
 @njit(inline="always")
@@ -266,17 +282,7 @@ def _sweep(q, cutoffs, gt, area_table, runs, hole_table, ws, marks):
                     continue
                 if r == root:
                     continue
-                if size[r] > size[root]:
-                    r, root = root, r
-                parent[r] = root
-                size[root] += size[r]
-                bx0[root] = min(bx0[root], bx0[r])
-                by0[root] = min(by0[root], by0[r])
-                bx1[root] = max(bx1[root], bx1[r])
-                by1[root] = max(by1[root], by1[r])
-                area[root] += area[r]
-                first[root] = min(first[root], first[r])
-                nroots = _remove(roots, pos, nroots, r)
+                root, nroots = _union(root, r, parent, size, bx0, by0, bx1, by1, area, first, roots, pos, nroots)
             if root == -1:
                 parent[b] = b
                 size[b] = 1
@@ -365,17 +371,7 @@ def _sweep(q, cutoffs, gt, area_table, runs, hole_table, ws, marks):
                 r = _find(parent, b + offsets[runs[mask, 1 + s]])
                 if r == root:
                     continue
-                if size[r] > size[root]:
-                    r, root = root, r
-                parent[r] = root
-                size[root] += size[r]
-                bx0[root] = min(bx0[root], bx0[r])
-                by0[root] = min(by0[root], by0[r])
-                bx1[root] = max(bx1[root], bx1[r])
-                by1[root] = max(by1[root], by1[r])
-                area[root] += area[r]
-                first[root] = min(first[root], first[r])
-                nroots = _remove(roots, pos, nroots, r)
+                root, nroots = _union(root, r, parent, size, bx0, by0, bx1, by1, area, first, roots, pos, nroots)
         if nroots == 0:  # no contour: the reference scores the box [0, 0, 0, 0]
             value = _best_iou(0.0, 0.0, 0.0, 0.0, gt)
             largest[k] = value
@@ -499,17 +495,6 @@ def evaluate_map(heatmap: np.ndarray, thresholds: np.ndarray, gt: np.ndarray,
         restored[order] = values
         result.append(restored)
     return result[0], result[1], result[2]
-
-
-def quantize_checked(heatmap: np.ndarray, name: str = "heatmap") -> np.ndarray:
-    """:func:`wsl.localization.boxes.quantize_map` in one compiled pass for float32 and float64 maps (the same
-    values and the same errors)."""
-    heatmap = np.asarray(heatmap)
-    if heatmap.ndim == 2 and heatmap.size and heatmap.dtype in (np.float32, np.float64):
-        quantized = np.empty(heatmap.shape, dtype=np.uint8)
-        if _quantize(np.ascontiguousarray(heatmap), heatmap.dtype.type(255), quantized):
-            return quantized
-    return quantize_map(heatmap, name)  # other types, and the message of a bad map
 
 
 _workspace = threading.local()
