@@ -23,13 +23,15 @@ __all__ = ["update_serial", "update_parallel"]
 # ``inverse`` ``1 / delta`` lowered by an ulp or a few, is the bin or the one below, and one comparison
 # with the next threshold corrects it; a score of exactly 1 goes to the bin of the edge 1. Each
 # pixel gets a key ``bin + (code << shift)`` (code 0 ignored, 1 background, 2 foreground, 3 any other
-# label; ``1 << shift`` > the bins); the keys of a block of pixels are counted into 8 interleaved
-# histograms (so that consecutive equal keys do not wait on each other's increments). Scores outside
+# label; ``1 << shift`` > the bins); the keys of a block of pixels are counted into 4 interleaved
+# histograms (so that consecutive equal keys do not wait on each other's increments). The keys are
+# unsigned and the histograms one flat array, so that indexing them needs no wraparound of negative
+# indices: with the short blocks this made the kernel about a third faster than 8 two-dimensional lanes. Scores outside
 # [0, 1] (NaN included) are clamped into it and counted as bad: the caller then raises the numpy path's
 # error, as it does for any key of code 3.
 
-_BLOCK = 2048  # pixels whose keys are computed, then counted, at a time
-_LANES = 8  # interleaved histograms
+_BLOCK = 512  # pixels whose keys are computed, then counted, at a time
+_LANES = 4  # interleaved histograms
 _FLUSH = 1 << 28  # pixels after which the uint32 histograms are added into the int64 counts
 
 
@@ -48,7 +50,7 @@ def _block_keys(scores, labels, inverse, delta, last, shift, keys):  # pragma: n
         index = last_bin if score >= 1.0 else index
         code = (np.int32(labels[i]) + np.int32(1)) & np.int32(255)  # 255 -> 0, 0 -> 1, 1 -> 2, others >= 3
         code = code if code < 3 else np.int32(3)
-        keys[i] = index + (code << shift)
+        keys[i] = np.uint32(index + (code << shift))
     return bad
 
 
@@ -57,9 +59,9 @@ def _pixel_counts(scores, labels, inverse, delta, last, shift, out):  # pragma: 
     """Adds the key counts of flat ``scores`` / uint8 ``labels`` into ``out`` (int64[4 << shift]); returns the
     number of bad scores."""
     size = scores.size
-    stride = 1 << shift
-    lanes = np.zeros((_LANES, 4 * stride), np.uint32)
-    keys = np.zeros(_BLOCK, np.int32)
+    width = np.uint32(4 << shift)  # keys per histogram
+    lanes = np.zeros(_LANES * (4 << shift), np.uint32)
+    keys = np.zeros(_BLOCK, np.uint32)
     bad = 0
     pending = 0
     for start in range(0, size, _BLOCK):
@@ -67,25 +69,21 @@ def _pixel_counts(scores, labels, inverse, delta, last, shift, out):  # pragma: 
         count = stop - start
         bad += _block_keys(scores[start:stop], labels[start:stop], inverse, delta, last, shift, keys)
         i = 0
-        while i + 8 <= count:
-            lanes[0, keys[i]] += 1
-            lanes[1, keys[i + 1]] += 1
-            lanes[2, keys[i + 2]] += 1
-            lanes[3, keys[i + 3]] += 1
-            lanes[4, keys[i + 4]] += 1
-            lanes[5, keys[i + 5]] += 1
-            lanes[6, keys[i + 6]] += 1
-            lanes[7, keys[i + 7]] += 1
-            i += 8
+        while i + 4 <= count:
+            lanes[keys[i]] += 1
+            lanes[width + keys[i + 1]] += 1
+            lanes[np.uint32(2) * width + keys[i + 2]] += 1
+            lanes[np.uint32(3) * width + keys[i + 3]] += 1
+            i += 4
         while i < count:
-            lanes[0, keys[i]] += 1
+            lanes[keys[i]] += 1
             i += 1
         pending += count
         if pending >= _FLUSH or stop == size:
             for lane in range(_LANES):
-                for key in range(4 * stride):
-                    out[key] += lanes[lane, key]
-                    lanes[lane, key] = 0
+                for key in range(4 << shift):
+                    out[key] += lanes[lane * (4 << shift) + key]
+                    lanes[lane * (4 << shift) + key] = 0
             pending = 0
     return bad
 
