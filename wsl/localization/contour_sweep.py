@@ -82,6 +82,14 @@ def _find(parent, i):
 
 
 @njit(inline="always")
+def _neighbours(flag, b, P):
+    """8-bit mask of the flagged neighbours of padded pixel ``b`` (bits: N, NE, E, SE, S, SW, W, NW)."""
+    return (np.int64(flag[b - P]) | np.int64(flag[b - P + 1]) << 1 | np.int64(flag[b + 1]) << 2
+            | np.int64(flag[b + P + 1]) << 3 | np.int64(flag[b + P]) << 4 | np.int64(flag[b + P - 1]) << 5
+            | np.int64(flag[b - 1]) << 6 | np.int64(flag[b - P - 1]) << 7)
+
+
+@njit(inline="always")
 def _remove(roots, pos, count, root):
     last = roots[count - 1]
     roots[pos[root]] = last
@@ -133,30 +141,26 @@ def _join_levels(qp, join, queue, queued, H, W):
     for y in range(1, H + 1):
         join[y * P] = -1
         join[y * P + W + 1] = -1
+    for y in range(1, H + 1):  # raster scan: north and west neighbours (each pixel written before it is read)
+        previous = np.int32(-1)
         for b in range(y * P + 1, y * P + W + 1):
-            join[b] = 255
-    for y in range(1, H + 1):  # raster scan: north and west neighbours
-        previous = -1
-        for b in range(y * P + 1, y * P + W + 1):
-            value = min(max(qp[b], min(join[b - P], previous)), join[b])
+            value = max(qp[b], min(join[b - P], previous))
             join[b] = value
             previous = value
-    head = 0
     tail = 0
     for y in range(H, 0, -1):  # anti-raster scan: south and east; pixels that can still lower others are queued
-        previous = -1
+        previous = np.int32(-1)
         for b in range(y * P + W, y * P, -1):
             own = min(max(qp[b], min(join[b + P], previous)), join[b])
             join[b] = own
             previous = own
-            for step in (P, 1):
-                other = b + step
-                if join[other] > own and join[other] > qp[other]:
-                    if queued[b] == 0:
-                        queued[b] = 1
-                        queue[tail] = b
-                        tail = tail + 1 if tail + 1 < NP else 0
-                    break
+            south = join[b + P]
+            east = join[b + 1]
+            if ((south > own) & (south > qp[b + P])) | ((east > own) & (east > qp[b + 1])):
+                queued[b] = 1  # (each pixel is visited once here: the queue cannot wrap yet)
+                queue[tail] = b
+                tail += 1
+    head = 0
     while head != tail:
         b = queue[head]
         head = head + 1 if head + 1 < NP else 0
@@ -296,10 +300,7 @@ def _sweep(q, cutoffs, gt, area_table, runs, hole_table, ws, marks):
                 roots[nroots] = b
                 nroots += 1
                 root = b
-            mask = 0
-            for j in range(8):
-                mask |= flag[b + offsets[j]] << j
-            area[root] += hole_table[mask]
+            area[root] += hole_table[_neighbours(flag, b, P)]
         n = 0
         while n < nroots:  # a hole reaches the border all at once: it is gone
             if join[roots[n]] <= c:
@@ -334,9 +335,7 @@ def _sweep(q, cutoffs, gt, area_table, runs, hole_table, ws, marks):
             x = xs[added]
             y = ys[added]
             added += 1
-            mask = 0
-            for j in range(8):
-                mask |= flag[b + offsets[j]] << j
+            mask = _neighbours(flag, b, P)
             flag[b] = 1
             nruns = runs[mask, 0]
             if nruns == 0:
