@@ -195,7 +195,7 @@ def plot_study(path: str | Path, trials: Sequence, space: SearchSpace, *, title:
     left.set_ylabel(f"{metric}{f' ({unit})' if unit else ''}")
     left.grid(alpha=0.3)
     if finished or baseline is not None:
-        left.legend(loc="lower right", fontsize=8)
+        left.legend(loc="best", fontsize=8)  # where it hides the fewest trials
     else:
         left.text(0.5, 0.5, "no finished trial yet", ha="center", va="center", transform=left.transAxes)
     left.set_title(title, fontsize=10)
