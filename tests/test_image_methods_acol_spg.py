@@ -267,6 +267,38 @@ def test_places_in_the_benchmark_backbones():
         assert spg.head.channels == 512 and spg(torch.zeros(1, 3, 224, 224)).cam.features.shape[-2:] == (14, 14)
 
 
+def test_head_width_scale_scales_every_new_convolution():
+    def widths(module):
+        return [layer.out_channels for layer in module.modules() if isinstance(layer, torch.nn.Conv2d)]
+
+    with torch.device("meta"):  # shapes only: the benchmark's widths times the scale
+        acol = AcolModel("resnet50", 5, image_size=224, width_scale=0.125)
+        assert widths(acol.head.layers) == widths(acol.head_b.layers) == [128, 128] and acol.head.channels == 128
+        spg = SpgModel("vgg16", 5, image_size=224, width_scale=0.125)
+        assert widths(spg.extra) == [64, 64] and spg.head.channels == 64
+        assert widths(spg.side_b1) == widths(spg.side_b2) == [64] and widths(spg.side_shared) == [64, 1]
+        assert widths(spg.side_c) == [64, 1]
+        assert widths(SpgModel("resnet50", 5, image_size=224).side_b1) == [1024]  # default: the benchmark's
+    config = TrainConfig(backbone="test_resnet", image_size=32, head_width_scale=0.25)
+    for method, module in (("acol", "head"), ("spg", "side_b1")):
+        model = get_method(method).build_model(config.replace(method=method), 3, pretrained=False)
+        assert widths(getattr(model, module))[0] == 256
+    with pytest.raises(ValueError, match=r"head_width_scale must be in \(0, 4\] or null, got 0.0"):
+        TrainConfig(head_width_scale=0)
+
+
+def test_scaled_run_loads_back(sims, tmp_path):
+    settings = tmp_path / "settings.yaml"
+    settings.write_text("head_width_scale: 0.0625\n")
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(settings), "--method", "acol", "--aggregator", "maa", "--dataset", "CUB",
+                 "--data-root", str(sims / "CUB_200_2011"), "--metadata", str(sims / "metadata/CUB"), "--out",
+                 str(out), "--epochs", "1", "--backbone", "test_resnet", "--image-size", "64", "--batch-size", "4",
+                 "--workers", "0", "--device", "cpu", "--quiet"]) == 0
+    assert yaml.safe_load((out / "config.yaml").read_text())["head_width_scale"] == 0.0625
+    assert main(["evaluate", "--run", str(out), "--device", "cpu", "--workers", "0", "--quiet"]) == 0  # 64 wide
+
+
 def test_unsupported_and_unknown_backbones():
     with pytest.raises(ValueError, match=r"spg: backbone 'test_vit': module 'blocks.\d+' outputs \(1, \d+, \d+\), "
                                          r"not a feature map \(B, C, h, w\)"):

@@ -78,6 +78,7 @@ class TrainConfig:
     spg_threshold_2l: float | None = None
     spg_threshold_3h: float | None = None
     spg_threshold_3l: float | None = None
+    head_width_scale: float | None = None
     # optimisation
     epochs: int = 30
     batch_size: int = 32
@@ -157,6 +158,8 @@ class TrainConfig:
             raise ValueError(f"adl_layers must be a non-empty list of backbone module names, got {self.adl_layers!r}")
         if self.cam_percentile is not None and not 0.0 < self.cam_percentile <= 100.0:
             raise ValueError(f"cam_percentile must be in (0, 100] or null, got {self.cam_percentile}")
+        if self.head_width_scale is not None and not 0.0 < self.head_width_scale <= 4.0:
+            raise ValueError(f"head_width_scale must be in (0, 4] or null, got {self.head_width_scale}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -230,6 +233,8 @@ CONFIG_COMMENTS = {
     "spg_threshold_3h": "spg: foreground of the third seed mask (from the B1 / B2 fusion, supervising branch C); "
                         "null: 0.7.",
     "spg_threshold_3l": "spg: background of the third seed mask; null: 0.1.",
+    "head_width_scale": "acol, spg: multiply the channels of the method's new convolutions (ACoL's 1024, SPG's "
+                        "1024 / 512) by this, in (0, 4], e.g. for a small backbone; null: 1 (the benchmark's widths).",
     "epochs": "Training epochs, >= 0.",
     "batch_size": "Images per batch and process, >= 1.",
     "optimizer": "sgd (with momentum) or adamw.",

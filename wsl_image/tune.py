@@ -107,7 +107,7 @@ _IGNORED = ("data_root", "metadata", "out", "device", "workers", "seed", "eval_b
 # options newer than some studies: recorded in a study's protocol only when set away from their defaults
 _RECORDED_WHEN_SET = ("method", "has_patch_sizes", "has_hide_prob", "cutmix_beta", "cutmix_prob", "adl_drop_rate",
                       "adl_threshold", "adl_layers", "cam_clamp_negative", "cam_percentile", "acol_threshold",
-                      *SPG_THRESHOLDS)
+                      *SPG_THRESHOLDS, "head_width_scale")
 PRUNE_FROM_PERCENT = 30
 
 

@@ -28,7 +28,15 @@ import torch.nn.functional as F
 from wsl.cam import minmax_normalize
 
 from .base import ImageMethod, TunableOption
-from .heads import HeadModel, backbone_family, conv_layers, end_inception_at_mixed_6e, head_model_options, init_conv
+from .heads import (
+    HeadModel,
+    backbone_family,
+    conv_layers,
+    end_inception_at_mixed_6e,
+    head_model_options,
+    init_conv,
+    scaled_width,
+)
 from .registry import register_method
 
 __all__ = ["ACoL", "AcolModel", "AcolOutput", "erase_peaks"]
@@ -69,10 +77,12 @@ class AcolOutput(NamedTuple):
 
 
 class AcolModel(HeadModel):
-    """ACoL on a timm backbone; see the module docstring. ``threshold``: the erasing threshold in [0, 1]; the
-    other arguments are :class:`~wsl_image.model.CamModel`'s."""
+    """ACoL on a timm backbone; see the module docstring. ``threshold``: the erasing threshold in [0, 1];
+    ``width_scale``: the branches' convolutions have ``1024 * width_scale`` channels (rounded); the other
+    arguments are :class:`~wsl_image.model.CamModel`'s."""
 
-    def __init__(self, backbone: str, num_classes: int, *, threshold: float = 0.7, **options: Any) -> None:
+    def __init__(self, backbone: str, num_classes: int, *, threshold: float = 0.7, width_scale: float = 1.0,
+                 **options: Any) -> None:
         super().__init__(backbone, num_classes, **options)
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"acol_threshold must be in [0, 1], got {threshold}")
@@ -81,8 +91,9 @@ class AcolModel(HeadModel):
         if self.family == "inception_v3":
             end_inception_at_mixed_6e(self.backbone)
             self.num_features = self._probe_channels(self.image_size)
-        self.head = self.new_head(self.num_features, conv_layers(self.num_features, [ACOL_WIDTH, ACOL_WIDTH]))
-        self.head_b = self.new_head(self.num_features, conv_layers(self.num_features, [ACOL_WIDTH, ACOL_WIDTH]))
+        width = scaled_width(ACOL_WIDTH, width_scale)
+        self.head = self.new_head(self.num_features, conv_layers(self.num_features, [width, width]))
+        self.head_b = self.new_head(self.num_features, conv_layers(self.num_features, [width, width]))
         for head in (self.head, self.head_b):
             init_conv(head.layers, "he" if self.family == "resnet" else "xavier")
             init_conv(head.classifier, "he" if self.family == "resnet" else "xavier")
@@ -131,7 +142,8 @@ class ACoL(ImageMethod):
     """ACoL: two CAM branches, the second on features with the first's peak erased (Zhang et al., CVPR 2018).
 
     Options (config keys, null = the default here): ``acol_threshold`` (erase where branch A's normalised map
-    is >= this). The loss is the sum of both branches' cross-entropies; the map fuses both branches.
+    is >= this); ``head_width_scale`` (the branches' width is ``1024 x`` this; null: 1). The loss is the sum of
+    both branches' cross-entropies; the map fuses both branches.
     """
 
     takes_aggregator = True
@@ -142,6 +154,7 @@ class ACoL(ImageMethod):
     def build_model(self, config: Any, num_classes: int, *, pretrained: bool) -> AcolModel:
         config = self.resolve(config)
         return AcolModel(config.backbone, num_classes, threshold=config.acol_threshold,
+                         width_scale=config.head_width_scale or 1.0,
                          **head_model_options(config, pretrained=pretrained))
 
     def training_forward(self, model, inputs, targets, config: Any):

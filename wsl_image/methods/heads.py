@@ -19,7 +19,7 @@ from torch import nn
 from wsl_image.model import CamModel, CamOutput, class_activation_maps, is_vgg
 
 __all__ = ["CamHead", "HeadModel", "Taps", "backbone_family", "conv_layers", "end_inception_at_mixed_6e", "init_conv",
-           "head_model_options"]
+           "head_model_options", "scaled_width"]
 
 
 def backbone_family(backbone: nn.Module) -> str | None:
@@ -60,6 +60,14 @@ def init_conv(module: nn.Module, mode: str) -> None:
                 raise ValueError(f"init mode must be 'he' or 'xavier', got {mode!r}")
             if layer.bias is not None:
                 nn.init.zeros_(layer.bias)
+
+
+def scaled_width(width: int, scale: float) -> int:
+    """``width`` channels times ``scale`` (> 0), rounded, at least 1: the width of a method's new convolution
+    under the ``head_width_scale`` option."""
+    if not scale > 0:
+        raise ValueError(f"head_width_scale must be > 0, got {scale}")
+    return max(1, round(width * scale))
 
 
 def conv_layers(in_channels: int, widths: Iterable[int], *, dropout: float = 0.0) -> nn.Sequential:

@@ -49,6 +49,7 @@ from .heads import (
     end_inception_at_mixed_6e,
     head_model_options,
     init_conv,
+    scaled_width,
 )
 from .registry import register_method
 
@@ -113,8 +114,9 @@ class _Places(NamedTuple):
 
 def spg_places(backbone: nn.Module) -> _Places:
     """Where SPG reads ``backbone`` (the module docstring's table): the module names B1 and B2 read, the width
-    of the B branches, the extra convolutions' widths and their dropout. An Inception-v3 must already end at
-    ``Mixed_6e`` (:func:`~wsl_image.methods.heads.end_inception_at_mixed_6e`)."""
+    of the B branches, the extra convolutions' widths and their dropout (the benchmark's widths, before any
+    ``head_width_scale``). An Inception-v3 must already end at ``Mixed_6e``
+    (:func:`~wsl_image.methods.heads.end_inception_at_mixed_6e`)."""
     family = backbone_family(backbone)
     if family == "resnet":
         return _Places("layer3.0", "layer3", 1024, (), 0.0)
@@ -133,14 +135,18 @@ def spg_places(backbone: nn.Module) -> _Places:
 
 
 class SpgModel(HeadModel):
-    """SPG on a timm backbone; see the module docstring. Arguments: :class:`~wsl_image.model.CamModel`'s."""
+    """SPG on a timm backbone; see the module docstring. ``width_scale``: every width of the table and branch C's
+    512 are multiplied by it (rounded); the other arguments are :class:`~wsl_image.model.CamModel`'s."""
 
-    def __init__(self, backbone: str, num_classes: int, **options: Any) -> None:
+    def __init__(self, backbone: str, num_classes: int, *, width_scale: float = 1.0, **options: Any) -> None:
         super().__init__(backbone, num_classes, **options)
         if backbone_family(self.backbone) == "inception_v3":
             end_inception_at_mixed_6e(self.backbone)
         places = spg_places(self.backbone)
+        places = places._replace(side_width=scaled_width(places.side_width, width_scale),
+                                 extra_widths=tuple(scaled_width(width, width_scale) for width in places.extra_widths))
         self.places = places
+        c_width = scaled_width(C_WIDTH, width_scale)
         self.taps = Taps(self.backbone, {"b1": places.b1, "b2": places.b2}, backbone_name=backbone)
         try:
             self.num_features = self._probe_channels(self.image_size)
@@ -155,7 +161,7 @@ class SpgModel(HeadModel):
         self.side_b2 = conv_layers(channels_b2, [places.side_width])
         self.side_shared = nn.Sequential(*conv_layers(places.side_width, [places.side_width]),
                                          nn.Conv2d(places.side_width, 1, kernel_size=1))
-        self.side_c = nn.Sequential(*conv_layers(width, [C_WIDTH]), nn.Conv2d(C_WIDTH, 1, kernel_size=1))
+        self.side_c = nn.Sequential(*conv_layers(width, [c_width]), nn.Conv2d(c_width, 1, kernel_size=1))
         for module in (self.extra, self.head.classifier, self.side_b1, self.side_b2, self.side_shared, self.side_c):
             init_conv(module, "xavier")
 
@@ -213,7 +219,8 @@ class SPG(ImageMethod):
 
     Options (config keys, null = the default here): ``spg_threshold_1h`` / ``_1l`` (the seed mask of the class
     map, supervising B2), ``_2h`` / ``_2l`` (of B2, supervising B1), ``_3h`` / ``_3l`` (of the B1 / B2 fusion,
-    supervising C): foreground above the high threshold, background below the low one.
+    supervising C): foreground above the high threshold, background below the low one; ``head_width_scale``
+    (the new convolutions' widths times this; null: 1).
     """
 
     takes_aggregator = True
@@ -227,7 +234,8 @@ class SPG(ImageMethod):
     }
 
     def build_model(self, config: Any, num_classes: int, *, pretrained: bool) -> SpgModel:
-        return SpgModel(config.backbone, num_classes, **head_model_options(config, pretrained=pretrained))
+        return SpgModel(config.backbone, num_classes, width_scale=config.head_width_scale or 1.0,
+                        **head_model_options(config, pretrained=pretrained))
 
     def training_forward(self, model, inputs, targets, config: Any):
         return model(inputs, targets)  # the guidance is the map of the true class
