@@ -193,6 +193,7 @@ def test_two_processes_share_one_study(tmp_path):
     rows = read_trials(out)  # the process that stopped last wrote the whole study
     assert [int(r["number"]) for r in rows] == list(range(8)) and {r["state"] for r in rows} <= {"complete",
                                                                                                      "pruned"}
+    assert "maa on thumos14-sim (feature_dim=8, videos=16): " in (out / "best.yaml").read_text()  # the sim named
 
 
 def test_resume_after_kill(tmp_path):
