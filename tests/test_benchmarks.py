@@ -225,7 +225,7 @@ def test_image_methods_table_quick_into_docs(tmp_path):
     import json
 
     module, docs = _load("image_methods_table"), _load("regenerate_docs")
-    argv = ["--quick", "--methods", "adl", "--aggregators", "maa", "--quiet"]
+    argv = ["--quick", "--methods", "acol", "--aggregators", "maa", "--quiet"]
     page = tmp_path / "page.md"
     page.write_text("# Results\n\n<!-- begin: image-methods-table -->\nold\n<!-- end: image-methods-table -->\n")
 
@@ -233,9 +233,12 @@ def test_image_methods_table_quick_into_docs(tmp_path):
         assert command == docs.TABLES["image-methods-table"].command
         assert module.main(["--out", str(workdir / "image_methods_table"), *argv]) == 0
         out = workdir / "image_methods_table"
-        best = (out / "openimages-sim" / "tune" / "adl-maa" / "best.yaml").read_text()
-        assert "# held-out PxAP: " in best and "adl_drop_rate" in best
-        metrics = json.loads((out / "openimages-sim" / "runs" / "adl-maa" / "seed0" / "metrics.json").read_text())
+        best = (out / "openimages-sim" / "tune" / "acol-maa" / "best.yaml").read_text()
+        assert "# held-out PxAP: " in best and "acol_threshold" in best
+        # ACoL and SPG start from the recipe with their heads scaled; the other methods from the plain recipe
+        assert f"head_width_scale: {module.HEAD_WIDTH_SCALE}" in best
+        assert "head_width_scale: null" in (out / "recipe.yaml").read_text()
+        metrics = json.loads((out / "openimages-sim" / "runs" / "acol-maa" / "seed0" / "metrics.json").read_text())
         assert metrics["split"] == "test" and 0.0 <= metrics["pxap"] <= 1.0
         return ""
 
@@ -243,7 +246,7 @@ def test_image_methods_table_quick_into_docs(tmp_path):
     tables = docs.markdown_tables(page.read_text())
     assert len(tables) == 1 and "old" not in page.read_text()
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in tables[0].splitlines()[2:]]
-    assert [row[:3] for row in rows] == [[name, "`adl`", "`maa`"] for name in ("cub-sim", "openimages-sim")]
+    assert [row[:3] for row in rows] == [[name, "`acol`", "`maa`"] for name in ("cub-sim", "openimages-sim")]
     for row in rows:  # the headline metric of the dataset is filled, the other dataset's is not
         filled = row[4] if row[0] == "cub-sim" else row[5]
         empty = row[5] if row[0] == "cub-sim" else row[4]
