@@ -261,3 +261,35 @@ def test_wsol_evaluator_benchmark_quick(capsys):
     assert boxes in printed
     assert "| masks: PxAP + PIoU (40 maps, 100 thresholds), one map per update |" in printed
     assert "| masks: PxAP + PIoU (40 maps, 100 thresholds), batches of 256, 1 thread |" in printed
+
+
+def test_video_defaults_table_tiny(tmp_path, capsys):
+    """benchmarks/video_defaults_table.py on a tiny simulator: one run per method x pooling x seed, finished runs
+    kept, an unfinished run folder refused, and a table of mean ± std over the seeds of every finished run."""
+    import json
+
+    module = _load("video_defaults_table")
+    out = tmp_path / "defaults"
+    quick = ["--out", str(out), "--sim", "videos=12", "--sim", "feature_dim=8", "--iterations", "3"]
+    assert module.main(["--methods", "maan", "--seeds", "0", "1", *quick]) == 0
+    assert module.main(["--methods", "wtalc", "--seeds", "0", *quick]) == 0  # the table covers both calls' runs
+    runs = sorted(path.name for path in out.iterdir() if path.is_dir())
+    assert runs == ["maan-maa-s0", "maan-maa-s1", "wtalc-maa-s0", "wtalc-topk_mean-s0"]
+    table = (out / "table.md").read_text()
+    rows = [line.split(" | ")[:3] for line in table.splitlines()[2:]]
+    assert rows == [["| `maan`", "`maa` (original)", "0, 1"], ["| `wtalc`", "`topk_mean` (original)", "0"],
+                    ["| `wtalc`", "`maa` (plugged in)", "0"]]
+    assert " ± " not in table.splitlines()[3]
+    first = [json.loads((out / f"maan-maa-s{seed}" / "metrics.json").read_text()) for seed in (0, 1)]
+    mean = 100 * (first[0]["average_mAP_0.1_0.7"] + first[1]["average_mAP_0.1_0.7"]) / 2
+    assert table.splitlines()[2].split(" | ")[3].startswith(f"{mean:.1f} ± ")
+
+    stamp = (out / "maan-maa-s0" / "metrics.json").stat().st_mtime_ns  # finished runs are kept, not rerun
+    assert module.main(["--methods", "maan", "--seeds", "0", *quick]) == 0
+    assert (out / "maan-maa-s0" / "metrics.json").stat().st_mtime_ns == stamp
+
+    (out / "maan-maa-s2").mkdir()  # an unfinished run stops the script, naming it
+    capsys.readouterr()
+    assert module.main(["--methods", "maan", "--seeds", "2", *quick]) == 2
+    assert "maan-maa-s2 holds an unfinished run" in capsys.readouterr().err
+    assert module.main(["--table-only", "--out", str(out)]) == 0
