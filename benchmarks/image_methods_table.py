@@ -167,9 +167,25 @@ def run_row(name: str, sim: Path, method: str, aggregator: str, args: argparse.N
             if status != 0:
                 raise RuntimeError(f"wsl-image train failed for {name} {method} {aggregator} seed {seed}")
         per_seed.append(json.loads((run / "metrics.json").read_text(encoding="utf-8")))
-    header = best.read_text(encoding="utf-8").splitlines()[1]  # "# held-out <metric>: <score>%[ (per seed...)]"
-    held_out = float(header.split(": ", 1)[1].split("%", 1)[0])
-    return {"held_out": held_out, "metrics": per_seed}
+    return {"held_out": held_out_score(study), "metrics": per_seed}
+
+
+def held_out_score(study: Path) -> float:
+    """The chosen trial's held-out score in percent, unrounded: its score cell (the third column) of
+    ``trials.csv`` (``best.yaml``'s first line names the trial; its second line rounds the score to two
+    decimals, and is read only when ``trials.csv`` lacks the trial)."""
+    import csv
+    import re
+
+    lines = (study / "best.yaml").read_text(encoding="utf-8").splitlines()
+    trial = re.search(r"trial (\d+) of study", lines[0])
+    table = study / "trials.csv"
+    if trial and table.is_file():
+        with open(table, newline="", encoding="utf-8") as handle:
+            for row in csv.reader(handle):
+                if len(row) > 2 and row[0] == trial[1] and row[2]:
+                    return 100 * float(row[2])
+    return float(lines[1].split(": ", 1)[1].split("%", 1)[0])  # "# held-out <metric>: <score>%[ ...]"
 
 
 def summarize(row: dict, dataset: str) -> Dict[str, tuple]:

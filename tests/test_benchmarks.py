@@ -293,3 +293,14 @@ def test_video_defaults_table_tiny(tmp_path, capsys):
     assert module.main(["--methods", "maan", "--seeds", "2", *quick]) == 2
     assert "maan-maa-s2 holds an unfinished run" in capsys.readouterr().err
     assert module.main(["--table-only", "--out", str(out)]) == 0
+
+
+def test_image_methods_table_held_out_unrounded(tmp_path):
+    """A row's held-out score is the chosen trial's unrounded score from trials.csv, not best.yaml's 2 decimals."""
+    module = _load("image_methods_table")
+    (tmp_path / "best.yaml").write_text("# chosen by wsl-image tune: trial 1 of study 'maa' (sqlite:///x), 2 finished "
+                                        "trials\n# held-out PxAP: 44.09%\nmodel: {}\n")
+    assert module.held_out_score(tmp_path) == 44.09  # no trials.csv: the header's rounded value
+    (tmp_path / "trials.csv").write_text("number,state,held_out_pxap,lr,seconds,note\n"
+                                         "0,complete,0.3509,0.001,65.1,\n1,complete,0.44087922217911424,0.002,82.1,\n")
+    assert module.held_out_score(tmp_path) == 100 * 0.44087922217911424
