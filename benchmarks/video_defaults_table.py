@@ -95,7 +95,6 @@ def format_table(out: Path, order: Sequence[str], original: Dict[str, str]) -> s
         metrics = [json.loads((run / "metrics.json").read_text(encoding="utf-8")) for run in folders]
         summary = summarize_runs(metrics)
         tious = [round(t, 2) for t in summary["tiou_thresholds"]]
-
         seconds = [s for s in map(training_seconds, folders) if s is not None]
         median = statistics.median(seconds) if seconds else None
         minutes = "–" if median is None else "< 1 min" if median < 60 else f"{median / 60:.0f} min"
