@@ -1,19 +1,22 @@
-"""Every video method at its published defaults (untuned) on thumos14-sim, over training seeds.
+"""Every video method at its published defaults (untuned) on a simulated distribution, over training seeds.
 
 For each method, its original pooling and ``maa`` (or ``--aggregators``), and each seed, this runs
 
     wsl-video train --dataset thumos14-sim --method M --aggregator A --seed S --threads T --out OUT/M-A-sS
 
-with nothing chosen: the method's own batch, snippets, learning rate, weight decay, iterations and
+(plus ``--sim preset=P`` for ``--distribution P``, a preset of the simulator such as ``shifted``) with nothing
+chosen: the method's own batch, snippets, learning rate, weight decay, iterations and
 inference, evaluated on the 212 test videos. Runs already finished in ``OUT`` (their ``metrics.json``
 written) are kept, so the table can be built over several sittings; an unfinished run folder stops the
 script with its name (continue it with ``wsl-video train --resume --out ...``). ``OUT/table.md`` then
 holds one row per method x pooling over *every* finished run in ``OUT``: mean ± sample std over its
-seeds, in percent, with the seeds and the median training time.
+seeds, in percent, with the seeds and the median training time. One ``OUT`` holds one distribution: runs
+whose recorded simulator options differ from the others' (or from ``--distribution``) stop the script.
 
     OMP_NUM_THREADS=1 python benchmarks/video_defaults_table.py --methods delu --seeds 0 1 2 --jobs 2 \\
         --out defaults     # about 45 min per pair of DELU runs on 2 cores
     python benchmarks/video_defaults_table.py --table-only --out defaults
+    OMP_NUM_THREADS=1 python benchmarks/video_defaults_table.py --distribution shifted --out defaults_shifted
 
 The tuned comparison, with settings chosen on held-out training videos, is ``benchmarks/methods_table.py``.
 """
@@ -36,6 +39,36 @@ LAST_ITERATION = re.compile(r"iteration (\d+)/\1 loss \S+ \(([\d.]+) s\)")
 SEEDS = (0, 1, 2)
 ORDER = ("maan", "wtalc", "basnet", "co2net", "delu")
 """Row order: by year of publication, MAAN first; methods registered later follow by name."""
+
+
+def distribution_overrides(distribution: str) -> List[str]:
+    """The ``--sim`` overrides of a distribution: none for ``thumos14-sim``, else the simulator preset's name."""
+    return [] if distribution == "thumos14-sim" else [f"preset={distribution}"]
+
+
+def run_sim(run: Path) -> dict | None:
+    """The simulator options a run recorded in its ``config.yaml`` (``data.sim``); None without the file."""
+    import yaml
+
+    if not (run / "config.yaml").is_file():
+        return None
+    config = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8")) or {}
+    return dict((config.get("data") or {}).get("sim") or {})
+
+
+def mixed_runs(runs: Sequence[Path], expected: dict | None = None) -> str | None:
+    """A message naming a run simulated otherwise than ``expected`` (or than the first run); None if all agree."""
+    reference = None if expected is None else ("this call", expected)
+    for run in runs:
+        sim = run_sim(run)
+        if sim is None:
+            return f"{run} has no config.yaml to tell its simulated data"
+        if reference is None:
+            reference = (str(run), sim)
+        elif sim != reference[1]:
+            return (f"{run} was simulated with {sim or 'the default options'}, {reference[0]} with "
+                    f"{reference[1] or 'the default options'}")
+    return None
 
 
 def run_name(method: str, aggregator: str, seed: int) -> str:
@@ -110,6 +143,8 @@ def format_table(out: Path, order: Sequence[str], original: Dict[str, str]) -> s
 def main(argv: Sequence[str] | None = None) -> int:
     from wsl.utils.io import atomic_write_text
     from wsl_video.commands.demo import default_aggregator
+    from wsl_video.commands.train import parse_overrides
+    from wsl_video.data.sim import PRESETS
     from wsl_video.methods import list_methods
 
     methods_known = list_methods()
@@ -122,6 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS), help="training seeds (default 0 1 2)")
     parser.add_argument("--threads", type=int, default=1, help="threads per training (default 1)")
     parser.add_argument("--jobs", type=int, default=1, help="trainings run side by side (default 1)")
+    parser.add_argument("--distribution", default="thumos14-sim", choices=["thumos14-sim", *PRESETS],
+                        help="simulated distribution: thumos14-sim (default) or a simulator preset")
     parser.add_argument("--sim", action="append", default=[], metavar="KEY=VALUE",
                         help="simulator override, for quick checks only (e.g. videos=12): no longer the table's data")
     parser.add_argument("--iterations", type=int, default=None,
@@ -132,7 +169,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--jobs and --threads must be >= 1")
     out = Path(args.out)
     original = {method: default_aggregator(method) for method in methods_known}
+    overrides = distribution_overrides(args.distribution) + args.sim
     if not args.table_only:
+        finished = [run for runs in finished_runs(out).values() for run in runs]
+        mixed = mixed_runs(finished, parse_overrides(overrides))
+        if mixed:
+            print(f"video_defaults_table: error: {mixed}; use another --out", file=sys.stderr)
+            return 2
         todo = []
         for method in args.methods or methods_known:
             for aggregator in args.aggregators or dict.fromkeys([original[method], "maa"]):
@@ -146,7 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         return 2
                     todo.append((run, method, aggregator, seed))
         out.mkdir(parents=True, exist_ok=True)
-        extra = [item for value in args.sim for item in ("--sim", value)]
+        extra = [item for value in overrides for item in ("--sim", value)]
         if args.iterations is not None:
             extra += ["--iterations", str(args.iterations)]
         environment = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
@@ -169,6 +212,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not finished_runs(out):
         print(f"video_defaults_table: error: no finished runs in {out}", file=sys.stderr)
         return 1
+    mixed = mixed_runs([run for runs in finished_runs(out).values() for run in runs])
+    if mixed:
+        print(f"video_defaults_table: error: {mixed}; one --out per distribution", file=sys.stderr)
+        return 2
     table = format_table(out, ORDER, original)
     atomic_write_text(out / "table.md", table + "\n")
     print(table)

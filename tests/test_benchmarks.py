@@ -267,6 +267,9 @@ def test_video_defaults_table_tiny(tmp_path, capsys):
     """benchmarks/video_defaults_table.py on a tiny simulator: one run per method x pooling x seed, finished runs
     kept, an unfinished run folder refused, and a table of mean ± std over the seeds of every finished run."""
     import json
+    import shutil
+
+    import yaml
 
     module = _load("video_defaults_table")
     out = tmp_path / "defaults"
@@ -293,6 +296,18 @@ def test_video_defaults_table_tiny(tmp_path, capsys):
     assert module.main(["--methods", "maan", "--seeds", "2", *quick]) == 2
     assert "maan-maa-s2 holds an unfinished run" in capsys.readouterr().err
     assert module.main(["--table-only", "--out", str(out)]) == 0
+
+    shifted = tmp_path / "shifted"  # another distribution: the simulator's preset, in its own folder
+    assert module.main(["--methods", "maan", "--seeds", "0", "--distribution", "shifted", *quick[2:],
+                        "--out", str(shifted)]) == 0
+    assert yaml.safe_load((shifted / "maan-maa-s0" / "config.yaml").read_text())["data"]["sim"] == {
+        "preset": "shifted", "videos": 12, "feature_dim": 8}
+    capsys.readouterr()
+    assert module.main(["--methods", "maan", "--seeds", "3", "--distribution", "shifted", *quick]) == 2
+    assert "was simulated with" in capsys.readouterr().err and not (out / "maan-maa-s3").exists()
+    shutil.copytree(shifted / "maan-maa-s0", out / "maan-maa-s5")  # mixed runs are not tabulated together
+    assert module.main(["--table-only", "--out", str(out)]) == 2
+    assert "maan-maa-s5 was simulated with" in capsys.readouterr().err
 
 
 def test_image_methods_table_held_out_unrounded(tmp_path):
