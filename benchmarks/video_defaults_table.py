@@ -209,10 +209,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"{out / (run.name + '.log')}", file=sys.stderr)
         if failed:
             return 1
-    if not finished_runs(out):
+    finished = [run for runs in finished_runs(out).values() for run in runs]
+    if not finished:
         print(f"video_defaults_table: error: no finished runs in {out}", file=sys.stderr)
         return 1
-    mixed = mixed_runs([run for runs in finished_runs(out).values() for run in runs])
+    mixed = mixed_runs(finished)
     if mixed:
         print(f"video_defaults_table: error: {mixed}; one --out per distribution", file=sys.stderr)
         return 2
