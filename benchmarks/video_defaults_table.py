@@ -9,8 +9,9 @@ chosen: the method's own batch, snippets, learning rate, weight decay, iteration
 inference, evaluated on the 212 test videos. Runs already finished in ``OUT`` (their ``metrics.json``
 written) are kept, so the table can be built over several sittings; an unfinished run folder stops the
 script with its name (continue it with ``wsl-video train --resume --out ...``). ``OUT/table.md`` then
-holds one row per method x pooling over *every* finished run in ``OUT``: mean ± sample std over its
-seeds, in percent, with the seeds and the median training time. One ``OUT`` holds one distribution: runs
+names the runs' simulated data on its first line, then holds one row per method x pooling over *every*
+finished run in ``OUT``: mean ± sample std over its seeds, in percent, with the seeds and the median
+training time. One ``OUT`` holds one distribution: runs
 whose recorded simulator options differ from the others' (or from ``--distribution``) stop the script.
 
     OMP_NUM_THREADS=1 python benchmarks/video_defaults_table.py --methods delu --seeds 0 1 2 --jobs 2 \\
@@ -69,6 +70,16 @@ def mixed_runs(runs: Sequence[Path], expected: dict | None = None) -> str | None
             return (f"{run} was simulated with {sim or 'the default options'}, {reference[0]} with "
                     f"{reference[1] or 'the default options'}")
     return None
+
+
+def describe_sim(sim: dict) -> str:
+    """One line naming the simulated data of a table's runs (their recorded ``data.sim``)."""
+    if not sim:
+        return "Simulated data: `thumos14-sim` (the simulator's default options)."
+    if set(sim) == {"preset"}:
+        return f"Simulated data: `{sim['preset']}` (`--sim preset={sim['preset']}`)."
+    options = " ".join(f"--sim {key}={value}" for key, value in sim.items())
+    return f"Simulated data: `thumos14-sim` with `{options}` (a quick check, not a table's distribution)."
 
 
 def run_name(method: str, aggregator: str, seed: int) -> str:
@@ -217,7 +228,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if mixed:
         print(f"video_defaults_table: error: {mixed}; one --out per distribution", file=sys.stderr)
         return 2
-    table = format_table(out, ORDER, original)
+    table = describe_sim(run_sim(finished[0]) or {}) + "\n\n" + format_table(out, ORDER, original)
     atomic_write_text(out / "table.md", table + "\n")
     print(table)
     return 0

@@ -279,6 +279,9 @@ def test_video_defaults_table_tiny(tmp_path, capsys):
     runs = sorted(path.name for path in out.iterdir() if path.is_dir())
     assert runs == ["maan-maa-s0", "maan-maa-s1", "wtalc-maa-s0", "wtalc-topk_mean-s0"]
     table = (out / "table.md").read_text()
+    assert table.splitlines()[0] == ("Simulated data: `thumos14-sim` with `--sim videos=12 --sim feature_dim=8` "
+                                     "(a quick check, not a table's distribution).")
+    table = table.split("\n\n", 1)[1]
     rows = [line.split(" | ")[:3] for line in table.splitlines()[2:]]
     assert rows == [["| `maan`", "`maa` (original)", "0, 1"], ["| `wtalc`", "`topk_mean` (original)", "0"],
                     ["| `wtalc`", "`maa` (plugged in)", "0"]]
@@ -302,6 +305,8 @@ def test_video_defaults_table_tiny(tmp_path, capsys):
                         "--out", str(shifted)]) == 0
     assert yaml.safe_load((shifted / "maan-maa-s0" / "config.yaml").read_text())["data"]["sim"] == {
         "preset": "shifted", "videos": 12, "feature_dim": 8}
+    assert module.describe_sim({"preset": "shifted"}) == "Simulated data: `shifted` (`--sim preset=shifted`)."
+    assert "`thumos14-sim` (the simulator's default options)" in module.describe_sim({})
     capsys.readouterr()
     assert module.main(["--methods", "maan", "--seeds", "3", "--distribution", "shifted", *quick]) == 2
     assert "was simulated with" in capsys.readouterr().err and not (out / "maan-maa-s3").exists()
