@@ -111,6 +111,8 @@ def test_training_decreases_loss(tmp_path):
     assert _training_loss(trained, dataset) < 0.8 * before
     log = (tmp_path / "run" / "train.log").read_text()
     assert "iteration 40/40" in log
+    sim = ", ".join(f"{key}={value}" for key, value in sorted(SIM.items()))
+    assert f"on thumos14-sim ({sim}) (" in log  # the simulator's options named
 
 
 @pytest.mark.parametrize("aggregator", ["maa", "dropout"])

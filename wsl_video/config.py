@@ -64,6 +64,12 @@ class DataConfig:
     sim: Dict[str, Any] = field(default_factory=dict)
     extractor: Dict[str, Any] | None = None  # recorded from the custom dataset's manifest.json
 
+    def describe(self) -> str:
+        """The dataset's name, with the simulator's preset and overrides for ``thumos14-sim`` (sorted)."""
+        if self.dataset == "thumos14-sim" and self.sim:
+            return f"{self.dataset} ({', '.join(f'{key}={value}' for key, value in sorted(self.sim.items()))})"
+        return self.dataset
+
 
 @dataclass
 class ModelConfig:

@@ -119,7 +119,7 @@ def train(config: RunConfig, out_dir: str | Path, *, resume: bool = False, overw
     else:
         recipe = config.model.aggregator if config.model.method == "maan" else \
             f"{config.model.method} ({config.model.aggregator})"
-        log(f"training {recipe} on {config.data.dataset} ({len(train_set)} videos, "
+        log(f"training {recipe} on {config.data.describe()} ({len(train_set)} videos, "
             f"streams {', '.join(train_set.streams)}, {len(train_set.classes)} classes) on {device}")
 
     label_matrix = train_set.label_matrix()

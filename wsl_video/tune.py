@@ -195,9 +195,7 @@ class VideoTuneTask(TuneTask):
     def describe(self) -> str:
         how = (f"listed in {self.held_out_list}" if self.held_out_list else
                f"stratified by class, split seed {self.split_seed}")
-        dataset = self.config.data.dataset
-        if dataset == "thumos14-sim" and self.config.data.sim:  # the preset and overrides it was simulated with
-            dataset += f" ({', '.join(f'{key}={value}' for key, value in sorted(self.config.data.sim.items()))})"
+        dataset = self.config.data.describe()  # with the simulator's preset and overrides
         return (f"{self.config.model.aggregator} on {dataset}: {len(self.fit)} fit videos, "
                 f"{len(self.held_out)} held-out training videos ({how}); seeds "
                 f"{' '.join(map(str, self.seeds))}; the test subset is not read")
