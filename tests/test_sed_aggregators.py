@@ -52,6 +52,30 @@ def test_linear_softmax_matches_loop(spatial):
     torch.testing.assert_close(got, _loop_linear_softmax(x, mask), rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("spatial", [(9,), (3, 4)])
+def test_linear_softmax_logits_matches_loop(spatial):
+    """logits=True: the logit of the linear softmax of the sigmoids, against a loop in float64."""
+    torch.manual_seed(2)
+    z = 3 * torch.randn(3, 4, *spatial, dtype=torch.float64)
+    mask = torch.rand(3, *spatial) > 0.3
+    mask.view(3, -1)[:, 0] = True
+    pooled = _loop_linear_softmax(torch.sigmoid(z), mask)
+    expected = torch.log(pooled) - torch.log1p(-pooled)
+    got = LinearSoftmaxPool(logits=True)(z, mask=mask).pooled
+    torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_linear_softmax_logits_extremes():
+    """Finite for logits far in either tail (where float32 sigmoids round to 0 or 1), and monotone in them."""
+    z = torch.tensor([[[80.0, 90.0, -3.0], [-90.0, -80.0, -85.0]]])
+    got = LinearSoftmaxPool(logits=True)(z).pooled
+    assert torch.isfinite(got).all()
+    assert got[0, 0] > 3.0 and got[0, 1] < -79.0
+    # two equal logits pool to that logit (p^2 + p^2) / (p + p) = p
+    same = LinearSoftmaxPool(logits=True)(torch.full((1, 1, 2), -40.0, dtype=torch.float64)).pooled
+    assert same.item() == pytest.approx(-40.0, abs=1e-9)
+
+
 def test_linear_softmax_hand_computed():
     x = torch.tensor([[[0.2, 0.6, 0.2]]], dtype=torch.float64)
     assert LinearSoftmaxPool()(x).pooled.item() == pytest.approx((0.04 + 0.36 + 0.04) / 1.0)
@@ -85,6 +109,8 @@ def test_gradcheck():
     mask = torch.tensor([[1, 1, 1, 0, 1], [1, 0, 1, 1, 1]], dtype=torch.bool)
     x.requires_grad_(True)
     assert torch.autograd.gradcheck(lambda v: LinearSoftmaxPool()(v, mask=mask).pooled, (x,))
+    z = torch.randn(2, 3, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda v: LinearSoftmaxPool(logits=True)(v, mask=mask).pooled, (z,))
     agg = AutoPool(channels=3, alpha=0.7).double()
     alpha = agg.alpha.detach().clone().requires_grad_(True)
 
@@ -106,7 +132,20 @@ def test_module():
 def test_exception():
     with pytest.raises(ValueError, match="non-negative"):
         LinearSoftmaxPool()(torch.tensor([[[0.5, -0.1]]]))
+    assert torch.isfinite(LinearSoftmaxPool(logits=True)(torch.tensor([[[0.5, -0.1]]])).pooled).all()
+    assert "logits=True" in repr(wsl.build_aggregator("linear_softmax", logits=True))
     with pytest.raises(ValueError, match="needs channels"):
         wsl.build_aggregator("autopool")
     with pytest.raises(ValueError, match="built for 4 channels, got 3"):
         AutoPool(channels=4)(torch.randn(1, 3, 5))
+
+
+def test_build_logit_pool():
+    """Aggregators made for probabilities are told their inputs are logits; the others are built as they are."""
+    from wsl.aggregators import TopKMeanPool, build_logit_pool
+
+    assert build_logit_pool("linear_softmax").logits
+    assert not build_logit_pool("linear_softmax", logits=False).logits  # an explicit choice is kept
+    assert isinstance(build_logit_pool("topk_mean", channels=3), TopKMeanPool)
+    with pytest.raises(ValueError, match="unknown aggregator"):
+        build_logit_pool("nope")

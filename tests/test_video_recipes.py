@@ -324,6 +324,47 @@ def test_method_defaults_and_user_settings():
 # ------------------------------------------------------------------------------------------- the command
 
 
+@pytest.mark.parametrize("method", ["wtalc", "basnet", "co2net", "delu"])
+def test_every_aggregator_pools_the_cas(method):
+    """Every registered aggregator stands in a method's pooling of CAS logits into video logits: the loss and every
+    gradient are finite after one backward pass. linear_softmax, made for probabilities, is told so (logits=True):
+    it pools the sigmoids of the CAS and returns the logit of the pooled probability."""
+    import wsl
+
+    recipe = get_method(method)
+    dims = {"joint": 8} if method in ("wtalc", "basnet") else {"rgb": 4, "flow": 4}
+    equal = method in ("co2net", "delu")  # their batches are sampled to equal lengths: no mask
+    lengths = torch.tensor([12, 12, 12, 12, 12, 12] if equal else [12, 12, 9, 12, 10, 12])
+    mask = torch.arange(12).unsqueeze(0) < lengths.unsqueeze(1)
+    labels = torch.tensor([[1.0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 1, 1], [0, 0, 1], [0, 0, 1]])
+    generator = torch.Generator().manual_seed(3)
+    features = {name: 4 * torch.randn(6, 12, dim, generator=generator) * mask.unsqueeze(2)
+                for name, dim in dims.items()}
+    for aggregator in wsl.list_aggregators():
+        torch.manual_seed(0)
+        config = RunConfig()
+        config.model.method, config.model.aggregator = method, aggregator
+        config = config.resolved()
+        model = recipe.build_model(config, dims, 3)
+        out = model(features, None if equal else mask)
+        loss = recipe.loss(out, labels, config)
+        loss.backward()
+        assert torch.isfinite(loss), (aggregator, loss)
+        assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None), aggregator
+        if aggregator == "linear_softmax":
+            assert model.pool.logits
+            if method == "wtalc":
+                cas, pooled = out.logits, out.video_logits
+            elif method == "basnet":
+                cas, pooled = out.cas_supp, out.supp_logits
+            else:
+                cas, pooled = out.cas, out.video_logits
+            for i, n in enumerate(lengths.tolist()):
+                p = torch.sigmoid(cas[i, :, :n].double())
+                expected = torch.logit((p * p).sum(dim=1) / p.sum(dim=1))
+                torch.testing.assert_close(pooled[i].double(), expected, rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("method, extra", [
     ("wtalc", ["--batch-size", "4", "--num-segments", "64", "--iterations", "4"]),
     ("basnet", ["--batch-size", "2", "--num-segments", "24", "--iterations", "2"]),

@@ -33,6 +33,7 @@ __all__ = [
     "AggregatorInfo",
     "register_aggregator",
     "build_aggregator",
+    "build_logit_pool",
     "get_aggregator",
     "aggregator_info",
     "check_aggregator_options",
@@ -181,6 +182,22 @@ def build_aggregator(name: str, channels: Optional[int] = None, **kwargs: Any) -
         return factory(channels=channels, **kwargs)
     except TypeError as error:
         raise ValueError(f"bad options for aggregator '{name}': {error}") from error
+
+
+def build_logit_pool(name: str, channels: Optional[int] = None, **kwargs: Any) -> nn.Module:
+    """Build a registered aggregator that pools logits into logits (e.g. a CAS into video logits).
+
+    Every aggregator pools any real values, except those made for probabilities: they declare a ``logits``
+    option (``linear_softmax``), and this passes ``logits=True`` to them unless ``kwargs`` sets it, so they
+    pool the sigmoids and return the logit. Otherwise the same as :func:`build_aggregator`.
+
+    Raises:
+        ValueError: unknown name (the message lists the available ones) or bad options.
+    """
+    accepted = _accepted_keywords(get_aggregator(name))
+    if accepted is not None and "logits" in accepted:
+        kwargs.setdefault("logits", True)
+    return build_aggregator(name, channels=channels, **kwargs)
 
 
 def _finish_builtins() -> None:

@@ -110,12 +110,12 @@ class BaSNetModel(JointStreamModel):
     def __init__(self, channels: int, num_classes: int, aggregator: str = "topk_mean",
                  aggregator_kwargs: Mapping[str, Any] | None = None) -> None:
         super().__init__()
-        import wsl
+        from wsl.aggregators import build_logit_pool
 
         self.num_classes = num_classes
         self.filtering = FilteringModule(channels)
         self.classifier = SnippetClassifier(channels, num_classes + 1)
-        self.pool = wsl.build_aggregator(aggregator, channels=num_classes + 1, **dict(aggregator_kwargs or {}))
+        self.pool = build_logit_pool(aggregator, channels=num_classes + 1, **dict(aggregator_kwargs or {}))
 
     def forward(self, features: Mapping[str, torch.Tensor], mask: torch.Tensor | None = None) -> BaSNetOutput:
         """features: {"joint": Tensor[B, T, D]} -> :class:`BaSNetOutput`."""

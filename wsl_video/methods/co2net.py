@@ -188,7 +188,7 @@ class CO2NetModel(nn.Module):
                  aggregator_kwargs: Mapping[str, Any] | None = None, dropout: float = 0.7,
                  temporal_filter: int = 1) -> None:
         super().__init__()
-        import wsl
+        from wsl.aggregators import build_logit_pool
 
         if not (isinstance(temporal_filter, int) and temporal_filter >= 1 and temporal_filter % 2 == 1):
             raise ValueError(f"temporal_filter must be an odd positive integer, got {temporal_filter!r}")
@@ -206,7 +206,7 @@ class CO2NetModel(nn.Module):
         kwargs = dict(aggregator_kwargs or {})
         if aggregator == "topk_mean" and not kwargs:
             kwargs = {"ratio": TOPK_RATIO}
-        self.pool = wsl.build_aggregator(aggregator, channels=num_classes + 1, **kwargs)
+        self.pool = build_logit_pool(aggregator, channels=num_classes + 1, **kwargs)
 
     @property
     def streams(self) -> Dict[str, Any]:

@@ -76,7 +76,7 @@ class WTALCModel(JointStreamModel):
     def __init__(self, channels: int, num_classes: int, aggregator: str = "topk_mean",
                  aggregator_kwargs: Mapping[str, Any] | None = None, dropout: float = 0.7) -> None:
         super().__init__()
-        import wsl
+        from wsl.aggregators import build_logit_pool
 
         self.num_classes = num_classes
         self.embedding = nn.Linear(channels, channels)
@@ -85,7 +85,7 @@ class WTALCModel(JointStreamModel):
         for layer in (self.embedding, self.classifier):  # the authors' initialisation
             nn.init.xavier_uniform_(layer.weight)
             nn.init.zeros_(layer.bias)
-        self.pool = wsl.build_aggregator(aggregator, channels=num_classes, **dict(aggregator_kwargs or {}))
+        self.pool = build_logit_pool(aggregator, channels=num_classes, **dict(aggregator_kwargs or {}))
 
     def forward(self, features: Mapping[str, torch.Tensor], mask: torch.Tensor | None = None) -> WTALCOutput:
         """features: {"joint": Tensor[B, T, D]} -> :class:`WTALCOutput`."""
