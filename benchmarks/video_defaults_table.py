@@ -11,8 +11,8 @@ written) are kept, so the table can be built over several sittings; an unfinishe
 script with its name (continue it with ``wsl-video train --resume --out ...``). ``OUT/table.md`` then
 names the runs' simulated data on its first line, then holds one row per method x pooling over *every*
 finished run in ``OUT``: mean ± sample std over its seeds, in percent, with the seeds and the median
-training time. One ``OUT`` holds one distribution: runs
-whose recorded simulator options differ from the others' (or from ``--distribution``) stop the script.
+training time. One ``OUT`` holds one distribution: runs whose recorded simulator options differ from the
+others' (or from ``--distribution``) stop the script.
 
     OMP_NUM_THREADS=1 python benchmarks/video_defaults_table.py --methods delu --seeds 0 1 2 --jobs 2 \\
         --out defaults     # about 45 min per pair of DELU runs on 2 cores
