@@ -51,6 +51,14 @@ def test_cas_figure():
             truth_y = min(p.get_y() for p in strip.patches if p.get_gid() == "ground_truth")
             assert detection_y < truth_y  # the detections lane lies under the ground-truth lane
             assert strip.get_title(loc="left") == row.label
+            assert strip.get_title(loc="right") == f"dashed: CAS cut at {', '.join(map(str, row.thresholds))} × max"
+    finally:
+        plt.close(figure)
+    many = CasRow("DELU", cas, thresholds=list(np.linspace(0.1, 0.9, 10)))  # ten cuts: summarised, rounded
+    figure = cas_figure([many], 0.64, duration=6.4)
+    try:
+        title = _strip_axes(figure)[0].get_title(loc="right")
+        assert title == "dashed: CAS cut at 10 levels from 0.1 to 0.9 × max"
     finally:
         plt.close(figure)
 
@@ -66,6 +74,10 @@ def test_cas_figure_without_ground_truth(tmp_path):
         for strip in _strip_axes(figure):
             assert _patches(strip, "ground_truth") == []
         assert _patches(_strip_axes(figure)[0], "detection") == pytest.approx([2.0, 5.0])
+        # an empty detections lane says so; a lane with detections does not
+        empty = [[text.get_text() for text in strip.texts if text.get_gid() == "no_detections"]
+                 for strip in _strip_axes(figure)]
+        assert empty == [[], ["none of this class"]]
     finally:
         plt.close(figure)
     plot_cas(tmp_path / "cas.png", rows, 0.64, title="my_video")

@@ -51,6 +51,9 @@ def _segment_strip(axis, ground_truth, detections, duration: float, score_norm, 
     for start, end, score in detections:
         axis.add_patch(Rectangle((start, 0.12), end - start, 0.76, color=colormap(score_norm(float(score))),
                                  linewidth=0, gid="detection"))
+    if not detections:  # an empty lane says so (e.g. the class's video-level score is below the cut)
+        axis.text(0.005, 0.25, "none of this class", transform=axis.get_yaxis_transform(), fontsize=7,
+                  color="0.4", gid="no_detections")
     for start, end in ground_truth or ():
         axis.add_patch(Rectangle((start, 1.12), end - start, 0.76, color=_GT_COLOR, linewidth=0, gid="ground_truth"))
     axis.set_ylim(0, len(lanes))
@@ -132,7 +135,8 @@ def cas_figure(rows: Sequence[CasRow | Tuple], seconds_per_snippet: float, *,
         axis.tick_params(axis="y", labelsize=8)
         axis.set_ylabel("CAS", fontsize=9)
         if row.thresholds:
-            cuts = ", ".join(f"{threshold:g}" for threshold in row.thresholds)
+            cuts = (", ".join(f"{threshold:.3g}" for threshold in row.thresholds) if len(row.thresholds) <= 4 else
+                    f"{len(row.thresholds)} levels from {min(row.thresholds):.3g} to {max(row.thresholds):.3g}")
             strip.set_title(f"dashed: CAS cut at {cuts} × max", loc="right", fontsize=8, pad=3, color="0.25")
     axes[-1].set_xlim(0, duration)
     axes[-1].set_xlabel("time (s)")
