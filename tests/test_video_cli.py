@@ -128,6 +128,21 @@ def test_demo_methods(tmp_path, capsys):
     assert len(list((out / "plots").glob("*.png"))) == 1
 
 
+def test_demo_rows_aggregators_reach_every_method():
+    """--aggregators: the poolings of the maan rows and, beside the original one, of every other method's."""
+    from wsl_video.commands.demo import AGGREGATORS, demo_rows
+
+    assert [row.aggregator for row in demo_rows(["maan"])] == list(AGGREGATORS)
+    assert [row.key for row in demo_rows(["maan", "wtalc"])] == [
+        *(f"maan/{name}" for name in AGGREGATORS), "wtalc/topk_mean", "wtalc/maa"]
+    rows = demo_rows(["wtalc", "maan", "delu"], ["linear_softmax", "topk_mean", "maa"])
+    assert [(row.key, row.original) for row in rows] == [
+        ("wtalc/topk_mean", True), ("wtalc/linear_softmax", False), ("wtalc/maa", False),
+        ("maan/linear_softmax", False), ("maan/topk_mean", False), ("maan/maa", True),
+        ("delu/topk_mean", True), ("delu/linear_softmax", False), ("delu/maa", False)]
+    assert [row.key for row in demo_rows(["maan"], ["autopool", "maa"])] == ["autopool", "maa"]
+
+
 def test_demo_unknown_method(capsys, tmp_path):
     from wsl_video.methods import REGISTRY
 

@@ -3,15 +3,15 @@
 Each aggregator trains with its own settings, chosen by ``wsl-video tune`` on videos held out from the
 training subset (never on the test split): the ``best.yaml`` files in ``wsl_video/resources/demo/``, or
 a live selection with ``--tune``; see ``docs/video-demo.md``. ``--methods`` adds other training methods of
-the registry, each with its original pooling and with ``maa`` (settings ``<method>/<aggregator>.yaml`` in the
-same folder when there are some, else the method's defaults).
+the registry, each with its original pooling and with ``maa``, or with each pooling given by ``--aggregators``
+(settings ``<method>/<aggregator>.yaml`` in the same folder when there are some, else the method's defaults).
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import List, NamedTuple
+from typing import List, NamedTuple, Optional
 
 from wsl.utils.cli import AliasedStore, add_device_argument, add_threads_argument, did_you_mean
 
@@ -61,9 +61,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds (default 0)")
     parser.add_argument("--methods", nargs="+", default=[DEFAULT_METHOD], metavar="NAME",
                         help=f"training methods to compare (default {DEFAULT_METHOD}); each other method trains "
-                             f"with its original pooling and with {PROPOSED} (see wsl-video methods)")
-    parser.add_argument("--aggregators", nargs="+", default=list(AGGREGATORS),
-                        help=f"aggregators of the {DEFAULT_METHOD} rows (default {' '.join(AGGREGATORS)})")
+                             f"with its original pooling and with each of --aggregators (see wsl-video methods)")
+    parser.add_argument("--aggregators", nargs="+", default=None,
+                        help=f"poolings to compare: every {DEFAULT_METHOD} row, and every other method's rows beside "
+                             f"its original pooling (default: {' '.join(AGGREGATORS)} for {DEFAULT_METHOD}, "
+                             f"{PROPOSED} for the other methods)")
     parser.add_argument("--iterations", type=int, default=None,
                         help="training iterations per run (default: the tuned value of each aggregator)")
     parser.add_argument("--batch-size", type=int, default=None,
@@ -110,16 +112,21 @@ def default_aggregator(method: str) -> str:
     return config.resolved().model.aggregator
 
 
-def demo_rows(methods: List[str], aggregators: List[str]) -> List[DemoRow]:
-    """The rows of the demo: ``maan`` with each of ``aggregators`` (keys: the aggregator names, as before
-    ``--methods`` existed, when ``maan`` is the only method); every other method with its original pooling,
-    then with ``maa`` (keys ``<method>/<aggregator>``)."""
+def demo_rows(methods: List[str], aggregators: Optional[List[str]] = None) -> List[DemoRow]:
+    """The rows of the demo: ``maan`` with each of ``aggregators`` (default: the paper's five; keys: the
+    aggregator names, as before ``--methods`` existed, when ``maan`` is the only method); every other method
+    with its original pooling, then with each of ``aggregators`` (default: ``maa``; keys
+    ``<method>/<aggregator>``)."""
     if methods == [DEFAULT_METHOD]:
-        return [DemoRow(DEFAULT_METHOD, name, name, LABELS.get(name, name), name == PROPOSED) for name in aggregators]
+        return [DemoRow(DEFAULT_METHOD, name, name, LABELS.get(name, name), name == PROPOSED)
+                for name in aggregators or AGGREGATORS]
     rows = []
     for method in methods:
         original = default_aggregator(method)
-        names = aggregators if method == DEFAULT_METHOD else list(dict.fromkeys([original, PROPOSED]))
+        if method == DEFAULT_METHOD:
+            names = list(aggregators or AGGREGATORS)
+        else:
+            names = list(dict.fromkeys([original, *(aggregators or [PROPOSED])]))
         for name in names:
             rows.append(DemoRow(method, name, f"{method}/{name}", f"{method} + {name}", name == original))
     return rows
@@ -225,11 +232,13 @@ def check_arguments(args: argparse.Namespace) -> None:
             raise REGISTRY.unknown(name)
     args.methods = list(dict.fromkeys(REGISTRY.canonical(name) for name in args.methods))
     known = set(wsl.list_aggregators())
-    for name in args.aggregators:
+    for name in args.aggregators or []:
         if name not in known:
             hint = did_you_mean(name, known)
             raise ValueError(f"unknown aggregator {name!r}{hint + ' ' if hint else '; '}available: "
                              f"{', '.join(sorted(known))}")
+    if args.aggregators is not None:
+        args.aggregators = list(dict.fromkeys(args.aggregators))
     if (args.iterations is not None and args.iterations <= 0) or (args.batch_size is not None
                                                                   and args.batch_size <= 0):
         raise ValueError("--iterations and --batch-size must be positive")
