@@ -111,7 +111,7 @@ def test_demo_methods(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary) == {"units", "maan/maa", "wtalc/topk_mean", "wtalc/maa"}
     assert summary["maan/maa"]["settings"]["source"] == "tuned"  # the packaged resources/demo/maa.yaml
-    assert summary["wtalc/maa"]["settings"]["source"] == "defaults"  # none packaged for wtalc: its defaults
+    assert summary["wtalc/maa"]["settings"]["source"] == "tuned"  # resources/demo/wtalc/maa.yaml
     for key, (method, aggregator, batch) in {"maan/maa": ("maan", "maa", 16), "wtalc/topk_mean": (
             "wtalc", "topk_mean", 10), "wtalc/maa": ("wtalc", "maa", 10)}.items():
         config = yaml.safe_load((out / "runs" / key / "seed0" / "config.yaml").read_text())
@@ -123,8 +123,8 @@ def test_demo_methods(tmp_path, capsys):
     table = (out / "table.md").read_text().splitlines()
     assert table[0].startswith("| Method + pooling (settings) | 0.1 |") and len(table) == 5
     assert [line.split(" | ")[0] for line in table[2:]] == [
-        "| maan + maa (original, tuned)", "| wtalc + topk_mean (original, defaults)",
-        "| wtalc + maa (plugged in, defaults)"]
+        "| maan + maa (original, tuned)", "| wtalc + topk_mean (original, tuned)",
+        "| wtalc + maa (plugged in, tuned)"]
     assert len(list((out / "plots").glob("*.png"))) == 1
 
 

@@ -336,6 +336,17 @@ def test_demo_settings():
             stored.inference.video_scores, stored.inference.cas_thresholds)
         assert demo.demo_settings(name, defaults)["iterations"] <= 3000  # the demo stays fast
     assert demo.demo_settings("mean", defaults) == demo.FALLBACK
+    for name in ("topk_mean", "maa"):  # W-TALC's packaged rows: its own config with the tuned settings
+        path = demo.settings_path(name, folder, "wtalc")
+        assert path.read_text().startswith("# chosen by wsl-video tune: trial ") and "/work/" not in path.read_text()
+        stored = load_config(path).resolved()
+        config = demo.demo_config(name, 0, defaults, "wtalc")
+        assert (config.model.method, config.model.aggregator, config.data.streams) == ("wtalc", name, "joint")
+        assert (config.train.iterations, config.train.lr, config.train.batch_size, config.inference.cas_thresholds) == (
+            stored.train.iterations, stored.train.lr, stored.train.batch_size, stored.inference.cas_thresholds)
+        assert demo.demo_settings(name, defaults, "wtalc")["source"] == "tuned"
+        assert stored.train.device == "auto"
+    assert demo.demo_settings("maa", defaults, "delu")["source"] == "defaults"  # none packaged: the defaults
     given = parser.parse_args(["--iterations", "7", "--sparsity-weight", "0.5", "--weight-decay", "0.1"])
     assert demo.demo_settings("maa", given) == {"iterations": 7, "weight_decay": 0.1, "sparsity": 0.5}
     space = yaml.safe_load((folder / "space.yaml").read_text())
