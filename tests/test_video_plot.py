@@ -158,3 +158,34 @@ def test_detection_colour_is_explained_by_a_colour_bar():
         assert not [axis for axis in no_detections.axes if axis.get_gid() == "score_colorbar"]
     finally:
         plt.close(no_detections)
+
+
+def test_distinct_path_labels():
+    assert plot.distinct_path_labels(["out/maa/seed0", "out/topk_mean/seed0"]) == ["maa/seed0", "topk_mean/seed0"]
+    assert plot.distinct_path_labels(["a/r1", "b/r2"]) == ["r1", "r2"]
+    assert plot.distinct_path_labels(["x/r", "y/r", "z"]) == ["x/r", "y/r", "z"]
+    assert plot.distinct_path_labels(["r", "r"]) == ["r (1)", "r (2)"]
+
+
+def _run_with(tmp_path, name, method, aggregator):
+    from wsl_video.config import RunConfig, save_config
+    from wsl_video.run import CONFIG_FILE
+
+    config = RunConfig()
+    config.model.method, config.model.aggregator = method, aggregator
+    folder = tmp_path / name
+    folder.mkdir(parents=True)
+    save_config(config, folder / CONFIG_FILE)
+    return folder
+
+
+def test_run_labels_name_method_and_pooling(tmp_path):
+    maan = _run_with(tmp_path, "a/seed0", "maan", "maa")
+    mean = _run_with(tmp_path, "b/seed0", "maan", "mean")
+    wtalc = _run_with(tmp_path, "c/seed0", "wtalc", "topk_mean")
+    wtalc_maa = _run_with(tmp_path, "d/seed0", "wtalc", "maa")
+    assert plot._run_labels([maan, mean]) == ["maa", "mean"]  # MAAN alone: the paper's aggregator names
+    assert plot._run_labels([wtalc, wtalc_maa, maan]) == ["wtalc + topk_mean", "wtalc + maa", "maan + maa"]
+    # the same method and pooling twice (two seeds, say): the paths tell them apart, not the folder name alone
+    other_seed = _run_with(tmp_path, "e/seed0", "wtalc", "maa")
+    assert plot._run_labels([wtalc_maa, other_seed]) == ["d/seed0", "e/seed0"]

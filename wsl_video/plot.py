@@ -263,15 +263,38 @@ def plot_runs(run_dirs: Sequence[str | Path], video_name: str, path: str | Path,
 
 
 def _run_labels(run_dirs: Sequence[str | Path]) -> list:
-    """The aggregator of each run, or the directory name when several runs share an aggregator."""
+    """A label per run: its pooling, or ``method + pooling`` where a run trained another method than MAAN;
+    where two runs would share a label, the shortest trailing part of their paths that tells them apart
+    (``maa/seed0``)."""
     from wsl_video.config import load_config
     from wsl_video.run import CONFIG_FILE
 
-    labels = []
+    models = []
     for run_dir in run_dirs:
         config_path = Path(run_dir) / CONFIG_FILE
-        has_config = config_path.is_file()
-        labels.append(load_config(config_path).model.aggregator if has_config else Path(run_dir).name)
+        models.append(load_config(config_path).model if config_path.is_file() else None)
+    methods = {model.method for model in models if model is not None}
+    labels = []
+    for run_dir, model in zip(run_dirs, models):
+        if model is None:
+            labels.append(Path(run_dir).name)
+            continue
+        aggregator = model.aggregator or "maa"  # runs write the resolved config; older ones meant maa
+        labels.append(aggregator if methods == {"maan"} else f"{model.method} + {aggregator}")
     if len(set(labels)) < len(labels):
-        labels = [Path(run_dir).name for run_dir in run_dirs]
+        labels = distinct_path_labels(run_dirs)
     return labels
+
+
+def distinct_path_labels(paths: Sequence[str | Path]) -> list:
+    """The shortest trailing parts of ``paths`` (as many components for each) that differ from one another:
+    ``a/maa/seed0, a/topk_mean/seed0`` -> ``maa/seed0, topk_mean/seed0``; the same path given twice gets
+    ``(1)``, ``(2)``."""
+    parts = [Path(path).parts or (str(path),) for path in paths]
+    for depth in range(1, max(len(p) for p in parts) + 1):
+        labels = ["/".join(p[-depth:]) for p in parts]
+        if len(set(labels)) == len(labels):
+            return labels
+    labels = ["/".join(p) for p in parts]
+    return [f"{label} ({labels[:i].count(label) + 1})" if labels.count(label) > 1 else label
+            for i, label in enumerate(labels)]

@@ -12,7 +12,7 @@ REQUIRES = ("matplotlib",)  # optional modules, checked before the command runs
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", nargs="+", required=True, metavar="DIR",
-                        help="run directories, one row each")
+                        help="run directories, one row each, labelled with their pooling (and method)")
     parser.add_argument("--video", required=True, help="video name, e.g. video_test_0000004")
     parser.add_argument("--out", required=True, help="PNG file to write")
     parser.add_argument("--class", dest="class_name", default=None,
