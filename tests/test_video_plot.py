@@ -165,6 +165,7 @@ def test_distinct_path_labels():
     assert plot.distinct_path_labels(["a/r1", "b/r2"]) == ["r1", "r2"]
     assert plot.distinct_path_labels(["x/r", "y/r", "z"]) == ["x/r", "y/r", "z"]
     assert plot.distinct_path_labels(["r", "r"]) == ["r (1)", "r (2)"]
+    assert plot.distinct_path_labels(["/runs/r", "/runs/r"]) == ["/runs/r (1)", "/runs/r (2)"]  # one root slash
 
 
 def _run_with(tmp_path, name, method, aggregator):

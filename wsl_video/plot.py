@@ -11,7 +11,8 @@ import numpy as np
 
 from wsl.utils.io import atomic_writer
 
-__all__ = ["CasRow", "cas_figure", "plot_cas", "plot_runs", "format_metrics_table", "summarize_runs"]
+__all__ = ["CasRow", "cas_figure", "plot_cas", "plot_runs", "distinct_path_labels", "format_metrics_table",
+           "summarize_runs"]
 
 _TABLE_KEYS = ("average_mAP_0.1_0.7", "cls_mAP")
 
@@ -292,9 +293,9 @@ def distinct_path_labels(paths: Sequence[str | Path]) -> list:
     ``(1)``, ``(2)``."""
     parts = [Path(path).parts or (str(path),) for path in paths]
     for depth in range(1, max(len(p) for p in parts) + 1):
-        labels = ["/".join(p[-depth:]) for p in parts]
+        labels = [Path(*p[-depth:]).as_posix() for p in parts]
         if len(set(labels)) == len(labels):
             return labels
-    labels = ["/".join(p) for p in parts]
+    labels = [Path(*p).as_posix() for p in parts]
     return [f"{label} ({labels[:i].count(label) + 1})" if labels.count(label) > 1 else label
             for i, label in enumerate(labels)]
