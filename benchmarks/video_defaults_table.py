@@ -18,6 +18,7 @@ others' (or from ``--distribution``) stop the script.
         --out defaults     # about 45 min per pair of DELU runs on 2 cores
     python benchmarks/video_defaults_table.py --table-only --out defaults
     OMP_NUM_THREADS=1 python benchmarks/video_defaults_table.py --distribution shifted --out defaults_shifted
+    python benchmarks/video_defaults_table.py --methods basnet --device cuda --out defaults  # on a GPU
 
 The tuned comparison, with settings chosen on held-out training videos, is ``benchmarks/methods_table.py``.
 """
@@ -88,10 +89,11 @@ def run_name(method: str, aggregator: str, seed: int) -> str:
 
 
 def train_argv(run: Path, method: str, aggregator: str, seed: int, threads: int,
-               extra: Sequence[str] = ()) -> List[str]:
+               extra: Sequence[str] = (), device: str = "cpu") -> List[str]:
     """The ``wsl-video train`` command of one run (``python -m wsl_video`` with this interpreter)."""
     return [sys.executable, "-m", "wsl_video", "train", "--dataset", "thumos14-sim", "--method", method,
-            "--aggregator", aggregator, "--seed", str(seed), "--threads", str(threads), "--out", str(run), *extra]
+            "--aggregator", aggregator, "--seed", str(seed), "--threads", str(threads), "--device", device,
+            "--out", str(run), *extra]
 
 
 def training_seconds(run: Path) -> float | None:
@@ -168,6 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS), help="training seeds (default 0 1 2)")
     parser.add_argument("--threads", type=int, default=1, help="threads per training (default 1)")
     parser.add_argument("--jobs", type=int, default=1, help="trainings run side by side (default 1)")
+    parser.add_argument("--device", default="cpu", help="training device: cpu (default), cuda or cuda:N")
     parser.add_argument("--distribution", default="thumos14-sim", choices=["thumos14-sim", *PRESETS],
                         help="simulated distribution: thumos14-sim (default) or a simulator preset")
     parser.add_argument("--sim", action="append", default=[], metavar="KEY=VALUE",
@@ -209,7 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             run, method, aggregator, seed = job
             print(f"== {run.name}", flush=True)
             with open(out / f"{run.name}.log", "w", encoding="utf-8") as log:
-                status = subprocess.run(train_argv(run, method, aggregator, seed, args.threads, extra),
+                status = subprocess.run(train_argv(run, method, aggregator, seed, args.threads, extra,
+                                                   args.device),
                                         stdout=log, stderr=subprocess.STDOUT, env=environment).returncode
             return run, status
 

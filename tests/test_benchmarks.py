@@ -278,6 +278,7 @@ def test_video_defaults_table_tiny(tmp_path, capsys):
     assert module.main(["--methods", "wtalc", "--seeds", "0", *quick]) == 0  # the table covers both calls' runs
     runs = sorted(path.name for path in out.iterdir() if path.is_dir())
     assert runs == ["maan-maa-s0", "maan-maa-s1", "wtalc-maa-s0", "wtalc-topk_mean-s0"]
+    assert yaml.safe_load((out / "maan-maa-s0" / "config.yaml").read_text())["train"]["device"] == "cpu"
     table = (out / "table.md").read_text()
     assert table.splitlines()[0] == ("Simulated data: `thumos14-sim` with `--sim videos=12 --sim feature_dim=8` "
                                      "(a quick check, not a table's distribution).")
