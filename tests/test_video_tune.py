@@ -203,28 +203,36 @@ def test_resume_after_kill(tmp_path):
     out = tmp_path / "study"
     storage = f"sqlite:///{out / 'study.db'}"
     command, env = _python()
-    # 6 trials: five chances (trials 1-5) to find one running after another finished, on a loaded machine too
+    # the study runs in slices of 0.1 s and is frozen (SIGSTOP) while polled, so however slow a poll is on a
+    # loaded machine, the trial seen running is still running when it is killed
     argv = command + _sim_argv(out, storage, 6) + ["--space", str(space)]
     process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    killed, reader = None, None  # one storage object for every poll: a poll must stay shorter than a trial
+    killed, reader = None, None
     deadline = time.time() + 240
-    while time.time() < deadline and process.poll() is None:
-        time.sleep(0.05)
-        if not (out / "study.db").is_file():
-            continue
-        try:
-            reader = reader or optuna.storages.RDBStorage(storage)
-            trials = optuna.load_study(study_name="maa", storage=reader).get_trials()
-        except Exception:  # the study is being created
-            continue
-        finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
-        running = [t for t in trials if t.state.name == "RUNNING" and t.params]  # mid-trial: settings drawn
-        if finished and running:
-            process.send_signal(signal.SIGKILL)
-            killed = running[0]
-            break
-    process.wait(timeout=60)
-    assert killed is not None, "the study ended before it could be interrupted"
+    try:
+        while time.time() < deadline and process.poll() is None:
+            time.sleep(0.1)
+            if not (out / "study.db").is_file():
+                continue
+            process.send_signal(signal.SIGSTOP)
+            try:
+                reader = reader or optuna.storages.RDBStorage(
+                    storage, engine_kwargs={"connect_args": {"timeout": 1}})
+                trials = optuna.load_study(study_name="maa", storage=reader).get_trials()
+            except Exception:  # the study is being created, or was frozen while writing
+                trials = []
+            finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
+            running = [t for t in trials if t.state.name == "RUNNING" and t.params]  # mid-trial: settings drawn
+            if finished and running:
+                process.send_signal(signal.SIGKILL)
+                killed = running[0]
+                break
+            process.send_signal(signal.SIGCONT)
+    finally:
+        if killed is None and process.poll() is None:
+            process.send_signal(signal.SIGCONT)
+    stderr = process.communicate(timeout=120)[1]
+    assert killed is not None, f"the study ended before it could be interrupted: {stderr[-2000:]}"
     result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     trials = optuna.load_study(study_name="maa", storage=storage).get_trials()
