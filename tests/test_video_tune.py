@@ -238,7 +238,7 @@ def test_resume_after_kill(tmp_path):
     trials = optuna.load_study(study_name="maa", storage=storage).get_trials()
     finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
     assert len(finished) == 6
-    killed = trials[killed.number]  # as stored when it died (it may have drawn more after the snapshot)
+    killed = trials[killed.number]  # as stored when it died
     assert killed.state.name == "FAIL"
     retry = [t for t in trials if t.user_attrs.get("retry_of") == killed.number]
     # the retry runs the settings the killed trial had drawn (all of them, unless it died between two draws)
