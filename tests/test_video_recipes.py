@@ -432,6 +432,21 @@ def test_wtalc_resumes_exactly(tmp_path):
     assert all(torch.equal(straight[key], resumed[key]) for key in straight)
 
 
+def test_delu_resumes_only_with_the_iterations_it_started_with(tmp_path, capsys):
+    """DELU's curriculum runs over the whole run, so extending a finished run is refused in one line."""
+    out = tmp_path / "run"
+    argv = ["train", "--method", "delu", *SIM, "--batch-size", "4", "--num-segments", "16", "--no-eval",
+            "--out", str(out)]
+    assert video_cli.main([*argv, "--iterations", "2"]) == 0
+    before = {name: (out / name).read_bytes() for name in ("checkpoint.pt", "config.yaml", "train.log")}
+    capsys.readouterr()
+    assert video_cli.main([*argv, "--iterations", "4", "--resume"]) == 2
+    assert capsys.readouterr().err == (f"wsl-video train: error: cannot resume {out}: method 'delu' schedules its "
+                                       "loss over the run's 2 iterations; resume with --iterations 2\n")
+    assert {name: (out / name).read_bytes() for name in before} == before  # the run is left as it was
+    assert video_cli.main([*argv, "--iterations", "2", "--resume"]) == 0
+
+
 # ------------------------------------------------------------------------------------------- one-pass inference
 
 

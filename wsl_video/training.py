@@ -90,6 +90,10 @@ def train(config: RunConfig, out_dir: str | Path, *, resume: bool = False, overw
     train_set = train_set if train_set is not None else open_data(config, "train")
     method = get_method(config.model.method)
     method.check_features(train_set, config)
+    started = ((state or {}).get("config") or {}).get("train", {}).get("iterations")
+    if method.uses_training_progress and started is not None and int(started) != config.train.iterations:
+        raise ValueError(f"cannot resume {out_dir}: method {config.model.method!r} schedules its loss over "
+                         f"the run's {int(started)} iterations; resume with --iterations {int(started)}")
     config.data.extractor = _recorded_extractor(train_set, state, out_dir)
     folder.start(stale)
     save_config(config, folder.config_path)

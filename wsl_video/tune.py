@@ -1,15 +1,16 @@
 """Choosing training and inference settings on held-out training videos (``wsl-video tune``).
 
-The training subset is split into fit videos and held-out videos (:func:`wsl_video.data.held_out.split_held_out`:
-stratified by class, or a given list); the test subset is never opened. Each Optuna trial draws the
-training settings (learning rate, weight decay, attention L1 weight, ...) and trains one run per seed on
-the fit videos, stopping at every checkpoint of the ``iterations`` list and continuing from it with
-exact resumption. At each checkpoint every combination of the inference settings (video-score mode,
-CAS threshold, ...) is scored on the held-out videos without retraining. A trial's value is the best
-seed-averaged held-out average mAP@0.1:0.7 (THUMOS14) or average mAP@0.5:0.95 (ActivityNet) over its
-checkpoints and inference settings; the checkpoint scores drive the pruning of hopeless trials.
-``best.yaml`` is a config for ``wsl-video train --config`` that trains on all training videos with the
-best settings.
+The training subset is split into fit videos and held-out videos
+(:func:`wsl_video.data.held_out.split_held_out`: stratified by class, or a given list); the test subset is never
+opened. Each Optuna trial draws the training settings (learning rate, weight decay, attention L1 weight, ...)
+and trains one run per seed on the fit videos, stopping at every checkpoint of the ``iterations`` list and
+continuing from it with exact resumption (a method whose loss follows a schedule over the whole run, such as
+DELU's curriculum, trains each ``iterations`` value from scratch instead: ``uses_training_progress``). At each
+checkpoint every combination of the inference settings (video-score mode, CAS threshold, ...) is scored on the
+held-out videos without retraining. A trial's value is the best seed-averaged held-out average mAP@0.1:0.7
+(THUMOS14) or average mAP@0.5:0.95 (ActivityNet) over its checkpoints and inference settings; the checkpoint
+scores drive the pruning of hopeless trials. ``best.yaml`` is a config for ``wsl-video train --config`` that
+trains on all training videos with the best settings.
 """
 
 from __future__ import annotations
@@ -211,10 +212,12 @@ class VideoTuneTask(TuneTask):
         return self.space.checkpoints(self.config.train.iterations)[0] + 1
 
     def evaluate(self, params, checkpoints, grid, work_dir, report=None) -> Evaluation:
+        from wsl_video.methods import get_method
         from wsl_video.run import load_run
         from wsl_video.training import train
 
         config = apply_settings(self.config, params)
+        fresh = get_method(config.model.method).uses_training_progress  # its n-iteration run is not a prefix
         scores: Dict[int, List[List[float]]] = {}  # checkpoint index -> per combination, per seed
         profile: List[list] = []
         for k, iterations in enumerate(sorted(checkpoints)):
@@ -225,8 +228,8 @@ class VideoTuneTask(TuneTask):
                 run.train.checkpoint_every = iterations
                 run.train.log_every = max(1, iterations // 10)
                 run_dir = Path(work_dir) / f"seed{seed}"
-                train(run, run_dir, resume=k > 0, overwrite=k == 0, evaluate=False, progress=False,
-                      train_set=self.fit)
+                train(run, run_dir, resume=k > 0 and not fresh, overwrite=k == 0 or fresh, evaluate=False,
+                      progress=False, train_set=self.fit)
                 _, model, _ = load_run(run_dir, device=resolve_device(run.train.device))
                 per_seed.append(self.score_grid(model, run, grid))
             scores[k] = [list(values) for values in zip(*per_seed)]

@@ -47,6 +47,11 @@ class VideoMethod:
             Like :attr:`defaults`, they fill only unset keys: null, or an empty mapping for a mapping-valued
             key (``model.aggregator_kwargs``); a value the run sets (command line, config file) wins.
         takes_temporal_filter: the model honours ``model.temporal_filter`` (others refuse a width other than 1).
+        uses_training_progress: the loss follows a schedule over the whole run (``iteration /
+            config.train.iterations``, e.g. DELU's curriculum), so the model at iteration n of a longer run is
+            not the model of an n-iteration run: ``wsl-video tune`` trains each ``iterations`` value from
+            scratch instead of reading it off one run's checkpoints, and a run resumes only with the
+            ``iterations`` it started with.
 
     The model must offer the inference interface of :class:`wsl_video.model.TemporalLocalizer`:
     ``stream_names``, ``streams[name].classifier`` (its ``in_features``), ``probabilities(features, mask)``
@@ -67,6 +72,7 @@ class VideoMethod:
     defaults: ClassVar[Mapping[str, Any]] = {}
     dataset_defaults: ClassVar[Mapping[str, Mapping[str, Any]]] = {}
     takes_temporal_filter: ClassVar[bool] = False
+    uses_training_progress: ClassVar[bool] = False
 
     def defaults_for(self, dataset: str) -> Dict[str, Any]:
         """The method's defaults on ``dataset``: :attr:`defaults` updated by ``dataset_defaults[dataset]``."""

@@ -124,6 +124,7 @@ class DELU(CO2NetBase):
 
     defaults = {**CO2NET_DEFAULTS, "train.num_segments": 320}
     dataset_defaults = {name: ACTIVITYNET_DEFAULTS for name in ACTIVITYNET_DATASETS}
+    uses_training_progress = True  # the curriculum runs over the whole run's iterations
 
     @staticmethod
     def loss_settings(config: Any) -> dict:
