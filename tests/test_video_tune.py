@@ -134,8 +134,11 @@ def test_best_yaml_round_trips_through_train(bas_root, space_file, tmp_path):
     assert "iteration {0}/{0}".format(values["train"]["iterations"]) in (run / "train.log").read_text()
 
 
-def test_checkpoints_continue_one_run_exactly(tmp_path):
-    """Scores read off a run at successive checkpoints equal those of runs trained straight to each length."""
+@pytest.mark.parametrize("method", ["maan", "delu"])
+def test_checkpoints_continue_one_run_exactly(method, tmp_path):
+    """Scores read off a run at successive checkpoints equal those of runs trained straight to each length;
+    for a method whose loss follows a schedule over the whole run (DELU's curriculum), only because the tuner
+    trains each length from scratch."""
     from wsl_video.config import RunConfig
     from wsl_video.run import load_run
     from wsl_video.training import train
@@ -143,14 +146,18 @@ def test_checkpoints_continue_one_run_exactly(tmp_path):
 
     config = RunConfig()
     config.data.dataset, config.data.sim = "thumos14-sim", {"videos": 12, "feature_dim": 8}
+    config.model.method = method
     config.train.device, config.train.batch_size = "cpu", 4
+    if method != "maan":
+        config.train.num_segments = 16
     space = tmp_path / "space.yaml"
     space.write_text(yaml.safe_dump(SPACE))
     task = VideoTuneTask(config, held_out=3, space_file=str(space))
     grid = task.space.grid()
     params = {"lr": 1e-3, "weight_decay": 1e-4, "sparsity_weight": 1e-3}
     evaluation = task.evaluate(params, [4, 8], grid, tmp_path / "trial")
-    assert "resumed at iteration 4" in (tmp_path / "trial" / "seed0" / "train.log").read_text()
+    log = (tmp_path / "trial" / "seed0" / "train.log").read_text()
+    assert ("resumed at iteration 4" in log) == (method == "maan")
     for iterations in (4, 8):
         straight = apply_settings(task.config, {**params, "iterations": iterations})
         train(straight, tmp_path / f"straight{iterations}", evaluate=False, progress=False, train_set=task.fit)
@@ -158,6 +165,12 @@ def test_checkpoints_continue_one_run_exactly(tmp_path):
         scores = task.score_grid(model, straight, grid)
         read_off = [score for settings, score in evaluation.profile if settings["iterations"] == iterations]
         assert read_off == scores
+    import torch
+
+    trial = torch.load(tmp_path / "trial" / "seed0" / "checkpoint.pt", weights_only=True)["model"]
+    straight = torch.load(tmp_path / "straight8" / "checkpoint.pt", weights_only=True)["model"]
+    assert trial.keys() == straight.keys()
+    assert all(torch.equal(trial[key], straight[key]) for key in trial)  # the scored model is the 8-iteration run
     assert evaluation.score == max(score for _, score in evaluation.profile)
 
 
@@ -216,8 +229,8 @@ def test_resume_after_kill(tmp_path):
                 continue
             process.send_signal(signal.SIGSTOP)
             try:
-                reader = reader or optuna.storages.RDBStorage(
-                    storage, engine_kwargs={"connect_args": {"timeout": 1}})
+                reader = reader or optuna.storages.RDBStorage(  # never creates tables the study is writing
+                    storage, engine_kwargs={"connect_args": {"timeout": 1}}, skip_table_creation=True)
                 trials = optuna.load_study(study_name="maa", storage=reader).get_trials()
             except Exception:  # the study is being created, or was frozen while writing
                 trials = []
@@ -319,6 +332,32 @@ def test_progress_lines(bas_root, space_file, tmp_path, capsys):
     assert "0/3 trials done" in printed and "1/3 trials done, best" in printed and "left" in printed
     assert "3/3 trials done" in printed and "iterations: one of 4, 8" in printed
     assert "train with them on every training sample: wsl-video train --config" in printed
+
+
+@pytest.mark.parametrize("method", ["basnet", "co2net", "delu"])
+def test_demo_space_contains_the_published_settings(method):
+    """A method's demo space reaches its authors' learning rate, weight decay, video scores and CAS thresholds,
+    with the iterations of every other row's space."""
+    from wsl.tuning.space import SearchSpace
+    from wsl_video.commands import demo
+    from wsl_video.config import RunConfig
+    from wsl_video.tune import DEFAULT_SPACE, VIDEO_KEYS
+
+    path = demo.demo_space(method)
+    assert path == demo.settings_folder() / method / "space.yaml"
+    space = SearchSpace.from_file(VIDEO_KEYS, DEFAULT_SPACE, path).settings
+    shared = SearchSpace.from_file(VIDEO_KEYS, DEFAULT_SPACE, demo.demo_space("maan")).settings
+    config = RunConfig()
+    config.data.dataset, config.model.method = "thumos14-sim", method
+    config = config.resolved()
+    for name in ("lr", "weight_decay"):
+        value = getattr(config.train, name)
+        assert space[name].low < value < space[name].high, (name, value)
+    assert config.inference.video_scores in space["video_scores"].options
+    assert [list(v) if isinstance(v, (list, tuple)) else [v] for v in space["cas_thresholds"].options].count(
+        list(config.inference.cas_thresholds)) == 1
+    assert space["iterations"].options == shared["iterations"].options
+    assert demo.demo_space("wtalc") == demo.demo_space("maan") == demo.settings_folder() / "space.yaml"
 
 
 def test_demo_settings():

@@ -81,7 +81,7 @@ def add_demo_settings_arguments(parser: argparse.ArgumentParser, tool: str, noun
     group.add_argument("--tune-seeds", type=int, nargs="+", default=list(seeds),
                        help=f"--tune: training seeds averaged per setting (default {' '.join(map(str, seeds))})")
     group.add_argument("--tune-space", default=None, metavar="FILE",
-                       help="--tune: search space (default: the demo's, resources/demo/space.yaml)")
+                       help="--tune: search space (default: the demo's, in resources/demo/)")
     group.add_argument("--jobs", type=int, default=1, help="--tune: processes per study (default 1)")
     group.add_argument("--save-settings", default=None, metavar="DIR",
                        help=f"--tune: also write each best.yaml, without this machine's paths, to DIR/<{noun}>.yaml "

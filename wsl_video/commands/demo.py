@@ -54,6 +54,13 @@ def settings_folder() -> Path:
     return Path(str(resources.files("wsl_video") / "resources" / "demo"))
 
 
+def demo_space(method: str = DEFAULT_METHOD) -> Path:
+    """The search space of ``method``'s rows under ``--tune``: ``<method>/space.yaml`` where one is packaged (the
+    demo's space widened to contain the method's published learning rate and CAS thresholds), else ``space.yaml``."""
+    own = settings_folder() / method / "space.yaml"
+    return own if own.is_file() else settings_folder() / "space.yaml"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from wsl.tuning.cli import add_demo_settings_arguments
 
@@ -205,7 +212,7 @@ def tune_settings(args: argparse.Namespace, rows: List[DemoRow]) -> Path:
         config.train.device = args.device
         name = row.aggregator if row.method == DEFAULT_METHOD else f"{row.method}/{row.aggregator}"
         print(f"== tune {row.label if row.method != DEFAULT_METHOD else LABELS.get(name, name)} ({name})", flush=True)
-        space = args.tune_space or str(settings_folder() / "space.yaml")
+        space = args.tune_space or str(demo_space(row.method))
         summary = tune(config, out / name, seeds=args.tune_seeds, space_file=space, trials=args.trials,
                        jobs=args.jobs, echo=None if args.quiet else print)  # held out: a fifth, 40 of 200
         if summary.get("best_score") is None:
