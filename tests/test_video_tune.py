@@ -402,6 +402,35 @@ def test_demo_settings():
     assert space == {"iterations": {"choices": [500, 1000, 2000, 3000]}}
 
 
+def test_demo_tune_searches_each_method_in_its_space(tmp_path, monkeypatch):
+    """``demo --tune`` hands each row's study its method's space (``--tune-space`` wins when given)."""
+    import argparse
+
+    import wsl_video.tune
+    from wsl_video.commands import demo
+
+    used = {}
+
+    def fake_tune(config, out, *, space_file, **kwargs):
+        used[(config.model.method, config.model.aggregator)] = Path(space_file)
+        Path(out).mkdir(parents=True)
+        (Path(out) / "best.yaml").write_text("{}\n")
+        return {"best_score": 0.5}
+
+    monkeypatch.setattr(wsl_video.tune, "tune", fake_tune)
+    parser = argparse.ArgumentParser()
+    demo.add_arguments(parser)
+    rows = demo.demo_rows(["maan", "wtalc", "delu"], ["maa"])
+    demo.tune_settings(parser.parse_args(["--out", str(tmp_path / "a"), "--quiet"]), rows)
+    folder = demo.settings_folder()
+    assert used == {("maan", "maa"): folder / "space.yaml", ("wtalc", "topk_mean"): folder / "space.yaml",
+                    ("wtalc", "maa"): folder / "space.yaml", ("delu", "topk_mean"): folder / "delu" / "space.yaml",
+                    ("delu", "maa"): folder / "delu" / "space.yaml"}
+    own = tmp_path / "mine.yaml"
+    demo.tune_settings(parser.parse_args(["--out", str(tmp_path / "b"), "--tune-space", str(own), "--quiet"]), rows)
+    assert set(used.values()) == {own}
+
+
 def test_demo_tune_small(space_file, tmp_path, capsys):
     out, saved = tmp_path / "demo", tmp_path / "saved"
     argv = ["demo", "--tune", "--trials", "2", "--tune-seeds", "0", "--tune-space", str(space_file), "--aggregators",
