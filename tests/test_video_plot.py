@@ -84,6 +84,83 @@ def test_cas_figure_without_ground_truth(tmp_path):
     assert (tmp_path / "cas.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_cas_figure_draws_another_cut_curve_on_its_own_axis():
+    """A method that cuts another curve (CO2-Net's attention): that curve on a right-hand axis, its levels on it."""
+    import matplotlib.pyplot as plt
+
+    from wsl_video.methods.base import CutCurve
+
+    cas = np.array([0.0, 0.1, 0.6, 0.8, 0.7, 0.1, 0.0, 0.3, 0.4, 0.0])
+    attention = np.array([0.1, 0.2, 0.9, 0.95, 0.8, 0.3, 0.1, 0.5, 0.6, 0.2])
+    cut = CutCurve("fused attention", attention, (0.3, 0.5), (0.3, 0.5))
+    figure = cas_figure([CasRow("co2net + topk_mean", cas, [(1.28, 3.2, 0.7)], cut=cut)], 0.64, duration=6.4)
+    try:
+        (axis,), (strip,) = _cas_axes(figure), _strip_axes(figure)
+        (twin,) = [a for a in figure.axes if a.get_gid() == "cut_curve"]
+        assert not [line for line in axis.lines if line.get_linestyle() == "--"]  # no cut drawn on the CAS
+        assert sorted(line.get_ydata()[0] for line in twin.lines if line.get_linestyle() == "--") == [0.3, 0.5]
+        (curve,) = [line for line in twin.lines if line.get_linestyle() == "-"]
+        np.testing.assert_allclose(curve.get_ydata(), attention)
+        np.testing.assert_allclose(curve.get_xdata(), (np.arange(10) + 0.5) * 0.64)
+        assert twin.get_ylabel() == "fused attention" and twin.get_ylim()[1] > 0.95
+        assert strip.get_title(loc="right") == "dashed: fused attention cut at 0.3, 0.5"
+    finally:
+        plt.close(figure)
+
+
+def test_cas_figure_shows_negative_logits_and_their_cuts():
+    """W-TALC cuts raw logits at min + f (max - min): the axis reaches below zero, the levels sit there."""
+    import matplotlib.pyplot as plt
+
+    from wsl_video.methods.base import CutCurve
+
+    logits = np.array([-3.0, -2.5, 1.0, 2.0, 1.5, -2.0, -3.0, -1.0])
+    cut = CutCurve("CAS", logits, (-0.5,), (0.5,), "min + {} × (max − min)")
+    figure = cas_figure([CasRow("wtalc + topk_mean", logits, cut=cut)], 0.64)
+    try:
+        (axis,), (strip,) = _cas_axes(figure), _strip_axes(figure)
+        low, high = axis.get_ylim()
+        assert low < -3.0 and high > 2.0
+        assert [line.get_ydata()[0] for line in axis.lines if line.get_linestyle() == "--"] == [-0.5]
+        assert strip.get_title(loc="right") == "dashed: CAS cut at min + 0.5 × (max − min)"
+    finally:
+        plt.close(figure)
+
+
+@pytest.mark.parametrize("method", ["maan", "wtalc", "basnet", "co2net", "delu"])
+def test_cut_curve_levels_give_the_method_detections(method):
+    """Every method's cut curve and levels are what its own detections cut: the runs of the curve above each
+    level are exactly the detected segments (all classes kept, no suppression)."""
+    from wsl_video.config import RunConfig
+    from wsl_video.inference import VideoPrediction
+    from wsl_video.methods import get_method
+    from wsl_video.methods.wtalc import MIN_SNIPPETS
+
+    config = RunConfig()
+    config.model.method, config.data.dataset = method, "thumos14-sim"
+    inference = config.resolved().inference
+    inference.nms, inference.max_detections, inference.class_threshold = "none", None, 0.0
+    if method == "wtalc":
+        inference.cas_thresholds = [0.3, 0.6]  # two cuts of logits that are mostly negative
+    rng = np.random.default_rng(0)
+    length, classes, seconds = 40, 3, 0.5
+    cas = rng.normal(-1.0, 1.0, (length, classes)) if method == "wtalc" else rng.uniform(0, 1, (length, classes))
+    prediction = VideoPrediction(rng.uniform(0.2, 1.0, classes), cas, rng.uniform(0, 1, length))
+    runner = get_method(method)
+    detections = runner.localize(prediction, seconds, inference)
+    shortest = MIN_SNIPPETS if method == "wtalc" else 1
+    for class_id in range(classes):
+        cut = runner.cut_curve(prediction, class_id, inference)
+        assert list(cut.settings) == pytest.approx(inference.cas_thresholds) and len(cut.levels) == len(cut.settings)
+        expected = set()
+        for level in cut.levels:
+            above = np.concatenate([[False], np.asarray(cut.values) > level, [False]])
+            edges = np.flatnonzero(above[1:] != above[:-1])
+            expected |= {(int(a), int(b)) for a, b in zip(edges[0::2], edges[1::2]) if b - a >= shortest}
+        found = {(round(start / seconds), round(end / seconds)) for c, start, end, _ in detections if c == class_id}
+        assert expected and found == expected
+
+
 def test_exception():
     with pytest.raises(ValueError, match="at least one"):
         cas_figure([], 0.64)
@@ -126,7 +203,9 @@ def test_plot_runs_draws_the_run_detections(run_dir, tmp_path, monkeypatch):
     (row,) = drawn["rows"]
     expected = sorted((d["segment"][0], d["segment"][1], d["score"]) for d in results[video] if d["label"] == chosen)
     assert expected and np.allclose(np.array(sorted(row.detections)), np.array(expected))
-    assert list(row.thresholds) == load_config(run_dir / "config.yaml").inference.cas_thresholds
+    fractions = load_config(run_dir / "config.yaml").inference.cas_thresholds
+    assert row.cut.name == "CAS" and list(row.cut.settings) == fractions
+    assert list(row.cut.levels) == pytest.approx([f * row.cas.max() for f in fractions])
     assert drawn["ground_truth"] is not None
     assert (tmp_path / "cas.png").is_file()
 
@@ -153,6 +232,15 @@ def test_detection_colour_is_explained_by_a_colour_bar():
         assert darkness(first, 2.0) > 0.1  # a low score stays visible on white
     finally:
         plt.close(figure)
+    relative = cas_figure(rows, 0.64, shared_scores=False)  # rows of different methods: each row's own best
+    try:
+        (bar,) = [axis for axis in relative.axes if axis.get_gid() == "score_colorbar"]
+        assert "its row's best" in bar.get_ylabel() and bar.get_ylim() == pytest.approx((0.0, 1.0))
+        first, second = _strip_axes(relative)
+        assert darkness(first, 0.5) == pytest.approx(darkness(second, 0.5))  # both rows' best: the darkest
+        assert darkness(first, 0.5) > darkness(first, 2.0)
+    finally:
+        plt.close(relative)
     no_detections = cas_figure([CasRow("x", cas)], 0.64)
     try:
         assert not [axis for axis in no_detections.axes if axis.get_gid() == "score_colorbar"]

@@ -26,6 +26,7 @@ __all__ = ["VideoPrediction", "shifted_uniform_snippets", "predict_video", "kept
            "predict_dataset", "DatasetPrediction"]
 
 Detection = Tuple[int, float, float, float]
+DEFAULT_CAS_THRESHOLDS = (0.2,)  # fractions of the CAS maximum where inference.cas_thresholds is empty
 
 
 class VideoPrediction(NamedTuple):
@@ -142,7 +143,7 @@ def localize(prediction: VideoPrediction, seconds_per_snippet: float, config: In
     classes = kept_classes(prediction.scores, config.class_threshold)
     return detect_actions(
         prediction.cas, [int(c) for c in classes], seconds_per_snippet,
-        thresholds=tuple(config.cas_thresholds or (0.2,)), scoring=config.scoring, nms=config.nms,
+        thresholds=tuple(config.cas_thresholds or DEFAULT_CAS_THRESHOLDS), scoring=config.scoring, nms=config.nms,
         nms_iou=config.nms_iou, soft_sigma=config.soft_sigma, duration=duration,
         max_detections=config.max_detections,
     )

@@ -129,6 +129,8 @@ class LocalizedVideo:
         scores: class -> video-level probability.
         cas (ndarray[T, K]): the fused class activation sequence.
         detections: ``(label, start_s, end_s, score)``, highest score first.
+        attention (ndarray[T] or None): the class-agnostic attention of models that have one (CO2-Net and DELU
+            cut it to detect).
     """
 
     name: str
@@ -138,6 +140,7 @@ class LocalizedVideo:
     scores: dict[str, float]
     cas: np.ndarray
     detections: List[Tuple[str, float, float, float]]
+    attention: np.ndarray | None = None
 
     def results(self) -> list[dict]:
         """The video's entry of ActivityNet ``results``."""
@@ -192,12 +195,14 @@ class VideoLocalizer:
             name=path.stem, source=str(path), duration=duration,
             seconds_per_snippet=extracted.seconds_per_snippet,
             scores={label: float(p) for label, p in zip(self.classes, prediction.scores)},
-            cas=prediction.cas, detections=detections,
+            cas=prediction.cas, detections=detections, attention=prediction.attention,
         )
 
     def plot(self, video: LocalizedVideo, path: str | Path) -> list[str]:
         """A PNG of the CAS of each detected class over time, its detections drawn above it; returns the
         plotted classes (at most :data:`MAX_PLOTTED_CLASSES`, the most probable first)."""
+        from wsl_video.inference import VideoPrediction
+        from wsl_video.methods import get_method
         from wsl_video.plot import CasRow, plot_cas
 
         detected = {label for label, *_ in video.detections}
@@ -205,13 +210,16 @@ class VideoLocalizer:
             detected = {max(video.scores, key=video.scores.get)}
         ordered = sorted(detected, key=lambda label: -video.scores[label])
         shown = ordered[:MAX_PLOTTED_CLASSES]
-        thresholds = list(self.config.inference.cas_thresholds or (0.2,))
+        method = get_method(self.config.model.method)
+        prediction = VideoPrediction(np.array([video.scores[label] for label in self.classes]), video.cas,
+                                     video.attention)
         rows = []
         for label in shown:
             segments = [(start, end, score) for name, start, end, score in video.detections if name == label]
             count = f"{len(segments)} detection{'s' if len(segments) != 1 else ''}"
-            rows.append(CasRow(f"{label}: p = {video.scores[label]:.2f}, {count}",
-                               video.cas[:, self.classes.index(label)], segments, thresholds))
+            class_id = self.classes.index(label)
+            rows.append(CasRow(f"{label}: p = {video.scores[label]:.2f}, {count}", video.cas[:, class_id], segments,
+                               cut=method.cut_curve(prediction, class_id, self.config.inference)))
         more = (f" (the {len(shown)} most probable of {len(ordered)} detected classes)"
                 if len(ordered) > len(shown) else "")
         plot_cas(path, rows, video.seconds_per_snippet, duration=video.duration,

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Mapping, NamedTuple, Sequence, Tuple
+from typing import TYPE_CHECKING, Mapping, NamedTuple, Sequence, Tuple
 
 import numpy as np
 
 from wsl.utils.io import atomic_writer
+
+if TYPE_CHECKING:
+    from wsl_video.methods.base import CutCurve
 
 __all__ = ["CasRow", "cas_figure", "plot_cas", "plot_runs", "distinct_path_labels", "format_metrics_table",
            "summarize_runs"]
@@ -22,16 +25,21 @@ class CasRow(NamedTuple):
 
     label: row title (a run, an aggregator or a class); cas (ndarray[T]): the sequence; detections: the
     predicted segments ``(start_s, end_s, score)`` drawn under the ground truth; thresholds: the cuts, as
-    fractions of ``max(cas)``, at which proposals were made (dashed lines).
+    fractions of ``max(cas)``, at which proposals were made (dashed lines); cut: what the detections cut
+    instead, when the method has its own rule (:meth:`wsl_video.methods.VideoMethod.cut_curve`; replaces
+    ``thresholds``): its levels are drawn dashed, on the CAS when the curve is the CAS, else with the curve
+    itself on a second y-axis at the right.
     """
 
     label: str
     cas: np.ndarray
     detections: Sequence[Tuple[float, float, float]] = ()
     thresholds: Sequence[float] = ()
+    cut: CutCurve | None = None
 
 
-_GT_COLOR, _CAS_COLOR = "tab:green", "tab:blue"
+_GT_COLOR, _CAS_COLOR, _CUT_COLOR = "tab:green", "tab:blue", "tab:purple"
+_LEVEL_COLOR = "0.25"  # the dashed cut levels on the CAS
 _SCORE_COLORMAP = "Oranges"  # detection score: light (low) to dark (high), explained by the figure's colour bar
 _SCORE_FLOOR = 0.3  # the colour map's range used for scores 0..max (its lightest end is invisible on white)
 
@@ -67,20 +75,25 @@ def _segment_strip(axis, ground_truth, detections, duration: float, score_norm, 
 
 def cas_figure(rows: Sequence[CasRow | Tuple], seconds_per_snippet: float, *,
                ground_truth: Sequence[Tuple[float, float]] | None = None, duration: float | None = None,
-               title: str = ""):
+               title: str = "", shared_scores: bool = True):
     """A matplotlib figure: per row, its predicted segments under the ground truth, then the CAS.
 
     Args:
-        rows: :class:`CasRow` (or ``(label, cas[, detections[, thresholds]])`` tuples), e.g. one per run
-            for one class, or one per detected class of a video.
+        rows: :class:`CasRow` (or ``(label, cas[, detections[, thresholds[, cut]]])`` tuples), e.g. one per
+            run for one class, or one per detected class of a video.
         seconds_per_snippet: duration of one snippet; snippet ``t`` covers [t, t + 1) * this.
         ground_truth: (start_s, end_s) segments of the plotted class; None when the video has no
             annotations (then no ground-truth lane is drawn).
         duration: video length in seconds (default: the longest CAS).
         title: figure title, e.g. "video_test_0000004 — HammerThrow".
+        shared_scores: the rows' detection scores are on one scale (the same method); False for rows of
+            methods whose scores differ in kind (W-TALC's logit sums against MAAN's CAS means): each row's
+            scores are then divided by its best.
 
-    The CAS axes have y ticks and the label "CAS"; each threshold is a dashed line at ``threshold x max``.
-    A detection's colour is its score, on one scale for every row, explained by a colour bar (gid
+    The CAS axes have y ticks and the label "CAS"; each threshold is a dashed line at ``threshold x max``, or
+    at the levels of the row's ``cut`` (another curve than the CAS, e.g. CO2-Net's attention, is drawn on a
+    right-hand axis, gid ``cut_curve``, its levels dashed in its colour). A detection's colour is its score, on
+    one scale for every row (or its fraction of its row's best), explained by a colour bar (gid
     ``score_colorbar``) when there are detections.
     """
     import matplotlib
@@ -98,13 +111,17 @@ def cas_figure(rows: Sequence[CasRow | Tuple], seconds_per_snippet: float, *,
         raise ValueError(f"seconds_per_snippet must be positive, got {seconds_per_snippet}")
     length = max(len(row.cas) for row in rows)
     duration = float(duration) if duration else length * seconds_per_snippet
+    if not shared_scores:
+        rows = [row._replace(detections=_relative_to_best(row.detections)) for row in rows]
     scores = [float(score) for row in rows for _, _, score in row.detections]
     top = max(scores, default=1.0)
     score_norm = Normalize(vmin=min(0.0, min(scores, default=0.0)), vmax=top if top > 0 else 1.0)
     colormap = _score_colormap()
     height = 0.9 + 1.7 * len(rows)
     figure = plt.figure(figsize=(10, height))
-    right = 0.89 if scores else 0.98
+    cuts = [row.cut or _fractions_of_max(np.asarray(row.cas, dtype=np.float64), row.thresholds) for row in rows]
+    twin = any(cut is not None and cut.name != "CAS" for cut in cuts)  # a right-hand axis needs room
+    right = (0.89 if scores else 0.98) - (0.05 if twin else 0.0)
     outer = figure.add_gridspec(len(rows), 1, hspace=0.42, left=0.11, right=right, top=1 - 0.55 / height,
                                 bottom=0.5 / height)
     axes, first = [], None
@@ -128,23 +145,38 @@ def cas_figure(rows: Sequence[CasRow | Tuple], seconds_per_snippet: float, *,
             axis.axvspan(start, end, color=_GT_COLOR, alpha=0.12, linewidth=0)
         axis.fill_between(times, cas, color=_CAS_COLOR, alpha=0.3, linewidth=0)
         axis.plot(times, cas, color=_CAS_COLOR, linewidth=1.0)
-        peak = float(cas.max()) if cas.size else 0.0
-        for threshold in row.thresholds:
-            axis.axhline(threshold * peak, color="0.25", linestyle="--", linewidth=0.9)
-        axis.set_ylim(0, (peak if peak > 0 else 1.0) * 1.08)
+        cut = cuts[index]
+        on_cas = cut is not None and cut.name == "CAS"
+        _set_value_limits(axis, cas, cut.levels if on_cas else ())
         axis.yaxis.set_major_locator(MaxNLocator(nbins=3, min_n_ticks=2))
         axis.tick_params(axis="y", labelsize=8)
         axis.set_ylabel("CAS", fontsize=9)
-        if row.thresholds:
-            cuts = (", ".join(f"{threshold:.3g}" for threshold in row.thresholds) if len(row.thresholds) <= 4 else
-                    f"{len(row.thresholds)} levels from {min(row.thresholds):.3g} to {max(row.thresholds):.3g}")
-            strip.set_title(f"dashed: CAS cut at {cuts} × max", loc="right", fontsize=8, pad=3, color="0.25")
+        if cut is None:
+            continue
+        target, color = axis, _LEVEL_COLOR
+        if not on_cas:  # another curve: its own axis at the right, in its own colour
+            target, color = axis.twinx(), _CUT_COLOR
+            target.set_gid("cut_curve")
+            values = np.asarray(cut.values, dtype=np.float64)
+            target.plot((np.arange(len(values)) + 0.5) * seconds_per_snippet, values, color=color, linewidth=1.0)
+            _set_value_limits(target, values, cut.levels)
+            target.yaxis.set_major_locator(MaxNLocator(nbins=3, min_n_ticks=2))
+            target.tick_params(axis="y", labelsize=8, colors=color)
+            target.set_ylabel(cut.name, fontsize=9, color=color)
+        for level in cut.levels:
+            target.axhline(level, color=color, linestyle="--", linewidth=0.9)
+        settings = [float(value) for value in cut.settings]
+        text = (", ".join(f"{value:.3g}" for value in settings) if len(settings) <= 4 else
+                f"{len(settings)} levels from {min(settings):.3g} to {max(settings):.3g}")
+        strip.set_title(f"dashed: {cut.name} cut at {cut.rule.format(text)}", loc="right", fontsize=8, pad=3,
+                        color=color)
     axes[-1].set_xlim(0, duration)
     axes[-1].set_xlabel("time (s)")
     if scores:
         bar_axis = figure.add_axes([0.915, 0.5 / height, 0.014, 1 - 1.05 / height])
         bar = figure.colorbar(ScalarMappable(norm=score_norm, cmap=colormap), cax=bar_axis)
-        bar.set_label("detection score (segment colour)", fontsize=8)
+        bar.set_label("detection score (segment colour)" if shared_scores else
+                      "detection score / its row's best (segment colour)", fontsize=8)
         bar.ax.tick_params(labelsize=7)
         bar_axis.set_gid("score_colorbar")
     if title:
@@ -152,13 +184,43 @@ def cas_figure(rows: Sequence[CasRow | Tuple], seconds_per_snippet: float, *,
     return figure
 
 
+def _fractions_of_max(cas: np.ndarray, thresholds: Sequence[float]) -> CutCurve | None:
+    """The cut of :class:`CasRow` ``thresholds``: fractions of the CAS maximum (none when it is not positive)."""
+    from wsl_video.methods.base import CutCurve
+
+    if not len(thresholds):
+        return None
+    peak = float(cas.max()) if cas.size else 0.0
+    levels = [float(t) * peak for t in thresholds] if peak > 0 else []
+    return CutCurve("CAS", cas, levels, list(thresholds), "{} × max")
+
+
+def _relative_to_best(detections: Sequence[Tuple[float, float, float]]) -> list:
+    """The detections with each score divided by the best one's (unchanged when the best is not positive)."""
+    best = max((float(score) for _, _, score in detections), default=0.0)
+    scale = best if best > 0 else 1.0
+    return [(start, end, float(score) / scale) for start, end, score in detections]
+
+
+def _set_value_limits(axis, values: np.ndarray, levels: Sequence[float]) -> None:
+    """y range: 0 (or the lowest value, when negative) to just above the highest value or level."""
+    values = np.asarray(values, dtype=np.float64)
+    points = np.concatenate([values.reshape(-1), np.asarray(levels, dtype=np.float64), [0.0]])
+    low, high = float(points.min()), float(points.max())
+    if high <= low:
+        high = low + 1.0
+    margin = 0.08 * (high - low)
+    axis.set_ylim(low - margin if low < 0 else 0.0, high + margin)
+
+
 def plot_cas(path: str | Path, rows: Sequence[CasRow | Tuple], seconds_per_snippet: float, *,
              ground_truth: Sequence[Tuple[float, float]] | None = None, duration: float | None = None,
-             title: str = "") -> None:
+             title: str = "", shared_scores: bool = True) -> None:
     """Save :func:`cas_figure` as a PNG, atomically (same arguments)."""
     import matplotlib.pyplot as plt
 
-    figure = cas_figure(rows, seconds_per_snippet, ground_truth=ground_truth, duration=duration, title=title)
+    figure = cas_figure(rows, seconds_per_snippet, ground_truth=ground_truth, duration=duration, title=title,
+                        shared_scores=shared_scores)
     try:
         with atomic_writer(path, "wb") as handle:
             figure.savefig(handle, format="png", dpi=110)
@@ -218,11 +280,13 @@ def format_metrics_table(results: Mapping[str, Mapping]) -> str:
 def plot_runs(run_dirs: Sequence[str | Path], video_name: str, path: str | Path, *,
               class_name: str | None = None, subset: str = "test", data_root: str | None = None,
               device: str = "cpu", labels: Sequence[str] | None = None) -> str:
-    """CAS of one video for every run (Fig. 5 style), with each run's detections of the class and its cut
-    thresholds; returns the plotted class name.
+    """CAS of one video for every run (Fig. 5 style), with each run's detections of the class and what its
+    method cuts, at which levels (:meth:`~wsl_video.methods.VideoMethod.cut_curve`); returns the plotted
+    class name.
 
     The class defaults to the video's first ground-truth class, or to the first run's most probable
-    class when the video has no action.
+    class when the video has no action. Runs of different methods get each row's detection scores as
+    fractions of its best (their scores differ in kind); runs of one method share one scale.
     """
     from wsl.utils.runs import recorded_path
     from wsl_video.data.opening import open_data
@@ -233,7 +297,7 @@ def plot_runs(run_dirs: Sequence[str | Path], video_name: str, path: str | Path,
     if not run_dirs:
         raise ValueError("plot needs at least one run directory")
     datasets: dict = {}
-    rows, video, chosen = [], None, class_name
+    rows, video, chosen, methods = [], None, class_name, set()
     names = list(labels) if labels is not None else _run_labels(run_dirs)
     for run_dir, label in zip(run_dirs, names):
         config, model, state = load_run(run_dir, device)
@@ -252,14 +316,16 @@ def plot_runs(run_dirs: Sequence[str | Path], video_name: str, path: str | Path,
         if chosen not in classes:
             raise ValueError(f"class {chosen!r} is not one of the classes of {run_dir}")
         class_id = classes.index(chosen)
+        method = get_method(config.model.method)
+        methods.add(config.model.method)
         detections = [(start, end, score) for c, start, end, score in
-                      get_method(config.model.method).localize(prediction, video.seconds_per_snippet,
-                                                               config.inference, video.duration)
+                      method.localize(prediction, video.seconds_per_snippet, config.inference, video.duration)
                       if c == class_id]
-        rows.append(CasRow(label, prediction.cas[:, class_id], detections, list(config.inference.cas_thresholds)))
+        rows.append(CasRow(label, prediction.cas[:, class_id], detections,
+                           cut=method.cut_curve(prediction, class_id, config.inference)))
     segments = [(start, end) for start, end, label in video.annotations if label == chosen]
     plot_cas(path, rows, video.seconds_per_snippet, ground_truth=segments, duration=video.duration,
-             title=f"{video_name} — {chosen}")
+             title=f"{video_name} — {chosen}", shared_scores=len(methods) == 1)
     return chosen
 
 

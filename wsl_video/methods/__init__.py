@@ -4,7 +4,7 @@
 """
 
 from . import basnet, co2net, delu, maan, wtalc  # noqa: F401  (built-in methods: one import each)
-from .base import Batch, VideoMethod
+from .base import Batch, CutCurve, VideoMethod
 from .registry import (
     ENTRY_POINT_GROUP,
     REGISTRY,
@@ -17,5 +17,5 @@ from .registry import (
 
 REGISTRY.finish_builtins()
 
-__all__ = ["VideoMethod", "Batch", "ENTRY_POINT_GROUP", "register_method", "get_method", "list_methods",
+__all__ = ["VideoMethod", "Batch", "CutCurve", "ENTRY_POINT_GROUP", "register_method", "get_method", "list_methods",
            "describe_methods", "refresh_plugins"]

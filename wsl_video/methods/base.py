@@ -6,7 +6,7 @@ from typing import Any, Callable, ClassVar, Dict, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
-__all__ = ["VideoMethod", "Batch"]
+__all__ = ["VideoMethod", "Batch", "CutCurve"]
 
 
 def _unset(config: Any, key: str) -> bool:
@@ -27,6 +27,22 @@ class Batch(NamedTuple):
     videos: np.ndarray
     features: Dict[str, Any]
     mask: Any = None
+
+
+class CutCurve(NamedTuple):
+    """The curve a method's detections cut for one class of one video, and where (drawn by ``wsl-video plot``).
+
+    name: what the curve is ("CAS", "fused attention"); values (ndarray[T]): the curve; levels: the cuts, in the
+    curve's units; settings: the ``inference.cas_thresholds`` behind them; rule: how the settings give the
+    levels, a format string for the settings' text (``"{} × max"``: each level is a setting times the curve's
+    maximum).
+    """
+
+    name: str
+    values: np.ndarray
+    levels: Sequence[float]
+    settings: Sequence[float]
+    rule: str = "{}"
 
 
 class VideoMethod:
@@ -130,6 +146,20 @@ class VideoMethod:
         from wsl_video.inference import localize
 
         return localize(prediction, seconds_per_snippet, config, duration)
+
+    def cut_curve(self, prediction: Any, class_id: int, config: Any) -> CutCurve:
+        """What :meth:`localize` cuts for class ``class_id`` of one video, and its cut levels, for figures.
+
+        A method that overrides :meth:`localize` overrides this too. The default: the class's CAS, each level
+        ``threshold x max(CAS)`` (none when the maximum is not positive: no proposals then).
+        """
+        from wsl_video.inference import DEFAULT_CAS_THRESHOLDS
+
+        values = np.asarray(prediction.cas, dtype=np.float64)[:, class_id]
+        fractions = tuple(float(f) for f in (config.cas_thresholds or DEFAULT_CAS_THRESHOLDS))
+        peak = float(values.max()) if values.size else 0.0
+        levels = tuple(fraction * peak for fraction in fractions) if peak > 0 else ()
+        return CutCurve("CAS", values, levels, fractions, "{} × max")
 
     def sample_batch(self, features: Callable[[int], Dict[str, np.ndarray]], labels: np.ndarray,
                      streams: Sequence[str], config: Any, rng: np.random.Generator, device: Any) -> Batch:

@@ -50,7 +50,7 @@ from torch import nn
 
 from wsl_video.data.factory import ACTIVITYNET_DATASETS
 
-from .base import Batch, VideoMethod
+from .base import Batch, CutCurve, VideoMethod
 from .batches import draw_paired_videos, stack_sampled_snippets
 from .registry import register_method
 
@@ -376,14 +376,27 @@ class CO2NetBase(VideoMethod):
     def localize(self, prediction: Any, seconds_per_snippet: float, config: Any,
                  duration: float | None = None) -> list:
         """The authors' detections (:func:`co2net_detections`): ``cas_thresholds`` cut the fused attention."""
-        attention = prediction.attention
-        if attention is None:
-            raise ValueError(f"{type(self).__name__} localizes with the model's attention; the prediction has none")
-        return co2net_detections(prediction.cas, attention, prediction.scores, seconds_per_snippet,
+        return co2net_detections(prediction.cas, self._attention(prediction), prediction.scores, seconds_per_snippet,
                                  class_threshold=config.class_threshold,
-                                 thresholds=tuple(config.cas_thresholds or np.linspace(0.1, 0.9, 10)),
+                                 thresholds=_attention_thresholds(config),
                                  nms=config.nms, nms_iou=config.nms_iou, soft_sigma=config.soft_sigma,
                                  duration=duration, max_detections=config.max_detections)
+
+    def cut_curve(self, prediction: Any, class_id: int, config: Any) -> CutCurve:
+        """The fused attention (one curve for every class), cut at the thresholds themselves."""
+        thresholds = _attention_thresholds(config)
+        return CutCurve("fused attention", self._attention(prediction), thresholds, thresholds)
+
+    def _attention(self, prediction: Any) -> np.ndarray:
+        """ndarray[T]: the prediction's fused attention, which this method's detections cut."""
+        if prediction.attention is None:
+            raise ValueError(f"{type(self).__name__} localizes with the model's attention; the prediction has none")
+        return np.asarray(prediction.attention, dtype=np.float64).reshape(-1)
+
+
+def _attention_thresholds(config: Any) -> Tuple[float, ...]:
+    """The run's attention cuts (``inference.cas_thresholds``), the authors' ten from 0.1 to 0.9 when it has none."""
+    return tuple(float(t) for t in (config.cas_thresholds or np.linspace(0.1, 0.9, 10)))
 
 
 CO2NET_DEFAULTS = {

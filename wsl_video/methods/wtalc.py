@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import Batch, VideoMethod
+from .base import Batch, CutCurve, VideoMethod
 from .batches import draw_paired_videos
 from .joint import JOINT, JointStreamModel
 from .registry import register_method
@@ -157,6 +157,11 @@ def wtalc_detections(cas: np.ndarray, seconds_per_snippet: float, *, class_thres
                            max_detections=max_detections)
 
 
+def _fractions(config: Any) -> Tuple[float, ...]:
+    """The run's cut fractions (``inference.cas_thresholds``), the authors' single 0.5 when it has none."""
+    return tuple(float(f) for f in (config.cas_thresholds or (0.5,)))
+
+
 def similar_pairs(batch_size: int) -> int:
     """Pairs of videos sharing a class in a batch of ``batch_size`` videos: ``min(N_SIMILAR, batch_size // 2)``."""
     return min(N_SIMILAR, batch_size // 2)
@@ -244,9 +249,17 @@ class WTALC(VideoMethod):
         """The authors' detections (:func:`wtalc_detections`) with ``class_threshold``, ``cas_thresholds`` (fractions
         of each class's logit range), ``nms``, ``nms_iou``, ``soft_sigma`` and ``max_detections`` of ``config``."""
         return wtalc_detections(prediction.cas, seconds_per_snippet, class_threshold=config.class_threshold,
-                                fractions=tuple(config.cas_thresholds or (0.5,)), nms=config.nms,
+                                fractions=_fractions(config), nms=config.nms,
                                 nms_iou=config.nms_iou, soft_sigma=config.soft_sigma, duration=duration,
                                 max_detections=config.max_detections)
+
+    def cut_curve(self, prediction: Any, class_id: int, config: Any) -> CutCurve:
+        """The class's raw CAS (logits), cut at ``min + f (max - min)`` for each fraction ``f``."""
+        values = np.asarray(prediction.cas, dtype=np.float64)[:, class_id]
+        fractions = _fractions(config)
+        low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+        return CutCurve("CAS", values, tuple(low + f * (high - low) for f in fractions), fractions,
+                        "min + {} × (max − min)")
 
     def loss(self, outputs: WTALCOutput, labels: torch.Tensor, config: Any) -> torch.Tensor:
         from wsl.losses import coactivity_loss, mil_cross_entropy
