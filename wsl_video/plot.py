@@ -104,6 +104,8 @@ def cas_figure(rows: Sequence[CasRow | Tuple], seconds_per_snippet: float, *,
     from matplotlib.colors import Normalize
     from matplotlib.ticker import MaxNLocator
 
+    from wsl_video.methods.base import fractions_of_max
+
     rows = [row if isinstance(row, CasRow) else CasRow(*row) for row in rows]
     if not rows:
         raise ValueError("a CAS figure needs at least one row")
@@ -119,7 +121,7 @@ def cas_figure(rows: Sequence[CasRow | Tuple], seconds_per_snippet: float, *,
     colormap = _score_colormap()
     height = 0.9 + 1.7 * len(rows)
     figure = plt.figure(figsize=(10, height))
-    cuts = [row.cut or _fractions_of_max(np.asarray(row.cas, dtype=np.float64), row.thresholds) for row in rows]
+    cuts = [row.cut or (fractions_of_max(row.cas, row.thresholds) if len(row.thresholds) else None) for row in rows]
     twin = any(cut is not None and cut.name != "CAS" for cut in cuts)  # a right-hand axis needs room
     right = (0.89 if scores else 0.98) - (0.05 if twin else 0.0)
     outer = figure.add_gridspec(len(rows), 1, hspace=0.42, left=0.11, right=right, top=1 - 0.55 / height,
@@ -182,17 +184,6 @@ def cas_figure(rows: Sequence[CasRow | Tuple], seconds_per_snippet: float, *,
     if title:
         figure.suptitle(title, y=1 - 0.15 / height)
     return figure
-
-
-def _fractions_of_max(cas: np.ndarray, thresholds: Sequence[float]) -> CutCurve | None:
-    """The cut of :class:`CasRow` ``thresholds``: fractions of the CAS maximum (none when it is not positive)."""
-    from wsl_video.methods.base import CutCurve
-
-    if not len(thresholds):
-        return None
-    peak = float(cas.max()) if cas.size else 0.0
-    levels = [float(t) * peak for t in thresholds] if peak > 0 else []
-    return CutCurve("CAS", cas, levels, list(thresholds), "{} × max")
 
 
 def _relative_to_best(detections: Sequence[Tuple[float, float, float]]) -> list:

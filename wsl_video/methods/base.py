@@ -6,7 +6,7 @@ from typing import Any, Callable, ClassVar, Dict, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
-__all__ = ["VideoMethod", "Batch", "CutCurve"]
+__all__ = ["VideoMethod", "Batch", "CutCurve", "fractions_of_max"]
 
 
 def _unset(config: Any, key: str) -> bool:
@@ -43,6 +43,16 @@ class CutCurve(NamedTuple):
     levels: Sequence[float]
     settings: Sequence[float]
     rule: str = "{}"
+
+
+def fractions_of_max(cas: np.ndarray, fractions: Sequence[float]) -> CutCurve:
+    """The cut of the shared detection rule: ``cas`` (ndarray[T]) at each fraction of its maximum (no level when
+    the maximum is not positive: no proposals then)."""
+    values = np.asarray(cas, dtype=np.float64).reshape(-1)
+    fractions = tuple(float(f) for f in fractions)
+    peak = float(values.max()) if values.size else 0.0
+    levels = tuple(fraction * peak for fraction in fractions) if peak > 0 else ()
+    return CutCurve("CAS", values, levels, fractions, "{} × max")
 
 
 class VideoMethod:
@@ -155,11 +165,8 @@ class VideoMethod:
         """
         from wsl_video.inference import DEFAULT_CAS_THRESHOLDS
 
-        values = np.asarray(prediction.cas, dtype=np.float64)[:, class_id]
-        fractions = tuple(float(f) for f in (config.cas_thresholds or DEFAULT_CAS_THRESHOLDS))
-        peak = float(values.max()) if values.size else 0.0
-        levels = tuple(fraction * peak for fraction in fractions) if peak > 0 else ()
-        return CutCurve("CAS", values, levels, fractions, "{} × max")
+        fractions = config.cas_thresholds or DEFAULT_CAS_THRESHOLDS
+        return fractions_of_max(np.asarray(prediction.cas)[:, class_id], fractions)
 
     def sample_batch(self, features: Callable[[int], Dict[str, np.ndarray]], labels: np.ndarray,
                      streams: Sequence[str], config: Any, rng: np.random.Generator, device: Any) -> Batch:
