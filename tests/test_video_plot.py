@@ -161,6 +161,22 @@ def test_cut_curve_levels_give_the_method_detections(method):
         assert expected and found == expected
 
 
+def test_cut_curve_of_a_method_with_its_own_rule_and_no_curve_is_unknown():
+    """A plugin that overrides localize but not cut_curve gets no cut drawn, rather than the shared rule's."""
+    from wsl_video.config import RunConfig
+    from wsl_video.inference import VideoPrediction
+    from wsl_video.methods import VideoMethod
+
+    class OwnRule(VideoMethod):
+        def localize(self, prediction, seconds_per_snippet, config, duration=None):
+            return []
+
+    inference = RunConfig().resolved().inference
+    prediction = VideoPrediction(np.ones(2), np.ones((5, 2)), None)
+    assert OwnRule().cut_curve(prediction, 0, inference) is None
+    assert VideoMethod().cut_curve(prediction, 0, inference).levels == pytest.approx([0.2])
+
+
 def test_exception():
     with pytest.raises(ValueError, match="at least one"):
         cas_figure([], 0.64)

@@ -157,14 +157,17 @@ class VideoMethod:
 
         return localize(prediction, seconds_per_snippet, config, duration)
 
-    def cut_curve(self, prediction: Any, class_id: int, config: Any) -> CutCurve:
+    def cut_curve(self, prediction: Any, class_id: int, config: Any) -> CutCurve | None:
         """What :meth:`localize` cuts for class ``class_id`` of one video, and its cut levels, for figures.
 
         A method that overrides :meth:`localize` overrides this too. The default: the class's CAS, each level
-        ``threshold x max(CAS)`` (none when the maximum is not positive: no proposals then).
+        ``threshold x max(CAS)`` (none when the maximum is not positive: no proposals then); None (nothing
+        to draw) for a method with its own :meth:`localize` and no ``cut_curve``, whose cut is unknown.
         """
         from wsl_video.inference import DEFAULT_CAS_THRESHOLDS
 
+        if type(self).localize is not VideoMethod.localize:
+            return None
         fractions = config.cas_thresholds or DEFAULT_CAS_THRESHOLDS
         return fractions_of_max(np.asarray(prediction.cas)[:, class_id], fractions)
 
