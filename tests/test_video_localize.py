@@ -144,6 +144,29 @@ def test_module(trained, tmp_path):
     assert set(plotted) == {d[0] for d in video.detections} and (tmp_path / "rise.png").is_file()
 
 
+def test_plot_draws_the_attention_a_co2net_run_cuts(trained, tmp_path, monkeypatch):
+    """A CO2-Net run localizes by cutting its fused attention: the LocalizedVideo keeps it, and the plot
+    draws it with the run's thresholds instead of fractions of the CAS."""
+    from wsl_video import plot
+    from wsl_video.localize import VideoLocalizer, localization_settings
+
+    run = tmp_path / "co2net"
+    assert main(["train", "--dataset", "custom", "--data-root", str(trained["data"]), "--out", str(run),
+                 "--method", "co2net", "--iterations", "2", "--batch-size", "2", "--num-segments", "4",
+                 "--device", "cpu", "--quiet"]) == 0
+    drawn = []
+    monkeypatch.setattr(plot, "plot_cas", lambda path, rows, *args, **kwargs: drawn.extend(rows))
+    with VideoLocalizer(run, localization_settings(run), device="cpu", batch_size=4) as localizer:
+        video = localizer.localize(trained["videos"]["test_rise"])
+        localizer.plot(video, tmp_path / "rise.png")
+    assert video.attention is not None and video.attention.shape == (video.cas.shape[0],)
+    thresholds = localizer.config.inference.cas_thresholds
+    assert drawn and len(thresholds) == 10
+    for row in drawn:
+        assert row.cut.name == "fused attention" and list(row.cut.levels) == pytest.approx(thresholds)
+        np.testing.assert_allclose(row.cut.values, video.attention)
+
+
 def test_never_overwrites(trained, tmp_path, capsys):
     out = tmp_path / "out"
     argv = ["localize", _test_videos(trained)[0], "--run", str(trained["run"]), "--out", str(out), "--workers", "0",
