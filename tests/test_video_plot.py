@@ -108,6 +108,20 @@ def test_cas_figure_draws_another_cut_curve_on_its_own_axis():
         plt.close(figure)
 
 
+def test_cas_figure_says_when_a_cas_has_no_cut():
+    """A CAS whose maximum is not positive gets no proposals from the shared rule: no line, and the title says so."""
+    import matplotlib.pyplot as plt
+
+    figure = cas_figure([CasRow("basnet + topk_mean", -np.linspace(0.1, 0.2, 8), thresholds=[0.1, 0.2])], 0.64)
+    try:
+        (axis,), (strip,) = _cas_axes(figure), _strip_axes(figure)
+        assert not [line for line in axis.lines if line.get_linestyle() == "--"]
+        assert strip.get_title(loc="right") == "CAS cut at 0.1, 0.2 × max: no level, its maximum is ≤ 0"
+        assert axis.get_ylim()[0] < -0.2
+    finally:
+        plt.close(figure)
+
+
 def test_cas_figure_shows_negative_logits_and_their_cuts():
     """W-TALC cuts raw logits at min + f (max - min): the axis reaches below zero, the levels sit there."""
     import matplotlib.pyplot as plt

@@ -170,8 +170,9 @@ def cas_figure(rows: Sequence[CasRow | Tuple], seconds_per_snippet: float, *,
         settings = [float(value) for value in cut.settings]
         text = (", ".join(f"{value:.3g}" for value in settings) if len(settings) <= 4 else
                 f"{len(settings)} levels from {min(settings):.3g} to {max(settings):.3g}")
-        strip.set_title(f"dashed: {cut.name} cut at {cut.rule.format(text)}", loc="right", fontsize=8, pad=3,
-                        color=color)
+        described = f"{cut.name} cut at {cut.rule.format(text)}"
+        strip.set_title(f"dashed: {described}" if len(cut.levels) else f"{described}: no level, its maximum is ≤ 0",
+                        loc="right", fontsize=8, pad=3, color=color)
     axes[-1].set_xlim(0, duration)
     axes[-1].set_xlabel("time (s)")
     if scores:
