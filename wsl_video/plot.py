@@ -171,8 +171,10 @@ def cas_figure(rows: Sequence[CasRow | Tuple], seconds_per_snippet: float, *,
         text = (", ".join(f"{value:.3g}" for value in settings) if len(settings) <= 4 else
                 f"{len(settings)} levels from {min(settings):.3g} to {max(settings):.3g}")
         described = f"{cut.name} cut at {cut.rule.format(text)}"
-        strip.set_title(f"dashed: {described}" if len(cut.levels) else f"{described}: no level, its maximum is ≤ 0",
-                        loc="right", fontsize=8, pad=3, color=color)
+        if not len(cut.levels):  # the shared rule on a CAS whose maximum is not positive: no proposals
+            described += ": no level" + (", its maximum is ≤ 0" if cut.rule == "{} × max" else "")
+        strip.set_title(f"dashed: {described}" if len(cut.levels) else described, loc="right", fontsize=8, pad=3,
+                        color=color)
     axes[-1].set_xlim(0, duration)
     axes[-1].set_xlabel("time (s)")
     if scores:
